@@ -8,6 +8,7 @@ and splits ``train`` plus the task's dev split(s).
 from __future__ import annotations
 
 import csv
+import gzip
 import os
 from importlib import resources
 
@@ -63,38 +64,28 @@ def check_source(data: str, task: Task) -> None:
         if missing:
             raise LnftError(f"data dir {data!r} lacks {', '.join(missing)} for task {task.name!r}")
         return
-    if _offline():
-        raise LnftError(
-            f"hub dataset {data!r} cannot be loaded: offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set); "
-            "use the embedded data (--data embedded) or a local GLUE directory (--data-dir)")
+    from . import hub
 
-
-def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
-               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    reason = hub.offline_reason()
+    if reason:
+        raise LnftError(f"hub dataset {data!r} cannot be loaded: {reason}; "
+                        "use the embedded data (--data embedded) or a local GLUE directory (--data-dir)")
 
 
 # ------------------------------------------------------------------ reading GLUE TSVs
 def read_glue_tsv(path: str, task: Task) -> pd.DataFrame:
     """Read one GLUE TSV exactly: no quoting (STS-B has stray quotes), BOM-tolerant (MRPC),
     headerless CoLA; a malformed row raises an error naming the file and line."""
+    _check_field_counts(path)
     try:
         frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, header=0 if task.header else None,
-                            dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig",
-                            engine="c")
+                            dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig")
     except pd.errors.ParserError as exc:
         raise LnftError(f"malformed TSV {path}: {str(exc).strip().splitlines()[-1]}") from None
-    except UnicodeDecodeError as exc:
-        raise LnftError(f"malformed TSV {path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     first_line = 2 if task.header else 1
-    columns = [*task.text_columns, task.label_column]
-    absent = [c for c in columns if c not in frame.columns]
+    absent = [c for c in (*task.text_columns, task.label_column) if c not in frame.columns]
     if absent:
         raise LnftError(f"malformed TSV {path}: missing column(s) {absent}; found {list(frame.columns)}")
-    short = frame[columns].isna().any(axis=1).to_numpy()
-    if short.any():
-        row = int(np.argmax(short))
-        raise LnftError(f"malformed TSV {path}: line {row + first_line} has too few fields")
     raw_labels = frame[task.label_column].str.strip()
     if task.is_regression:
         labels = pd.to_numeric(raw_labels, errors="coerce")
@@ -114,6 +105,25 @@ def read_glue_tsv(path: str, task: Task) -> pd.DataFrame:
         "label": labels.astype("float32" if task.is_regression else "int64").to_numpy(),
     })
     return out
+
+
+def _check_field_counts(path: str) -> None:
+    """Every line must have as many tab-separated fields as the first one (pandas would silently
+    pad a short row with empty strings)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+            expected = None
+            for number, line in enumerate(fh, start=1):
+                fields = line.rstrip("\r\n").count("\t") + 1
+                if expected is None:
+                    expected = fields
+                elif fields != expected and line.strip():
+                    what = "too few" if fields < expected else "too many"
+                    raise LnftError(f"malformed TSV {path}: line {number} has {what} fields "
+                                    f"({fields}, expected {expected})")
+    except UnicodeDecodeError as exc:
+        raise LnftError(f"malformed TSV {path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
 def load_raw(data: str, task: Task) -> DatasetDict:
@@ -192,7 +202,16 @@ def tokenize(splits: DatasetDict, tokenizer, task: Task, max_seq_length: int) ->
         enc["length"] = [len(ids) for ids in enc["input_ids"]]
         return enc
 
-    return splits.map(encode, batched=True, remove_columns=["sentence1", "sentence2"])
+    import datasets
+
+    quiet = datasets.is_progress_bar_enabled()
+    if quiet:
+        datasets.disable_progress_bars()  # in-memory map of a few thousand rows: no bar needed
+    try:
+        return splits.map(encode, batched=True, remove_columns=["sentence1", "sentence2"])
+    finally:
+        if quiet:
+            datasets.enable_progress_bars()
 
 
 def length_grouped_batches(lengths, batch_size: int, generator: torch.Generator | None,
@@ -245,6 +264,6 @@ class Collator:
 def iterate(dataset: Dataset, batches: list[list[int]], collate: Collator):
     """Yield padded tensor batches for the given index lists."""
     columns = [c for c in (*Collator.MODEL_KEYS, "label") if c in dataset.column_names]
-    data = {c: dataset[c] for c in columns}
+    data = {c: dataset[c][:] for c in columns}  # plain lists: fast per-row access
     for idx in batches:
         yield collate([{c: data[c][i] for c in columns} for i in idx])

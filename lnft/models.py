@@ -45,12 +45,12 @@ def check_model_name(name: str) -> None:
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise LnftError(f"model path {name!r} has no config.json; allowed: a directory saved by save_pretrained")
         return
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        from huggingface_hub import try_to_load_from_cache
+    from . import hub
 
-        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
-            raise LnftError(f"hub model {name!r} is not cached and the hub is offline (HF_HUB_OFFLINE=1); "
-                            "use the embedded model (--model embedded) or a local model directory")
+    reason = hub.offline_reason()
+    if reason and not hub.cached_model(name):
+        raise LnftError(f"hub model {name!r} cannot be loaded: {reason} and not cached; "
+                        "use the embedded model (--model embedded) or a local model directory")
 
 
 def resolve_device(device: str) -> torch.device:

@@ -29,6 +29,7 @@ from .tasks import Task, get_task
 class FinetuneOutput:
     result: RunResult
     trained: dict[str, torch.Tensor]  # the trainable tensors of the selected epoch (all of them for full)
+    model: torch.nn.Module  # the trained model, holding the selected epoch's weights
 
 
 def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = None) -> FinetuneOutput:
@@ -101,6 +102,9 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
                 best_state = {n: p.detach().to("cpu", copy=True) for n, p in prepared.trainable.items()}
         peak_mb = memory.peak_mb()
 
+    with torch.no_grad():  # leave the model at the selected epoch
+        for name, param in prepared.trainable.items():
+            param.copy_(best_state[name])
     chosen = history[best["epoch"] - 1]
     result = RunResult(
         run_id=run_id or cfg.run_id(),
@@ -120,7 +124,7 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
         versions=versions(),
         model_name=display_name(cfg.model),
     )
-    return FinetuneOutput(result, best_state)
+    return FinetuneOutput(result, best_state, model)
 
 
 @torch.no_grad()

@@ -1,0 +1,83 @@
+"""Trainable-parameter counts on the embedded MiniLM-L6 (6 layers, hidden 384, FFN 1536, 2 labels),
+checked against values computed by hand from the architecture."""
+import pytest
+import torch
+
+from lnft import LnftError, RunConfig
+from lnft import methods
+from lnft.models import load_model
+
+H, FFN, LAYERS, VOCAB, POS, TYPES = 384, 1536, 6, 30522, 512, 2
+HEAD = H * 2 + 2  # classifier weight + bias for 2 labels = 770
+LN = 13 * 2 * H  # 13 LayerNorms, gain + bias each = 9,984
+LAYER_BIASES = 3 * H + H + H + FFN + H + H  # q,k,v, attn-out dense, attn LN, intermediate, output dense, output LN
+ALL_BIASES = LAYERS * LAYER_BIASES + H + H  # + embeddings LN bias + pooler bias
+LAYER_WEIGHTS = 4 * H * H + H + H * FFN + FFN * H + H  # 4 attention matrices, 2 LN gains, FFN matrices
+TOTAL = (VOCAB + POS + TYPES) * H + 2 * H + LAYERS * (LAYER_WEIGHTS + LAYER_BIASES) + H * H + H + HEAD
+
+EXPECTED = {
+    "full": TOTAL,
+    "layernorm": LN + HEAD,
+    "layernorm-output": LAYERS * 2 * H + HEAD,
+    "layernorm-attention": LAYERS * 2 * H + HEAD,
+    "bitfit": ALL_BIASES + HEAD,
+    "lora": LAYERS * 2 * (8 * H + H * 8) + HEAD,  # r=8 on query and value
+    "head": HEAD,
+}
+
+
+def test_hand_computed_totals_match_the_notes():
+    assert TOTAL == 22_713_986 and LN == 9_984 and HEAD == 770
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_trainable_counts(name):
+    prepared = methods.prepare(load_model("embedded", 2), RunConfig(method=name))
+    assert prepared.trainable_params == EXPECTED[name]
+    assert prepared.total_params == TOTAL
+    assert sum(p.numel() for p in prepared.trainable.values()) == EXPECTED[name]
+
+
+def test_head_and_pooler_rules():
+    prepared = methods.prepare(load_model("embedded", 2), RunConfig(method="layernorm"))
+    names = set(prepared.trainable)
+    assert {"classifier.weight", "classifier.bias"} <= names
+    assert not any("pooler" in n for n in names)  # pooler follows the method's rule: no LN, frozen
+    bitfit = methods.prepare(load_model("embedded", 2), RunConfig(method="bitfit"))
+    assert "bert.pooler.dense.bias" in bitfit.trainable and "bert.pooler.dense.weight" not in bitfit.trainable
+
+
+def test_no_weight_decay_on_layernorm_or_biases():
+    prepared = methods.prepare(load_model("embedded", 2), RunConfig(method="full"))
+    decayed = set(prepared.trainable) - prepared.no_decay
+    assert all(not n.endswith(".bias") and "LayerNorm" not in n for n in decayed)
+    assert "bert.encoder.layer.0.output.LayerNorm.weight" in prepared.no_decay
+    assert "bert.encoder.layer.0.attention.self.query.weight" in decayed
+
+
+def test_masked_counts_and_unknown_names(tmp_path):
+    model = load_model("embedded", 2)
+    ln = "bert.encoder.layer.2.output.LayerNorm.weight"
+    mask = torch.zeros(H, dtype=torch.bool)
+    mask[:10] = True
+    path = methods.save_masks({ln: mask, "bert.embeddings.LayerNorm.bias": torch.zeros(H, dtype=torch.bool)},
+                              str(tmp_path / "m.safetensors"))
+    prepared = methods.prepare(model, RunConfig(method="layernorm-masked", mask_path=path))
+    assert prepared.trainable_params == 10 + HEAD
+    assert set(prepared.trainable) == {ln, "classifier.weight", "classifier.bias"}
+    bad = methods.save_masks({"bert.pooler.dense.bias": mask}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(LnftError, match="not a LayerNorm parameter"):
+        methods.prepare(load_model("embedded", 2), RunConfig(method="layernorm-masked", mask_path=bad))
+
+
+def test_unknown_method_lists_the_allowed():
+    with pytest.raises(LnftError, match=r"unknown method 'prefix'; allowed: full, layernorm,"):
+        methods.get_method("prefix")
+
+
+def test_a_new_method_is_one_registry_entry(monkeypatch):
+    extra = methods.Method("query-bias", "query biases only", 1e-3,
+                           lambda i: i.component == "query" and i.kind == "bias")
+    monkeypatch.setitem(methods.METHODS, extra.name, extra)
+    prepared = methods.prepare(load_model("embedded", 2), RunConfig(method="query-bias"))
+    assert prepared.trainable_params == LAYERS * H + HEAD
