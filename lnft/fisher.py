@@ -1,0 +1,412 @@
+"""Diagonal Fisher information of every LayerNorm element (paper section 3), masks built from it, and
+how stable those masks are.
+
+F_i = mean over examples of (∂ log p(y|x) / ∂θ_i)², with per-example gradients:
+- ``empirical`` (the paper's): y is the true label; for STS-B regression the squared-error loss gradient;
+- ``expected``: Σ_c p(c|x) (∂ log p(c|x)/∂θ_i)² over the classes (for regression, (∂ prediction)², the
+  Fisher of a unit-variance Gaussian).
+Three ways to get the per-example gradients, tested to agree:
+- ``hooks`` (default, fastest): one batched forward and backward; a LayerNorm's per-example gradients are
+  exact closed forms of what passes through it (∂γ = Σ_t g_t ⊙ x̂_t, ∂β = Σ_t g_t, with g the gradient at
+  the LayerNorm's output), because in eval mode the examples of a batch do not interact;
+- ``vmap``: ``torch.func`` (``vmap`` of ``grad`` over the examples of a padded batch, chunked, with a ready
+  4-D additive attention mask, since transformers' mask handling cannot run under vmap);
+- ``loop``: one unpadded example at a time, the reference.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.func import functional_call, grad, vmap
+
+from .components import describe
+from .errors import LnftError
+from .methods import layernorm_param_names, save_masks
+
+KINDS = ("empirical", "expected")
+FISHER_AT = ("pretrained", "head-warmup")
+ALGORITHMS = ("hooks", "vmap", "loop")
+
+
+# ------------------------------------------------------------------ per-example gradients
+def _log_likelihood(logits: torch.Tensor, target: torch.Tensor, regression: bool) -> torch.Tensor:
+    """log p(target | x) for one example (up to a constant for regression)."""
+    if regression:
+        return -0.5 * (logits[0] - target[0]) ** 2
+    return (torch.log_softmax(logits, -1) * target).sum()  # target: one-hot
+
+
+def _prediction(logits: torch.Tensor, target: torch.Tensor, regression: bool) -> torch.Tensor:
+    return logits[0]
+
+
+@dataclass
+class FisherResult:
+    values: dict[str, torch.Tensor]  # LN parameter name -> Fisher of each element (float64)
+    n_examples: int
+    kind: str
+    seconds: float
+
+
+def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: str = "empirical",
+                    algorithm: str = "hooks", chunk_size: int | None = 32, device=None,
+                    progress: bool = False) -> FisherResult:
+    """Fisher of every LayerNorm element over the examples of ``batches`` (padded dicts from the Collator)."""
+    import time
+
+    if kind not in KINDS:
+        raise LnftError(f"unknown Fisher kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if algorithm not in ALGORITHMS:
+        raise LnftError(f"unknown Fisher algorithm {algorithm!r}; allowed: {', '.join(ALGORITHMS)}")
+    from .progress import progress_bar
+
+    started = time.perf_counter()
+    device = device or next(model.parameters()).device
+    model.eval()
+    names = layernorm_param_names(model)
+    ln = {n: p.detach() for n, p in model.named_parameters() if n in set(names)}
+    frozen = {n: p.detach() for n, p in model.named_parameters() if n not in ln}
+    frozen.update({n: b for n, b in model.named_buffers()})
+    total = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in ln.items()}
+    count = 0
+    classes = range(num_labels) if (kind == "expected" and not regression) else [None]
+
+    def per_example(ln_params, input_ids, token_type_ids, mask, target, cls):
+        out = functional_call(model, {**frozen, **ln_params},
+                              kwargs=dict(input_ids=input_ids[None], token_type_ids=token_type_ids[None],
+                                          attention_mask=mask[None]))
+        logits = out.logits[0].float()
+        if kind == "expected" and regression:
+            value = _prediction(logits, target, regression)
+        elif cls is not None:
+            onehot = torch.nn.functional.one_hot(torch.tensor(cls, device=logits.device), num_labels).float()
+            value = _log_likelihood(logits, onehot, regression)
+        else:
+            value = _log_likelihood(logits, target, regression)
+        return value, torch.softmax(logits, -1).detach()
+
+    for batch in progress_bar(batches, enabled=progress, desc=f"Fisher ({kind}, {algorithm})"):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        target = batch["labels"].float()[:, None] if regression else \
+            torch.nn.functional.one_hot(batch["labels"], num_labels).float()
+        token_type_ids = batch.get("token_type_ids", torch.zeros_like(batch["input_ids"]))
+        for cls in classes:
+            if algorithm == "hooks":
+                grads, probs = _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels)
+            elif algorithm == "vmap":
+                mask = additive_mask(batch["attention_mask"], next(model.parameters()).dtype)
+                fn = vmap(grad(lambda p, i, t, m, y: per_example(p, i, t, m, y, cls), has_aux=True),
+                          in_dims=(None, 0, 0, 0, 0), chunk_size=chunk_size)
+                grads, probs = fn(ln, batch["input_ids"], token_type_ids, mask, target)
+            else:
+                grads, probs = _loop(per_example, ln, batch, token_type_ids, target, cls)
+            weight = probs[:, cls].double() if cls is not None else torch.ones(len(target), dtype=torch.float64,
+                                                                                device=target.device)
+            for name, g in grads.items():
+                w = weight.view(-1, *([1] * (g.dim() - 1)))
+                total[name] += (w * g.double() ** 2).sum(0)
+        count += len(batch["input_ids"])
+    values = {n: (t / max(count, 1)).cpu() for n, t in total.items()}
+    return FisherResult(values, count, kind, time.perf_counter() - started)
+
+
+def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels):
+    """Per-example LayerNorm gradients from one batched backward (see the module docstring)."""
+    from torch import nn
+
+    modules = {name: m for name, m in model.named_modules() if isinstance(m, nn.LayerNorm)}
+    seen, handles = {}, []
+
+    def hook(name):
+        def capture(module, inputs, output):
+            x = inputs[0].float()
+            mean = x.mean(-1, keepdim=True)
+            var = x.var(-1, unbiased=False, keepdim=True)
+            seen[name] = ((x - mean) * torch.rsqrt(var + module.eps), output)
+        return capture
+
+    for name, module in modules.items():
+        handles.append(module.register_forward_hook(hook(name)))
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    for module in modules.values():
+        module.weight.requires_grad_(True)  # so that the LayerNorm outputs are part of the graph
+    try:
+        with torch.enable_grad():
+            logits = model(input_ids=batch["input_ids"], token_type_ids=token_type_ids,
+                           attention_mask=batch["attention_mask"]).logits.float()
+            if kind == "expected" and regression:
+                values = logits[:, 0]
+            elif regression:
+                values = -0.5 * (logits[:, 0] - target[:, 0]) ** 2
+            else:
+                chosen = target if cls is None else torch.nn.functional.one_hot(
+                    torch.full((len(logits),), cls, device=logits.device), num_labels).float()
+                values = (torch.log_softmax(logits, -1) * chosen).sum(-1)
+            names = list(seen)
+            outs = torch.autograd.grad(values.sum(), [seen[n][1] for n in names])
+    finally:
+        for h in handles:
+            h.remove()
+        for n, p in model.named_parameters():
+            p.requires_grad_(flags[n])
+    grads = {}
+    for name, g in zip(names, outs):
+        xhat = seen[name][0]
+        g = g.float()
+        reduce = tuple(range(1, g.dim() - 1))
+        grads[f"{name}.weight"] = (g * xhat).sum(reduce)
+        grads[f"{name}.bias"] = g.sum(reduce)
+    return grads, torch.softmax(logits.detach(), -1)
+
+
+def _loop(per_example, ln, batch, token_type_ids, target, cls):
+    """Reference: one unpadded example at a time, with the usual 2-D mask semantics (no padding at all)."""
+    grads = {n: [] for n in ln}
+    probs = []
+    lengths = batch["attention_mask"].sum(-1).tolist()
+    for i, length in enumerate(lengths):
+        mask = torch.zeros(1, 1, length, dtype=next(iter(ln.values())).dtype, device=target.device)
+        g, p = grad(per_example, has_aux=True)(ln, batch["input_ids"][i, :length], token_type_ids[i, :length],
+                                               mask, target[i], cls)
+        for n in ln:
+            grads[n].append(g[n])
+        probs.append(p)
+    return {n: torch.stack(v) for n, v in grads.items()}, torch.stack(probs)
+
+
+def additive_mask(attention_mask: torch.Tensor, dtype) -> torch.Tensor:
+    """[batch, 1, 1, length] additive mask: 0 where attended, the dtype's minimum where padded."""
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+# ------------------------------------------------------------------ masks
+def _flat(values: dict[str, torch.Tensor]) -> tuple[list[str], torch.Tensor]:
+    names = sorted(values)
+    return names, torch.cat([values[n].reshape(-1).double() for n in names])
+
+
+def _unflat(names, flat: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out, start = {}, 0
+    for n in names:
+        size = like[n].numel()
+        out[n] = flat[start:start + size].reshape(like[n].shape).clone()
+        start += size
+    return out
+
+
+def _check_fraction(fraction: float) -> None:
+    if not 0 < fraction <= 100:
+        raise LnftError(f"invalid fraction {fraction!r}; allowed: a percentage with 0 < x <= 100")
+
+
+def top_k_mask(fisher: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
+    """The global top ``fraction`` % of all LayerNorm elements by Fisher (ties broken by position)."""
+    _check_fraction(fraction)
+    names, flat = _flat(fisher)
+    k = max(1, int(round(fraction / 100 * flat.numel())))
+    order = torch.argsort(-flat, stable=True)
+    chosen = torch.zeros(flat.numel(), dtype=torch.bool)
+    chosen[order[:k]] = True
+    return _unflat(names, chosen, fisher)
+
+
+def _module(name: str) -> str:
+    return name.rsplit(".", 1)[0]
+
+
+def per_module_top_k_mask(fisher: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
+    """The top ``fraction`` % inside every LayerNorm module (gain and bias together): the same share everywhere."""
+    _check_fraction(fraction)
+    out = {}
+    for module in sorted({_module(n) for n in fisher}):
+        part = {n: t for n, t in fisher.items() if _module(n) == module}
+        out.update(top_k_mask(part, fraction))
+    return out
+
+
+def random_mask(like: dict[str, torch.Tensor], fraction: float, seed: int) -> dict[str, torch.Tensor]:
+    """A uniformly random subset of the same size as the global top-k mask (seeded)."""
+    _check_fraction(fraction)
+    names, flat = _flat(like)
+    k = max(1, int(round(fraction / 100 * flat.numel())))
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.zeros(flat.numel(), dtype=torch.bool)
+    chosen[torch.randperm(flat.numel(), generator=generator)[:k]] = True
+    return _unflat(names, chosen, like)
+
+
+def mask_size(mask: dict[str, torch.Tensor]) -> int:
+    return int(sum(int(m.sum()) for m in mask.values()))
+
+
+def jaccard(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    inter = sum(int((a[n] & b[n]).sum()) for n in a)
+    union = sum(int((a[n] | b[n]).sum()) for n in a)
+    return inter / union if union else 1.0
+
+
+def union(masks: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {n: torch.stack([m[n] for m in masks]).any(0) for n in masks[0]}
+
+
+def intersection(masks: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {n: torch.stack([m[n] for m in masks]).all(0) for n in masks[0]}
+
+
+def store_mask(mask: dict[str, torch.Tensor], directory: str) -> str:
+    """Save a mask under a name derived from its content, so equal masks share a file (and a run id)."""
+    os.makedirs(directory, exist_ok=True)
+    digest = hashlib.sha256()
+    for name in sorted(mask):
+        digest.update(name.encode())
+        digest.update(mask[name].to(torch.uint8).numpy().tobytes())
+    path = os.path.join(directory, f"mask-{digest.hexdigest()[:16]}.safetensors")
+    if not os.path.isfile(path):
+        tmp = f"{path}.tmp-{os.getpid()}"
+        save_masks(mask, tmp)
+        os.replace(tmp, path)
+    return path
+
+
+# ------------------------------------------------------------------ tidy frames
+def mass_frame(fisher: dict[str, torch.Tensor], base_prefix: str = "bert", **labels) -> pd.DataFrame:
+    """Fisher mass (sum over elements) per LayerNorm tensor: layer, component (emb/attn-out/output LN), kind."""
+    rows = []
+    for name, values in fisher.items():
+        info = describe(name, base_prefix)
+        rows.append({**labels, "layer": info.layer, "component": info.component, "kind": info.kind,
+                     "fisher_mass": float(values.sum()), "n_elements": values.numel(), "name": name})
+    frame = pd.DataFrame(rows)
+    frame["layer"] = frame["layer"].astype("Int64")
+    frame["share"] = frame["fisher_mass"] / frame["fisher_mass"].sum()
+    return frame
+
+
+def mask_frame(mask: dict[str, torch.Tensor], base_prefix: str = "bert", **labels) -> pd.DataFrame:
+    """Where a mask's selected elements are: count per LayerNorm tensor."""
+    rows = [{**labels, "layer": describe(n, base_prefix).layer, "component": describe(n, base_prefix).component,
+             "kind": describe(n, base_prefix).kind, "selected": int(m.sum()), "n_elements": m.numel()}
+            for n, m in mask.items()]
+    return pd.DataFrame(rows)
+
+
+def overlap_frame(fold_masks: dict[int, dict[str, torch.Tensor]], **labels) -> pd.DataFrame:
+    """Pairwise Jaccard overlap between the masks of different folds."""
+    folds = sorted(fold_masks)
+    rows = [{**labels, "fold_a": a, "fold_b": b, "jaccard": jaccard(fold_masks[a], fold_masks[b])}
+            for i, a in enumerate(folds) for b in folds[i + 1:]]
+    return pd.DataFrame(rows)
+
+
+def expected_random_jaccard(fraction: float) -> float:
+    """Jaccard of two independent random masks of share p: p² / (2p − p²) — the chance level."""
+    p = fraction / 100
+    return float(p * p / (2 * p - p * p)) if p > 0 else 0.0
+
+
+def smallest_fraction_within(frame: pd.DataFrame, reference: pd.DataFrame, tolerance: float = 1.0) -> pd.DataFrame:
+    """Per task and selection rule: the smallest fraction whose seed-mean score is within ``tolerance``
+    points of the reference (all-LayerNorm training), and the smallest within seed noise (the gap is at
+    most the larger of the two seed standard deviations; undefined with one seed)."""
+    rows = []
+    ref = reference.set_index("task")
+    for (task, selection), part in frame.groupby(["task", "selection"]):
+        stats = part.groupby("fraction")["score"].agg(["mean", "std"]).sort_index()
+        gap = ref.loc[task, "score_mean"] - stats["mean"]
+        noise = np.fmax(stats["std"].to_numpy(), ref.loc[task, "score_std"])
+        within_points = stats.index[(gap <= tolerance).to_numpy()]
+        within_noise = stats.index[(gap.to_numpy() <= noise)]
+        rows.append({"task": task, "selection": selection, "all-LN score": ref.loc[task, "score_mean"],
+                     f"smallest % within {tolerance:g} pt": within_points.min() if len(within_points) else None,
+                     "smallest % within seed noise": within_noise.min() if len(within_noise) else None})
+    return pd.DataFrame(rows)
+
+
+def beats_random(frame: pd.DataFrame, rule: str = "fisher-global", control: str = "random") -> pd.DataFrame:
+    """Per task and fraction: does the Fisher rule's seed-mean score beat the random control's?"""
+    means = frame.groupby(["task", "fraction", "selection"])["score"].mean().unstack("selection")
+    out = means[[rule, control]].dropna().reset_index()
+    out["difference"] = out[rule] - out[control]
+    out["fisher beats random"] = out["difference"] > 0
+    return out
+
+
+# ------------------------------------------------------------------ one task end to end (cached)
+def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empirical", at: str = "pretrained",
+                    store=None, batch_size: int = 32, algorithm: str = "vmap", progress: bool = False
+                    ) -> dict[int, FisherResult]:
+    """Fisher of each of ``folds`` disjoint slices of the task's training split (``n_samples`` examples
+    each, fewer if the split is small), for the model a run of ``cfg`` starts from (``at="pretrained"``:
+    the pre-trained encoder with the run's freshly initialised head) or after a one-epoch head-only
+    warm-up (``at="head-warmup"``). Results are cached next to the run store."""
+    import dataclasses
+    import json
+    import time
+
+    from safetensors.torch import load_file, save_file
+
+    from .data import Collator, length_grouped_batches, load_task_data, tokenize
+    from .models import load_model, load_tokenizer, resolve_device
+    from .tasks import get_task
+    from .train import seed_everything
+
+    if at not in FISHER_AT:
+        raise LnftError(f"unknown Fisher point {at!r}; allowed: {', '.join(FISHER_AT)}")
+    if kind not in KINDS:
+        raise LnftError(f"unknown Fisher kind {kind!r}; allowed: {', '.join(KINDS)}")
+    cfg = cfg.validate()
+    key = json.dumps([cfg.run_id(), n_samples, folds, kind, at, algorithm], sort_keys=True)
+    cache_dir = os.path.join(store.root, "fisher") if store is not None else None
+    stem = hashlib.sha256(key.encode()).hexdigest()[:16]
+    if cache_dir and all(os.path.isfile(os.path.join(cache_dir, f"{stem}-{f}.safetensors")) for f in range(folds)):
+        out = {}
+        for f in range(folds):
+            path = os.path.join(cache_dir, f"{stem}-{f}.safetensors")
+            with open(path + ".json") as fh:
+                meta = json.load(fh)
+            out[f] = FisherResult(load_file(path), meta["n_examples"], kind, meta["seconds"])
+        return out
+
+    task = get_task(cfg.task)
+    device = resolve_device(cfg.device)
+    tokenizer = load_tokenizer(cfg.model)
+    train = tokenize(load_task_data(cfg, task), tokenizer, task, cfg.max_seq_length)["train"]
+    order = np.random.default_rng(cfg.data_seed).permutation(len(train))
+    per_fold = min(n_samples, len(train) // folds)
+    seed_everything(cfg.seed)
+    model = load_model(cfg.model, task.num_labels)
+    if at == "head-warmup":
+        warm = store.get_or_run(dataclasses.replace(cfg, method="head", epochs=1, mask_path=None), progress=progress)
+        model.load_state_dict(store.tensors(warm), strict=False)
+    model.to(device)
+    collate = Collator(tokenizer, task.is_regression)
+    out = {}
+    for f in range(folds):
+        subset = train.select(order[f * per_fold:(f + 1) * per_fold])
+        batches = [collate([subset[i] for i in idx]) for idx in
+                   length_grouped_batches(subset["length"], batch_size, generator=None)]
+        started = time.perf_counter()
+        result = fisher_diagonal(model, batches, regression=task.is_regression, num_labels=task.num_labels,
+                                 kind=kind, algorithm=algorithm, device=device, progress=progress)
+        result.seconds = time.perf_counter() - started
+        out[f] = result
+        if cache_dir:
+            os.makedirs(cache_dir, exist_ok=True)
+            path = os.path.join(cache_dir, f"{stem}-{f}.safetensors")
+            with open(path + ".json", "w") as fh:
+                json.dump({"n_examples": result.n_examples, "seconds": result.seconds, "key": key}, fh)
+            save_file({n: v.contiguous() for n, v in result.values.items()}, path + ".tmp")
+            os.replace(path + ".tmp", path)
+    return out
+
+
+def mean_fisher(results: dict[int, FisherResult]) -> dict[str, torch.Tensor]:
+    """Fisher over the union of the folds' examples (example-weighted mean of the fold Fishers)."""
+    total = sum(r.n_examples for r in results.values())
+    names = next(iter(results.values())).values
+    return {n: sum(r.values[n] * r.n_examples for r in results.values()) / total for n in names}
