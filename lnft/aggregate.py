@@ -65,6 +65,5 @@ def compare(summary: pd.DataFrame, frame: pd.DataFrame, reference: str = "layern
             noise = max(ref["score_std"], o["score_std"])
             within = bool(abs(diff) <= noise_factor * noise) if np.isfinite(noise) else None
             rows.append({"task": task, "comparison": f"{reference} − {other}", "difference": diff,
-                         f"{reference} std": ref["score_std"], f"{other} std": o["score_std"],
-                         "within_seed_noise": within})
+                         "reference_std": ref["score_std"], "other_std": o["score_std"], "within_seed_noise": within})
     return pd.DataFrame(rows)

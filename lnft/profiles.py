@@ -21,16 +21,16 @@ PEFT_LRS = [1e-3, 3e-3, 1e-2]
 
 PROFILES = {
     "smoke": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "rte"], epochs=1, batch_size=16,
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs=1, batch_size=16,
                        max_train_samples=32, max_eval_samples=32, device="auto"),
-        "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=3e-3),
+        "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS,
-                                   lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [3e-3]}),
-        "03_fisher_subsets": dict(seeds=[0], fractions=[5, 20, 100], cv_fractions=[20], fisher_samples=16, folds=2, lr=3e-3,
+                                   lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]}),
+        "03_fisher_subsets": dict(seeds=[0], fractions=[5, 20, 100], cv_fractions=[20], fisher_samples=16, folds=2, lr=1e-2,
                                   fisher_kind="empirical", fisher_at="pretrained", baseline_lr={"full": 1e-4}),
     },
     "quick": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc"], epochs=2, batch_size=32,
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs=2, batch_size=32,
                        max_train_samples=1000, max_eval_samples=400, device="auto"),
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS,
