@@ -1,0 +1,432 @@
+"""lnft benchmarks: measured side by side in one run, reported as medians and ratios.
+
+    python benchmarks/run.py [--quick] [--device cpu|cuda] [--repeats N]     (also: make bench)
+
+1. training throughput: lnft's ``finetune`` vs a Hugging Face ``Trainer`` set up like transformers'
+   ``run_glue.py`` defaults (pad every example to 128, random batches) and vs a tuned ``Trainer``
+   (per-batch padding with DataCollatorWithPadding, ``train_sampling_strategy="group_by_length"``); same
+   model, examples, epochs, batch size, learning rate, seed, no warm-up and no weight decay (run_glue's
+   defaults) — A and B runs interleaved;
+2. per-method cost: seconds per training step (interleaved, one process) and peak memory (one process
+   per method) for full, layernorm, bitfit, lora, head on the same batches;
+3. Fisher cost: empirical Fisher of all LayerNorm elements over 1,024 training examples (default
+   ``hooks`` algorithm), and the ``vmap`` path against the per-example ``loop`` on a common subset;
+4. warm run store: wall time of ``lnft reports --profile quick`` when every run is already stored.
+
+The last lines are ``key=value`` pairs (see KEYS), then a PASS/MISS line per target.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("LNFT_PROGRESS", "0")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from lnft import RunConfig, fisher, methods  # noqa: E402
+from lnft.data import Collator, length_grouped_batches, load_task_data, tokenize  # noqa: E402
+from lnft.models import load_model, load_tokenizer, resolve_device  # noqa: E402
+from lnft.tasks import get_task  # noqa: E402
+from lnft.train import finetune, seed_everything  # noqa: E402
+
+KEYS = ["train_speedup_vs_run_glue_defaults", "dev_metric_delta_vs_run_glue_defaults",
+        "train_speedup_vs_tuned_trainer", "layernorm_step_time_ratio_vs_full",
+        "layernorm_peak_memory_ratio_vs_full", "fisher_1024_seconds", "fisher_vmap_speedup_vs_loop",
+        "warm_quick_reports_seconds"]
+TARGETS = {"train_speedup_vs_run_glue_defaults": (">=", 2.0), "dev_metric_delta_vs_run_glue_defaults": ("abs<=", 1.0),
+           "train_speedup_vs_tuned_trainer": (">=", 1.0), "layernorm_step_time_ratio_vs_full": ("<=", 0.7),
+           "layernorm_peak_memory_ratio_vs_full": ("<=", 0.8), "fisher_1024_seconds": ("<=", 30.0),
+           "warm_quick_reports_seconds": ("<=", 60.0)}
+STEP_METHODS = ["full", "layernorm", "bitfit", "lora", "head"]
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- 1. throughput vs Trainer
+def trainer_run(cfg: RunConfig, recipe: str, out_dir: str) -> dict:
+    """A Trainer run on exactly lnft's training examples; ``recipe`` is "run_glue" or "tuned"."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator
+
+    task = get_task(cfg.task)
+    tokenizer = load_tokenizer(cfg.model)
+    splits = load_task_data(cfg, task)
+    pad = "max_length" if recipe == "run_glue" else False
+
+    def encode(split):
+        ds = splits[split]
+        texts = (ds["sentence1"][:], ds["sentence2"][:]) if task.is_pair else (ds["sentence1"][:],)
+        enc = tokenizer(*texts, truncation=True, max_length=cfg.max_seq_length, padding=pad)
+        enc["labels"] = ds["label"][:]
+        if recipe == "tuned":
+            enc["length"] = [len(x) for x in enc["input_ids"]]
+        return Dataset.from_dict(dict(enc))
+
+    train, dev = encode("train"), encode("dev")
+    seed_everything(cfg.seed)
+    model = load_model(cfg.model, task.num_labels)
+    args = TrainingArguments(
+        output_dir=out_dir, per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
+        num_train_epochs=cfg.epochs, learning_rate=cfg.lr, weight_decay=0.0, warmup_steps=0, seed=cfg.seed,
+        save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
+        use_cpu=resolve_device(cfg.device).type == "cpu", bf16=resolve_device(cfg.device).type == "cuda",
+        train_sampling_strategy="group_by_length" if recipe == "tuned" else "random")
+    collator = DataCollatorWithPadding(tokenizer) if recipe == "tuned" else default_data_collator
+    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator)
+    metrics = trainer.train().metrics
+    preds = trainer.predict(dev).predictions
+    preds = preds[:, 0] if task.is_regression else preds.argmax(-1)
+    score = task.score(task.compute_metrics(np.asarray(dev["labels"]), preds))
+    return {"samples_per_second": len(train) * cfg.epochs / metrics["train_runtime"], "dev_score": score,
+            "seconds": metrics["train_runtime"]}
+
+
+def lnft_run(cfg: RunConfig) -> dict:
+    r = finetune(cfg, progress=False).result
+    # the last epoch's dev score: a Trainer reports its final model, not a selected epoch
+    return {"samples_per_second": r.samples_per_second, "dev_score": r.history[-1]["dev_score"],
+            "seconds": r.train_seconds}
+
+
+def throughput(tasks: dict[str, int], epochs: int, repeats: int, device: str) -> tuple[list[dict], dict]:
+    rows = []
+    for task, n in tasks.items():
+        cfg = RunConfig(task=task, method="full", lr=5e-5, epochs=epochs, batch_size=32, max_train_samples=n,
+                        max_eval_samples=500, warmup_ratio=0.0, weight_decay=0.0, seed=42, device=device).validate()
+        runs = {"lnft": [], "run_glue": [], "tuned": []}
+        for rep in range(repeats):  # interleaved A/B/C so drift hits all alike
+            for name in runs:
+                log(f"[throughput] {task} n={n} repeat {rep + 1}/{repeats}: {name}")
+                with tempfile.TemporaryDirectory() as tmp:
+                    runs[name].append(lnft_run(cfg) if name == "lnft" else trainer_run(cfg, name, tmp))
+        for name, results in runs.items():
+            rows.append({"task": task, "recipe": name, "train_examples": n, "epochs": epochs,
+                         "samples_per_second": statistics.median(r["samples_per_second"] for r in results),
+                         "dev_score": statistics.median(r["dev_score"] for r in results)})
+    by = {(r["task"], r["recipe"]): r for r in rows}
+    task_names = list(tasks)
+    speed = lambda other: float(np.exp(np.mean([np.log(by[(t, "lnft")]["samples_per_second"] /  # noqa: E731
+                                                       by[(t, other)]["samples_per_second"]) for t in task_names])))
+    keys = {"train_speedup_vs_run_glue_defaults": speed("run_glue"),
+            "dev_metric_delta_vs_run_glue_defaults": float(np.mean(
+                [by[(t, "lnft")]["dev_score"] - by[(t, "run_glue")]["dev_score"] for t in task_names])),
+            "train_speedup_vs_tuned_trainer": speed("tuned")}
+    return rows, keys
+
+
+# ---------------------------------------------------------------- 2. per-method step cost
+def fixed_batches(n_batches: int, batch: int, length: int, task: str = "sst2"):
+    """Real SST-2 sentences padded/truncated to a fixed shape, the same stream for every method."""
+    cfg = RunConfig(task=task, max_train_samples=n_batches * batch).validate()
+    tok = load_tokenizer(cfg.model)
+    train = load_task_data(cfg, get_task(task))["train"]
+    enc = tok(train["sentence1"][:], truncation=True, max_length=length, padding="max_length", return_tensors="pt")
+    labels = torch.tensor(train["label"][:])
+    return [{"input_ids": enc["input_ids"][i:i + batch], "attention_mask": enc["attention_mask"][i:i + batch],
+             "token_type_ids": enc["token_type_ids"][i:i + batch], "labels": labels[i:i + batch]}
+            for i in range(0, n_batches * batch, batch)]
+
+
+def make_trainer_step(method: str, device, model_fn=None, autocast=None):
+    seed_everything(0)
+    model = model_fn() if model_fn else load_model("embedded", 2)
+    prepared = methods.prepare(model, RunConfig(method=method))
+    model = prepared.model.to(device).train()
+    opt = torch.optim.AdamW(list(prepared.trainable.values()), lr=1e-5)
+    from contextlib import nullcontext
+
+    def step(batch):
+        with autocast or nullcontext():
+            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return step, prepared
+
+
+def step_times(device, repeats: int, batch: int, length: int, model_fn=None, autocast=None,
+               methods_: list[str] = STEP_METHODS) -> dict[str, float]:
+    batches = fixed_batches(max(2, repeats), batch, length)
+    if model_fn is not None:  # random-token batches for a model built from a config
+        vocab = model_fn().config.vocab_size
+        batches = [{**b, "input_ids": torch.randint(0, vocab, b["input_ids"].shape)} for b in batches]
+    steps = {m: make_trainer_step(m, device, model_fn, autocast)[0] for m in methods_}
+    for m in methods_:  # warm-up
+        steps[m](batches[0])
+    times = {m: [] for m in methods_}
+    for i in range(repeats):
+        for m in methods_:
+            tick = time.perf_counter()
+            steps[m](batches[i % len(batches)])
+            times[m].append(time.perf_counter() - tick)
+    return {m: statistics.median(t) for m, t in times.items()}
+
+
+MEMORY_CHILD = """
+import json, os, sys
+sys.path.insert(0, {root!r})
+os.environ["LNFT_PROGRESS"] = "0"
+import torch
+sys.path.insert(0, {bench!r})
+import run as bench
+from lnft.train import PeakMemory
+device = torch.device({device!r})
+batches = bench.fixed_batches(2, {batch}, {length})
+base = bench.current_rss_mb()
+with PeakMemory(device) as mem:
+    step, _ = bench.make_trainer_step({method!r}, device)
+    for b in batches + batches:
+        step(b)
+    peak = mem.peak_mb()
+print(json.dumps({{"peak_mb": peak, "baseline_mb": base if device.type == "cpu" else 0.0}}))
+"""
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_memory(method: str, device: str, batch: int, length: int) -> dict:
+    code = MEMORY_CHILD.format(root=ROOT, bench=os.path.dirname(os.path.abspath(__file__)), device=device,
+                               batch=batch, length=length, method=method)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- 3. Fisher
+def fisher_cost(n: int, compare_n: int, device) -> dict:
+    cfg = RunConfig(task="sst2", max_train_samples=max(n, compare_n)).validate()
+    task = get_task("sst2")
+    tok = load_tokenizer(cfg.model)
+    train = tokenize(load_task_data(cfg, task), tok, task, cfg.max_seq_length)["train"]
+    collate = Collator(tok, False)
+    seed_everything(0)
+    model = load_model(cfg.model, 2).to(device)
+
+    def batches(count):
+        sub = train.select(range(count))
+        return [collate([sub[i] for i in idx]) for idx in length_grouped_batches(sub["length"], 32, None)]
+
+    kw = dict(regression=False, num_labels=2, kind="empirical", device=device)
+    main = fisher.fisher_diagonal(model, batches(n), algorithm="hooks", **kw)
+    small = batches(compare_n)
+    results = {alg: fisher.fisher_diagonal(model, small, algorithm=alg, **kw) for alg in ("hooks", "vmap", "loop")}
+    scale = max(float(v.abs().max()) for v in results["loop"].values.values())
+    agreement = {alg: max(float((results[alg].values[k] - results["loop"].values[k]).abs().max())
+                          for k in results["loop"].values) / scale for alg in ("hooks", "vmap")}
+    return {"examples": main.n_examples, "hooks_seconds": main.seconds, "compare_examples": compare_n,
+            **{f"{a}_seconds_on_subset": r.seconds for a, r in results.items()},
+            "vmap_vs_loop_max_rel_diff": agreement["vmap"], "hooks_vs_loop_max_rel_diff": agreement["hooks"]}
+
+
+# ---------------------------------------------------------------- 4. warm reports
+def warm_reports(profile: str, notebooks: list[str] | None = None) -> float:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    lnft = [sys.executable, "-m", "lnft", "reports", "--profile", profile] + (["--notebooks", *notebooks] if notebooks else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = lnft + ["--out", tmp, "--notebooks-dir", os.path.join(ROOT, "notebooks")]
+        log(f"[reports] warming the store for profile {profile} (trains only what is missing)")
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        tick = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        return time.perf_counter() - tick
+
+
+# ---------------------------------------------------------------- GPU extras
+def gpu_extras(device, dry_run: bool, repeats: int) -> dict:
+    """bf16 matmul peak, and a BERT-large-sized model (random weights, built from its config): full and
+    layernorm step times at batch 32 × 128 and the fraction of the measured peak they reach."""
+    from contextlib import nullcontext
+
+    from transformers import BertConfig, BertForSequenceClassification
+
+    cuda = device.type == "cuda"
+    dtype = torch.bfloat16 if cuda else torch.float32
+    n = 256 if dry_run else 8192
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    if cuda:
+        torch.cuda.synchronize()
+    reps = 3 if dry_run else 50
+    tick = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if cuda:
+        torch.cuda.synchronize()
+    peak = 2 * n ** 3 * reps / (time.perf_counter() - tick)
+    size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128) if dry_run else \
+        dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
+    config = BertConfig(num_labels=2, **size)
+    batch, length = (4, 16) if dry_run else (32, 128)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    times = step_times(device, repeats, batch, length, model_fn=lambda: BertForSequenceClassification(config),
+                       autocast=autocast, methods_=["full", "layernorm"])
+    model = BertForSequenceClassification(config)
+    matrix_params = sum(p.numel() for n_, p in model.named_parameters() if "embeddings" not in n_ and p.dim() == 2)
+    tokens = batch * length
+    # forward 2·P·T; backward 2·P·T for activation gradients, + 2·P·T for weight gradients (full only)
+    flops = {"full": 6 * matrix_params * tokens, "layernorm": 4 * matrix_params * tokens}
+    return {"matmul_dtype": str(dtype).replace("torch.", ""), "matmul_n": n, "peak_tflops": peak / 1e12,
+            "model": f"BERT {size['num_hidden_layers']} layers, hidden {size['hidden_size']} (random weights)",
+            "batch": f"{batch} x {length}", "matrix_params": matrix_params,
+            **{f"{m}_step_seconds": t for m, t in times.items()},
+            **{f"{m}_fraction_of_peak": flops[m] / times[m] / peak for m in times}}
+
+
+# ---------------------------------------------------------------- main
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{os.cpu_count()} cores, {cpu}{gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def verdicts(keys: dict) -> list[str]:
+    lines = []
+    for key, (op, target) in TARGETS.items():
+        value = keys.get(key)
+        if value is None or (isinstance(value, float) and not np.isfinite(value)):
+            lines.append(f"target {key} {op} {target}: NOT MEASURED")
+            continue
+        ok = {">=": value >= target, "<=": value <= target, "abs<=": abs(value) <= target}[op]
+        lines.append(f"target {key} {op.replace('abs', '|x| ')} {target}: {'PASS' if ok else 'MISS'} ({value:.3g})")
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes: a check that everything runs (minutes)")
+    p.add_argument("--tiny", action="store_true", help="smallest sizes, for the test suite (numbers meaningless)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--reports-profile", default=None, help="profile for the warm-store measurement")
+    p.add_argument("--reports-notebooks", nargs="*", default=None, help="notebooks for it (default: all)")
+    p.add_argument("--skip", nargs="*", default=[], choices=["throughput", "steps", "memory", "fisher", "reports"])
+    p.add_argument("--json", help="also write every measurement to this JSON file")
+    p.add_argument("--gpu-extras", action="store_true", help="also: matmul peak and BERT-large step times")
+    p.add_argument("--dry-run", action="store_true", help="with --gpu-extras: tiny sizes, to test the logic on CPU")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    size = "tiny" if args.tiny else ("quick" if args.quick else "default")
+    plan = {
+        "default": dict(tasks={"sst2": 1000, "rte": 500}, epochs=1, repeats=2, step_repeats=10, fisher=1024,
+                        compare=128, profile="quick"),
+        "quick": dict(tasks={"sst2": 256, "rte": 128}, epochs=1, repeats=1, step_repeats=4, fisher=1024,
+                      compare=32, profile="smoke"),
+        "tiny": dict(tasks={"sst2": 32, "rte": 16}, epochs=1, repeats=1, step_repeats=2, fisher=32, compare=8,
+                     profile="smoke"),
+    }[size]
+    repeats = args.repeats or plan["repeats"]
+    batch, length = (32, 128) if size != "tiny" else (8, 32)
+    report = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(), "size": size, "device": device.type}
+    keys: dict[str, float] = {}
+    log(f"lnft benchmarks ({size}) on {report['machine']}")
+
+    if "throughput" not in args.skip:
+        rows, k = throughput(plan["tasks"], plan["epochs"], repeats, device.type)
+        report["throughput"], keys = rows, {**keys, **k}
+    if "steps" not in args.skip:
+        report["step_seconds"] = step_times(device, plan["step_repeats"], batch, length)
+        keys["layernorm_step_time_ratio_vs_full"] = report["step_seconds"]["layernorm"] / report["step_seconds"]["full"]
+    if "memory" not in args.skip:
+        report["memory"] = {m: peak_memory(m, device.type, batch, length) for m in STEP_METHODS}
+        net = {m: v["peak_mb"] - v["baseline_mb"] for m, v in report["memory"].items()}
+        keys["layernorm_peak_memory_ratio_vs_full"] = net["layernorm"] / net["full"]
+    if "fisher" not in args.skip:
+        report["fisher"] = fisher_cost(plan["fisher"], plan["compare"], device)
+        scale = 1024 / report["fisher"]["examples"]
+        keys["fisher_1024_seconds"] = report["fisher"]["hooks_seconds"] * scale
+        keys["fisher_vmap_speedup_vs_loop"] = (report["fisher"]["loop_seconds_on_subset"]
+                                               / report["fisher"]["vmap_seconds_on_subset"])
+    if "reports" not in args.skip:
+        profile = args.reports_profile or plan["profile"]
+        report["reports_profile"] = profile
+        notebooks = args.reports_notebooks if args.reports_notebooks is not None else \
+            (["01_change_analysis"] if size == "tiny" else None)
+        report["reports_notebooks"] = notebooks or "all"
+        keys["warm_quick_reports_seconds"] = warm_reports(profile, notebooks)
+
+    if args.gpu_extras:
+        report["gpu"] = gpu_extras(device, args.dry_run, 3 if args.dry_run else 10)
+    print_table(report, keys)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({**report, "keys": keys}, fh, indent=1, default=str)
+    for key in KEYS:
+        value = keys.get(key)
+        print(f"{key}={'nan' if value is None else f'{value:.4g}'}")
+    for line in verdicts(keys):
+        print(line)
+    return 0
+
+
+def print_table(report: dict, keys: dict) -> None:
+    print(f"# lnft benchmarks — {report['date']} — {report['machine']} — size {report['size']}, "
+          f"device {report['device']}")
+    if "throughput" in report:
+        print("\n| task | recipe | train examples | samples/s | dev score |\n|---|---|---|---|---|")
+        for r in report["throughput"]:
+            print(f"| {r['task']} | {r['recipe']} | {r['train_examples']} | {r['samples_per_second']:.1f} | "
+                  f"{r['dev_score']:.1f} |")
+    if "step_seconds" in report or "memory" in report:
+        print("\n| method | s/step (median) | ratio to full | peak MB | peak − baseline MB | ratio to full |"
+              "\n|---|---|---|---|---|---|")
+        steps, mem = report.get("step_seconds", {}), report.get("memory", {})
+        for m in STEP_METHODS:
+            s = steps.get(m)
+            net = {k: v["peak_mb"] - v["baseline_mb"] for k, v in mem.items()}
+            print(f"| {m} | {s if s is None else f'{s:.3f}'} | "
+                  f"{'' if s is None else f'{s / steps['full']:.2f}'} | "
+                  f"{'' if m not in mem else f'{mem[m]['peak_mb']:.0f}'} | {'' if m not in net else f'{net[m]:.0f}'} | "
+                  f"{'' if m not in net else f'{net[m] / net['full']:.2f}'} |")
+    if "fisher" in report:
+        f = report["fisher"]
+        print(f"\nFisher (empirical, all 9,984 LayerNorm elements of MiniLM-L6, SST-2): {f['examples']} examples in "
+              f"{f['hooks_seconds']:.1f} s (hooks). On {f['compare_examples']} examples: hooks "
+              f"{f['hooks_seconds_on_subset']:.1f} s, vmap {f['vmap_seconds_on_subset']:.1f} s, loop "
+              f"{f['loop_seconds_on_subset']:.1f} s; max relative difference to the loop: vmap "
+              f"{f['vmap_vs_loop_max_rel_diff']:.1e}, hooks {f['hooks_vs_loop_max_rel_diff']:.1e}.")
+    if "gpu" in report:
+        g = report["gpu"]
+        print(f"\n{g['matmul_dtype']} matmul peak ({g['matmul_n']}²): {g['peak_tflops']:.1f} TFLOP/s. {g['model']}, batch "
+              f"{g['batch']}: full {g['full_step_seconds'] * 1e3:.1f} ms/step ({100 * g['full_fraction_of_peak']:.0f}% "
+              f"of peak), layernorm {g['layernorm_step_seconds'] * 1e3:.1f} ms/step "
+              f"({100 * g['layernorm_fraction_of_peak']:.0f}% of peak).")
+    if "reports_profile" in report:
+        print(f"\nWarm run store: `lnft reports --profile {report['reports_profile']}` "
+              f"(notebooks: {report['reports_notebooks']}) took "
+              f"{keys['warm_quick_reports_seconds']:.0f} s with every run already stored.")
+    print()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

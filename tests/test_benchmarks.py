@@ -1,0 +1,38 @@
+"""The benchmark script runs end to end on a tiny setting and prints every key (numbers not checked:
+speed goals belong to the benchmark's own output, not to timed tests)."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+KEYS = ["train_speedup_vs_run_glue_defaults", "dev_metric_delta_vs_run_glue_defaults",
+        "train_speedup_vs_tuned_trainer", "layernorm_step_time_ratio_vs_full",
+        "layernorm_peak_memory_ratio_vs_full", "fisher_1024_seconds", "fisher_vmap_speedup_vs_loop",
+        "warm_quick_reports_seconds"]
+
+
+def _keys(stdout):
+    found = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in KEYS:
+            found[key] = float(value)
+    return found
+
+
+def test_benchmark_script_prints_every_key(tmp_path):
+    env = {"LNFT_RUNS": str(tmp_path / "runs"), **os.environ}  # make test shares its runs store
+    proc = subprocess.run([sys.executable, "benchmarks/run.py", "--tiny", "--device", "cpu"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = _keys(proc.stdout)
+    assert list(found) == KEYS and all(v == v for v in found.values()), proc.stdout  # all measured (no nan)
+    assert "| sst2 | run_glue |" in proc.stdout and "target fisher_1024_seconds <= 30" in proc.stdout
+
+
+def test_gpu_script_dry_run_on_cpu():
+    proc = subprocess.run(["bash", "benchmarks/gpu.sh", "--dry-run", "--skip", "throughput", "memory"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PY": sys.executable})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "matmul peak" in proc.stdout and "% of peak" in proc.stdout
+    assert set(_keys(proc.stdout)) >= {"layernorm_step_time_ratio_vs_full", "fisher_1024_seconds"}

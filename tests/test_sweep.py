@@ -1,0 +1,53 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from lnft import aggregate, sweep
+from lnft.store import RunStore
+
+
+def _frame():
+    rows = []
+    # two methods, two rates, two seeds; validation prefers lr 1e-3 for layernorm, dev would prefer 1e-2
+    scores = {("layernorm", 1e-3): (80, 70), ("layernorm", 1e-2): (75, 72), ("full", 1e-4): (82, 74)}
+    for (method, lr), (val, dev) in scores.items():
+        for seed in (0, 1):
+            base = dict(task="sst2", method=method, seed=seed, lr=lr, trainable_params=10 if method != "full" else 100,
+                        trainable_percent=0.1 if method != "full" else 100.0)
+            rows.append({**base, "split": "validation", "metric": "score", "value": val + seed})
+            rows.append({**base, "split": "dev", "metric": "score", "value": dev + 2 * seed})
+    return pd.DataFrame(rows)
+
+
+def test_lr_selection_uses_the_validation_split_by_default():
+    chosen = aggregate.select_lr(_frame())
+    assert chosen.set_index("method").loc["layernorm", "lr"] == 1e-3
+    assert aggregate.select_lr(_frame(), on="dev").set_index("method").loc["layernorm", "lr"] == 1e-2
+
+
+def test_summary_table_and_comparison():
+    frame = _frame()
+    chosen = aggregate.select_lr(frame)
+    summary = aggregate.summarize(frame, chosen)
+    ln = summary.set_index("method").loc["layernorm"]
+    assert ln["score_mean"] == 71 and ln["score_std"] == pytest.approx(np.sqrt(2)) and ln["seeds"] == 2
+    table = aggregate.glue_table(summary, ["full", "layernorm"])
+    assert list(table.index) == ["full", "layernorm"] and not table.isna().any().any()
+    assert table.loc["layernorm", "sst2"] == "71.0 ± 1.4" and table.loc["full", "trainable"] == "100"
+    verdict = aggregate.compare(summary, frame, others=("full",))
+    row = verdict.iloc[0]
+    assert row["difference"] == -4 and not row["within_seed_noise"]
+
+
+def test_run_all_skips_finished_runs(tiny, tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    configs = sweep.grid(tiny(task="sst2", method="head"), seed=[0, 1])
+    results = sweep.run_all(configs, store, progress=False)
+    frame = sweep.results_frame(results)
+    assert set(frame["seed"]) == {0, 1} and set(frame["split"]) == {"dev", "validation"}
+    assert len(sweep.history_frame(results)) == 2
+    import lnft.train
+
+    monkeypatch.setattr(lnft.train, "finetune", lambda *a, **k: pytest.fail("trained again"))
+    again = sweep.run_all(configs, store, progress=False)
+    assert [r.metrics for r in again] == [r.metrics for r in results]
