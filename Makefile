@@ -30,11 +30,12 @@ $(STAMP): pyproject.toml requirements.lock
 # Tests train into a fresh runs store (.cache/test-runs), wiped first: no result from an earlier run,
 # or from older code, can make a test pass. The notebooks run under nbval on the smoke profile.
 test: $(STAMP)
-	rm -rf .cache/test-runs
+	rm -rf .cache/test-runs && mkdir -p .cache/ipython .cache/matplotlib
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 LNFT_RUNS=$(CURDIR)/.cache/test-runs \
 	  $(PY) -m pytest tests notebooks/*.ipynb --nbval-lax -p no:cacheprovider
 
 reports: $(STAMP)
+	mkdir -p .cache/ipython .cache/matplotlib
 	HF_HUB_OFFLINE=1 $(VENV)/bin/lnft reports --profile $(PROFILE)
 
 bench: $(STAMP)

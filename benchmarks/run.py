@@ -53,8 +53,11 @@ TARGETS = {"train_speedup_vs_run_glue_defaults": (">=", 2.0), "dev_metric_delta_
 STEP_METHODS = ["full", "layernorm", "bitfit", "lora", "head"]
 
 
+_START = time.perf_counter()
+
+
 def log(*args):
-    print(*args, file=sys.stderr, flush=True)
+    print(f"[{time.perf_counter() - _START:6.1f} s]", *args, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- 1. throughput vs Trainer
@@ -97,17 +100,17 @@ def trainer_run(cfg: RunConfig, recipe: str, out_dir: str) -> dict:
 
 
 def lnft_run(cfg: RunConfig) -> dict:
+    assert cfg.epochs == 1, "one epoch: lnft's selected epoch is then the final model, like the Trainer's"
     r = finetune(cfg, progress=False).result
-    # the last epoch's dev score: a Trainer reports its final model, not a selected epoch
-    return {"samples_per_second": r.samples_per_second, "dev_score": r.history[-1]["dev_score"],
-            "seconds": r.train_seconds}
+    return {"samples_per_second": r.samples_per_second, "dev_score": r.metrics["score"], "seconds": r.train_seconds}
 
 
-def throughput(tasks: dict[str, int], epochs: int, repeats: int, device: str) -> tuple[list[dict], dict]:
+def throughput(tasks: dict[str, int], epochs: int, repeats: int, device: str,
+               eval_samples: int) -> tuple[list[dict], dict]:
     rows = []
     for task, n in tasks.items():
         cfg = RunConfig(task=task, method="full", lr=5e-5, epochs=epochs, batch_size=32, max_train_samples=n,
-                        max_eval_samples=500, warmup_ratio=0.0, weight_decay=0.0, seed=42, device=device).validate()
+                        max_eval_samples=eval_samples, warmup_ratio=0.0, weight_decay=0.0, seed=42, device=device).validate()
         runs = {"lnft": [], "run_glue": [], "tuned": []}
         for rep in range(repeats):  # interleaved A/B/C so drift hits all alike
             for name in runs:
@@ -330,7 +333,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--reports-profile", default=None, help="profile for the warm-store measurement")
     p.add_argument("--reports-notebooks", nargs="*", default=None, help="notebooks for it (default: all)")
-    p.add_argument("--skip", nargs="*", default=[], choices=["throughput", "steps", "memory", "fisher", "reports"])
+    p.add_argument("--skip", nargs="*", action="extend", default=[],
+                   choices=["throughput", "steps", "memory", "fisher", "reports"])
     p.add_argument("--json", help="also write every measurement to this JSON file")
     p.add_argument("--gpu-extras", action="store_true", help="also: matmul peak and BERT-large step times")
     p.add_argument("--dry-run", action="store_true", help="with --gpu-extras: tiny sizes, to test the logic on CPU")
@@ -339,11 +343,11 @@ def main(argv=None) -> int:
     size = "tiny" if args.tiny else ("quick" if args.quick else "default")
     plan = {
         "default": dict(tasks={"sst2": 1000, "rte": 500}, epochs=1, repeats=2, step_repeats=10, fisher=1024,
-                        compare=128, profile="quick"),
+                        compare=128, profile="quick", eval=500),
         "quick": dict(tasks={"sst2": 256, "rte": 128}, epochs=1, repeats=1, step_repeats=4, fisher=1024,
-                      compare=32, profile="smoke"),
+                      compare=32, profile="smoke", eval=200),
         "tiny": dict(tasks={"sst2": 32, "rte": 16}, epochs=1, repeats=1, step_repeats=2, fisher=32, compare=8,
-                     profile="smoke"),
+                     profile="smoke", eval=32),
     }[size]
     repeats = args.repeats or plan["repeats"]
     batch, length = (32, 128) if size != "tiny" else (8, 32)
@@ -352,21 +356,26 @@ def main(argv=None) -> int:
     log(f"lnft benchmarks ({size}) on {report['machine']}")
 
     if "throughput" not in args.skip:
-        rows, k = throughput(plan["tasks"], plan["epochs"], repeats, device.type)
+        rows, k = throughput(plan["tasks"], plan["epochs"], repeats, device.type, plan["eval"])
         report["throughput"], keys = rows, {**keys, **k}
+    log("stage: steps")
     if "steps" not in args.skip:
         report["step_seconds"] = step_times(device, plan["step_repeats"], batch, length)
         keys["layernorm_step_time_ratio_vs_full"] = report["step_seconds"]["layernorm"] / report["step_seconds"]["full"]
+    log("stage: memory")
     if "memory" not in args.skip:
-        report["memory"] = {m: peak_memory(m, device.type, batch, length) for m in STEP_METHODS}
+        measured = STEP_METHODS if size != "tiny" else ["full", "layernorm"]  # one process each
+        report["memory"] = {m: peak_memory(m, device.type, batch, length) for m in measured}
         net = {m: v["peak_mb"] - v["baseline_mb"] for m, v in report["memory"].items()}
         keys["layernorm_peak_memory_ratio_vs_full"] = net["layernorm"] / net["full"]
+    log("stage: fisher")
     if "fisher" not in args.skip:
         report["fisher"] = fisher_cost(plan["fisher"], plan["compare"], device)
         scale = 1024 / report["fisher"]["examples"]
         keys["fisher_1024_seconds"] = report["fisher"]["hooks_seconds"] * scale
         keys["fisher_vmap_speedup_vs_loop"] = (report["fisher"]["loop_seconds_on_subset"]
                                                / report["fisher"]["vmap_seconds_on_subset"])
+    log("stage: reports")
     if "reports" not in args.skip:
         profile = args.reports_profile or plan["profile"]
         report["reports_profile"] = profile
@@ -375,6 +384,7 @@ def main(argv=None) -> int:
         report["reports_notebooks"] = notebooks or "all"
         keys["warm_quick_reports_seconds"] = warm_reports(profile, notebooks)
 
+    log("stage: gpu extras" if args.gpu_extras else "done")
     if args.gpu_extras:
         report["gpu"] = gpu_extras(device, args.dry_run, 3 if args.dry_run else 10)
     print_table(report, keys)
@@ -401,13 +411,15 @@ def print_table(report: dict, keys: dict) -> None:
         print("\n| method | s/step (median) | ratio to full | peak MB | peak − baseline MB | ratio to full |"
               "\n|---|---|---|---|---|---|")
         steps, mem = report.get("step_seconds", {}), report.get("memory", {})
+        net = {k: v["peak_mb"] - v["baseline_mb"] for k, v in mem.items()}
+        fmt = lambda value, spec: "" if value is None else format(value, spec)  # noqa: E731
         for m in STEP_METHODS:
-            s = steps.get(m)
-            net = {k: v["peak_mb"] - v["baseline_mb"] for k, v in mem.items()}
-            print(f"| {m} | {s if s is None else f'{s:.3f}'} | "
-                  f"{'' if s is None else f'{s / steps['full']:.2f}'} | "
-                  f"{'' if m not in mem else f'{mem[m]['peak_mb']:.0f}'} | {'' if m not in net else f'{net[m]:.0f}'} | "
-                  f"{'' if m not in net else f'{net[m] / net['full']:.2f}'} |")
+            s, n = steps.get(m), net.get(m)
+            ratio = s / steps["full"] if s is not None and "full" in steps else None
+            net_ratio = n / net["full"] if n is not None and "full" in net else None
+            peak = mem[m]["peak_mb"] if m in mem else None
+            print(f"| {m} | {fmt(s, '.3f')} | {fmt(ratio, '.2f')} | {fmt(peak, '.0f')} | {fmt(n, '.0f')} | "
+                  f"{fmt(net_ratio, '.2f')} |")
     if "fisher" in report:
         f = report["fisher"]
         print(f"\nFisher (empirical, all 9,984 LayerNorm elements of MiniLM-L6, SST-2): {f['examples']} examples in "

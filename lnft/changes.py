@@ -104,17 +104,22 @@ def layer_average(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict(frame: pd.DataFrame, kind: str = "all", component: str = "output LN") -> pd.DataFrame:
-    """Per task and measure: the component that changed most (layer-averaged, seed-averaged) and
-    the rank of ``component`` (1 = largest change) among all components."""
-    avg = layer_average(frame[frame["kind"] == kind])
-    avg = avg.groupby(["task", "measure", "component"], observed=True)["value"].mean().reset_index()
+    """Per task and measure: the component that changed most (layer-averaged, seed-averaged) and the
+    rank of ``component`` (1 = largest change), among all components and among those inside the layers
+    (embeddings and pooler sit outside the layer stack; the pooler of a sentence-embedding checkpoint is
+    not trained by its pre-training objective and often moves most)."""
+    part = frame[frame["kind"] == kind]
+    avg = layer_average(part)
+    avg = avg.groupby(["task", "measure", "group", "component"], observed=True)["value"].mean().reset_index()
     rows = []
-    for (task, measure), part in avg.groupby(["task", "measure"], sort=True):
-        part = part.sort_values("value", ascending=False).reset_index(drop=True)
-        ranks = {c: i + 1 for i, c in enumerate(part["component"])}
+    for (task, measure), chunk in avg.groupby(["task", "measure"], sort=True):
+        ranked = chunk.sort_values("value", ascending=False).reset_index(drop=True)
+        layers = ranked[ranked["group"] == "layer"].reset_index(drop=True)
+        rank = lambda table: int(table.index[table["component"] == component][0]) + 1 \
+            if (table["component"] == component).any() else None  # noqa: E731
         rows.append({"task": task, "measure": measure + (" (paper)" if measure == PAPER_MEASURE else ""),
-                     "largest change": str(part.loc[0, "component"]), "largest value": part.loc[0, "value"],
-                     f"{component} rank": ranks.get(component), f"{component} value":
-                     float(part.loc[part["component"] == component, "value"].iloc[0]) if component in ranks else None,
-                     "components": len(part)})
+                     "largest change": str(ranked.loc[0, "component"]),
+                     f"{component} rank": rank(ranked), "components": len(ranked),
+                     "largest in layers": str(layers.loc[0, "component"]) if len(layers) else None,
+                     f"{component} rank in layers": rank(layers), "layer components": len(layers)})
     return pd.DataFrame(rows)

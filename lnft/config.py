@@ -33,7 +33,7 @@ class RunConfig:
     epochs: int = 3
     lr: float | None = None  # None: the method's default rate
     batch_size: int = 32
-    eval_batch_size: int = 128
+    eval_batch_size: int = 32  # small batches of similar length are fastest on CPU
     max_seq_length: int = 128
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01  # never applied to LayerNorm parameters or biases
@@ -43,6 +43,7 @@ class RunConfig:
     validation_fraction: float = 0.1  # share of train held out for model selection
     select_on: str = "validation"  # which split picks the best epoch: "validation" (honest) or "dev" (paper)
     group_by_length: bool = True
+    standardize_targets: bool = True  # regression (STS-B): train on z-scored labels, report on the original scale
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1

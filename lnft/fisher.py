@@ -350,7 +350,7 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
 
     from safetensors.torch import load_file, save_file
 
-    from .data import Collator, length_grouped_batches, load_task_data, tokenize
+    from .data import Collator, length_grouped_batches, load_task_data, target_scale, tokenize
     from .models import load_model, load_tokenizer, resolve_device
     from .tasks import get_task
     from .train import seed_everything
@@ -384,8 +384,8 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
         warm = store.get_or_run(dataclasses.replace(cfg, method="head", epochs=1, mask_path=None), progress=progress)
         model.load_state_dict(store.tensors(warm), strict=False)
     model.to(device)
-    collate = Collator(tokenizer, task.is_regression)
-    out = {}
+    collate = Collator(tokenizer, task.is_regression, *target_scale(train, task, cfg.standardize_targets))
+    out = {}  # regression targets on the scale the training loss sees
     for f in range(folds):
         subset = train.select(order[f * per_fold:(f + 1) * per_fold])
         batches = [collate([subset[i] for i in idx]) for idx in

@@ -18,7 +18,7 @@ import torch
 
 from . import __version__, methods
 from .config import RunConfig
-from .data import Collator, iterate, length_grouped_batches, load_task_data, random_batches, tokenize
+from .data import Collator, iterate, length_grouped_batches, load_task_data, random_batches, target_scale, tokenize
 from .models import display_name, load_model, load_tokenizer, resolve_device
 from .progress import progress_bar
 from .result import RunResult
@@ -42,8 +42,9 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
     # ---- data
     tokenizer = load_tokenizer(cfg.model)
     splits = tokenize(load_task_data(cfg, task), tokenizer, task, cfg.max_seq_length)
-    collate = Collator(tokenizer, task.is_regression)
     train_set = splits["train"]
+    shift, scale = target_scale(train_set, task, cfg.standardize_targets)
+    collate = Collator(tokenizer, task.is_regression, shift, scale)
 
     # ---- model and method
     seed_everything(cfg.seed)  # the head's initialisation does not depend on data loading
@@ -85,16 +86,13 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
                 losses.append(loss.item())
             train_seconds += time.perf_counter() - tick
 
-            # ---- evaluate, select
+            # ---- evaluate on the selection split, keep the best epoch
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "train_seconds": train_seconds}
-            validation = evaluate(model, splits["validation"], task, collate, device, cfg.eval_batch_size)
-            dev = {}
-            for split in task.dev_split_names:
-                dev.update(evaluate(model, splits[split], task, collate, device, cfg.eval_batch_size, split))
-            validation["score"] = 100.0 * float(np.mean(list(validation.values())))
-            dev["score"] = task.score(dev)
-            row.update({f"validation_{k}": v for k, v in validation.items()})
-            row.update({f"dev_{k}": v for k, v in dev.items()})
+            row.update({f"validation_{k}": v for k, v in evaluate_validation(model, splits, task, collate, device,
+                                                                            cfg.eval_batch_size).items()})
+            if cfg.select_on == "dev":
+                row.update({f"dev_{k}": v for k, v in evaluate_dev(model, splits, task, collate, device,
+                                                                  cfg.eval_batch_size).items()})
             history.append(row)
             selection = row[f"{cfg.select_on}_score"]
             if best is None or selection > best["selection"]:
@@ -102,14 +100,18 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
                 best_state = {n: p.detach().to("cpu", copy=True) for n, p in prepared.trainable.items()}
         peak_mb = memory.peak_mb()
 
-    with torch.no_grad():  # leave the model at the selected epoch
+    with torch.no_grad():  # leave the model at the selected epoch, then report it on GLUE dev
         for name, param in prepared.trainable.items():
             param.copy_(best_state[name])
     chosen = history[best["epoch"] - 1]
+    if cfg.select_on == "dev":
+        dev = {k.removeprefix("dev_"): v for k, v in chosen.items() if k.startswith("dev_")}
+    else:
+        dev = evaluate_dev(model, splits, task, collate, device, cfg.eval_batch_size)
     result = RunResult(
         run_id=run_id or cfg.run_id(),
         config=cfg,
-        metrics={k.removeprefix("dev_"): v for k, v in chosen.items() if k.startswith("dev_")},
+        metrics=dev,
         validation_metrics={k.removeprefix("validation_"): v for k, v in chosen.items()
                             if k.startswith("validation_")},
         best_epoch=best["epoch"],
@@ -127,7 +129,7 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
     return FinetuneOutput(result, best_state, model)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model, dataset, task: Task, collate: Collator, device, batch_size: int):
     """Predictions (class ids, or scores for regression) and labels, in dataset order."""
     model.eval()
@@ -139,7 +141,21 @@ def predict(model, dataset, task: Task, collate: Collator, device, batch_size: i
         with autocast:
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
         preds[idx] = (logits[:, 0] if task.is_regression else logits.argmax(-1)).cpu().numpy()
-    return preds, np.asarray(dataset["label"])
+    return collate.unscale(preds), np.asarray(dataset["label"][:])
+
+
+def evaluate_validation(model, splits, task: Task, collate: Collator, device, batch_size: int) -> dict:
+    """Metrics on the held-out validation split, with ``score`` = their mean in points."""
+    metrics = evaluate(model, splits["validation"], task, collate, device, batch_size)
+    return {**metrics, "score": 100.0 * float(np.mean(list(metrics.values())))}
+
+
+def evaluate_dev(model, splits, task: Task, collate: Collator, device, batch_size: int) -> dict:
+    """GLUE dev metrics (both MNLI dev sets), with ``score`` = the GLUE average in points."""
+    metrics = {}
+    for split in task.dev_split_names:
+        metrics.update(evaluate(model, splits[split], task, collate, device, batch_size, split))
+    return {**metrics, "score": task.score(metrics)}
 
 
 def evaluate(model, dataset, task: Task, collate: Collator, device, batch_size: int,

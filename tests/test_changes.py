@@ -48,7 +48,8 @@ def test_verdict_ranks_components():
     verdict = changes.verdict(frame)
     paper = verdict[verdict["measure"] == "mean_abs (paper)"].iloc[0]
     assert paper["largest change"] == "output LN" and paper["output LN rank"] == 1
-    assert len(verdict) == 2 and paper["components"] == 7
+    assert len(verdict) == 2 and paper["components"] == 7 and paper["layer components"] == 4
+    assert paper["output LN rank in layers"] == 1 and paper["largest in layers"] == "output LN"
 
 
 def test_lora_factors_merge_into_the_base_weight():
