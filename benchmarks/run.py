@@ -91,6 +91,9 @@ def trainer_run(cfg: RunConfig, recipe: str, out_dir: str) -> dict:
         train_sampling_strategy="group_by_length" if recipe == "tuned" else "random")
     collator = DataCollatorWithPadding(tokenizer) if recipe == "tuned" else default_data_collator
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator)
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # keep stdout for the table
     metrics = trainer.train().metrics
     preds = trainer.predict(dev).predictions
     preds = preds[:, 0] if task.is_regression else preds.argmax(-1)
@@ -109,7 +112,7 @@ def throughput(tasks: dict[str, int], epochs: int, repeats: int, device: str,
                eval_samples: int) -> tuple[list[dict], dict]:
     rows = []
     for task, n in tasks.items():
-        cfg = RunConfig(task=task, method="full", lr=5e-5, epochs=epochs, batch_size=32, max_train_samples=n,
+        cfg = RunConfig(task=task, method="full", lr=1e-4, epochs=epochs, batch_size=32, max_train_samples=n,
                         max_eval_samples=eval_samples, warmup_ratio=0.0, weight_decay=0.0, seed=42, device=device).validate()
         runs = {"lnft": [], "run_glue": [], "tuned": []}
         for rep in range(repeats):  # interleaved A/B/C so drift hits all alike
@@ -150,7 +153,7 @@ def make_trainer_step(method: str, device, model_fn=None, autocast=None):
     model = model_fn() if model_fn else load_model("embedded", 2)
     prepared = methods.prepare(model, RunConfig(method=method))
     model = prepared.model.to(device).train()
-    opt = torch.optim.AdamW(list(prepared.trainable.values()), lr=1e-5)
+    opt = torch.optim.AdamW(list(prepared.trainable.values()), lr=1e-5, fused=True)  # as lnft trains
     from contextlib import nullcontext
 
     def step(batch):

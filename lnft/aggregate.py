@@ -45,7 +45,7 @@ def glue_table(summary: pd.DataFrame, methods: list[str] | None = None) -> pd.Da
     return table.reindex([m for m in methods if m in table.index])
 
 
-def compare(summary: pd.DataFrame, frame: pd.DataFrame, reference: str = "layernorm",
+def compare(summary: pd.DataFrame, reference: str = "layernorm",
             others: tuple[str, ...] = ("full", "bitfit", "lora", "head"), chosen: pd.DataFrame | None = None,
             noise_factor: float = 1.0) -> pd.DataFrame:
     """Per task: reference minus each other method (points), the seed spread, and whether the gap is

@@ -50,14 +50,15 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
     seed_everything(cfg.seed)  # the head's initialisation does not depend on data loading
     prepared = methods.prepare(load_model(cfg.model, task.num_labels), cfg)
     model = prepared.model.to(device)
+    params = list(prepared.trainable.values())
     decay = [p for n, p in prepared.trainable.items() if n not in prepared.no_decay]
     no_decay = [p for n, p in prepared.trainable.items() if n in prepared.no_decay]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
+                                  fused=all(p.dtype == torch.float32 for p in params))  # one kernel, not a loop
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * steps_per_epoch * cfg.epochs),
                                 steps_per_epoch * cfg.epochs)
-    params = list(prepared.trainable.values())
     generator = torch.Generator().manual_seed(cfg.seed)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 

@@ -34,7 +34,7 @@ def test_summary_table_and_comparison():
     table = aggregate.glue_table(summary, ["full", "layernorm"])
     assert list(table.index) == ["full", "layernorm"] and not table.isna().any().any()
     assert table.loc["layernorm", "sst2"] == "71.0 ± 1.4" and table.loc["full", "trainable"] == "100"
-    verdict = aggregate.compare(summary, frame, others=("full",))
+    verdict = aggregate.compare(summary, others=("full",))
     row = verdict.iloc[0]
     assert row["difference"] == -4 and not row["within_seed_noise"]
 
