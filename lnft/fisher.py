@@ -41,10 +41,6 @@ def _log_likelihood(logits: torch.Tensor, target: torch.Tensor, regression: bool
     return (torch.log_softmax(logits, -1) * target).sum()  # target: one-hot
 
 
-def _prediction(logits: torch.Tensor, target: torch.Tensor, regression: bool) -> torch.Tensor:
-    return logits[0]
-
-
 @dataclass
 class FisherResult:
     values: dict[str, torch.Tensor]  # LN parameter name -> Fisher of each element (float64)
@@ -82,7 +78,7 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
                                           attention_mask=mask[None]))
         logits = out.logits[0].float()
         if kind == "expected" and regression:
-            value = _prediction(logits, target, regression)
+            value = logits[0]  # the prediction itself: Fisher of a unit-variance Gaussian
         elif cls is not None:
             onehot = torch.nn.functional.one_hot(torch.tensor(cls, device=logits.device), num_labels).float()
             value = _log_likelihood(logits, onehot, regression)
@@ -334,6 +330,59 @@ def beats_random(frame: pd.DataFrame, rule: str = "fisher-global", control: str 
     out["difference"] = out[rule] - out[control]
     out["fisher beats random"] = out["difference"] > 0
     return out
+
+
+# ------------------------------------------------------------------ training plans and checks
+SELECTIONS = ("fisher-global", "fisher-per-module", "random")
+
+
+def subset_plan(task_fisher: dict[str, dict[str, torch.Tensor]], fractions, seeds, make_config,
+                mask_dir: str) -> list[tuple[dict, object]]:
+    """(labels, RunConfig) for every task × fraction × selection rule × seed. Below 100 %: a masked run
+    per rule (random masks drawn anew per seed); at 100 %: plain all-LayerNorm training, the reference.
+    ``make_config(task=, method=, seed=, mask_path=None)`` builds the RunConfig."""
+    plan = []
+    for task, values in task_fisher.items():
+        for fraction in fractions:
+            for seed in seeds:
+                if fraction >= 100:
+                    plan.append(({"selection": "all LayerNorm", "fraction": 100.0},
+                                 make_config(task=task, method="layernorm", seed=seed)))
+                    continue
+                masks = {"fisher-global": top_k_mask(values, fraction),
+                         "fisher-per-module": per_module_top_k_mask(values, fraction),
+                         "random": random_mask(values, fraction, seed=seed)}
+                for selection, mask in masks.items():
+                    plan.append(({"selection": selection, "fraction": float(fraction)},
+                                 make_config(task=task, method="layernorm-masked", seed=seed,
+                                             mask_path=store_mask(mask, mask_dir))))
+    return plan
+
+
+def with_reference_points(subsets: pd.DataFrame) -> pd.DataFrame:
+    """Subset scores with the all-LayerNorm runs repeated as the 100 % point of every selection rule."""
+    reference = subsets[subsets["selection"] == "all LayerNorm"]
+    return pd.concat([subsets[subsets["selection"] != "all LayerNorm"],
+                      *[reference.assign(selection=rule) for rule in SELECTIONS]], ignore_index=True)
+
+
+def check_masked_runs(plan, results, store, pretrained: dict[str, torch.Tensor]) -> int:
+    """Assert that every masked-out LayerNorm element of every masked run is bit-identical to its
+    pre-trained value; returns the number of tensors compared."""
+    from safetensors.torch import load_file
+
+    checked = 0
+    for (_, cfg), result in zip(plan, results):
+        if cfg.method != "layernorm-masked":
+            continue
+        trained = store.tensors(result)
+        for name, mask in load_file(cfg.mask_path).items():
+            mask = mask.bool()
+            after = trained.get(name, pretrained[name])  # a tensor with nothing selected did not train
+            if not torch.equal(after[~mask], pretrained[name][~mask]):
+                raise AssertionError(f"{result.run_id}: masked-out elements of {name} changed")
+            checked += 1
+    return checked
 
 
 # ------------------------------------------------------------------ one task end to end (cached)

@@ -107,3 +107,19 @@ def test_fisher_for_task_folds_and_cache(tmp_path, monkeypatch):
     merged = fisher.mean_fisher(first)
     name = "bert.embeddings.LayerNorm.weight"
     assert torch.allclose(merged[name], (first[0].values[name] + first[1].values[name]) / 2)
+
+
+def test_subset_plan_and_reference_points(tmp_path):
+    import pandas as pd
+
+    values = {"sst2": _values()}
+    plan = fisher.subset_plan(values, [25, 100], [0, 1], mask_dir=str(tmp_path),
+                              make_config=lambda **kw: RunConfig(**kw))
+    labels = [(lab["selection"], cfg.seed) for lab, cfg in plan]
+    assert len(plan) == 2 * 3 + 2 and labels.count(("all LayerNorm", 0)) == 1
+    random_paths = {cfg.seed: cfg.mask_path for lab, cfg in plan if lab["selection"] == "random"}
+    assert random_paths[0] != random_paths[1]  # a new random mask per seed
+    subsets = pd.DataFrame([{**lab, "task": "sst2", "seed": cfg.seed, "score": 1.0} for lab, cfg in plan])
+    curve = fisher.with_reference_points(subsets)
+    assert set(curve["selection"]) == set(fisher.SELECTIONS)
+    assert len(curve[curve["fraction"] == 100.0]) == 3 * 2
