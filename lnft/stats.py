@@ -8,7 +8,9 @@ README is a difference with a 95 % interval and one of four words, all defined h
 * **inconclusive** — anything else: the data cannot decide.
 
 (An interval that excludes 0 but lies inside ±1 point, e.g. [+0.2, +0.8], reads *better*: the printed
-interval shows how small the gain is.)
+interval shows how small the gain is.) For a ranking (notebook 1: is the output LayerNorm the component
+that changed most?) the same rule, without an equivalence margin (weight changes have no point scale),
+reads *largest* / *not largest* / *inconclusive* (``LEAD_WORDS``).
 
 The interval comes from a **two-level paired bootstrap** of the task score (the GLUE metric mean × 100):
 each replicate draws the seeds of each method with replacement (methods' seeds independently: different
@@ -30,6 +32,7 @@ Notebook use (a results list from ``sweep.run_all`` or a tidy frame with ``run_i
     table = stats.method_verdicts(results, chosen, reference="layernorm")      # notebook 2
     table = stats.fraction_verdicts(subsets, store=store)                       # notebook 3
     for line in stats.lines(table): print(line)
+    lead = stats.change_lead(change_frame)                                      # notebook 1
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ LEVEL = 0.95
 MARGIN = 1.0  # points: the equivalence margin
 BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent within ±1 point", "inconclusive"
 VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)
+LEAD_WORDS = {BETTER: "largest", WORSE: "not largest", INCONCLUSIVE: INCONCLUSIVE}
 _BLOCK = 4_000_000  # replicate × example cells per block (memory bound for large dev sets)
 
 
@@ -416,3 +420,75 @@ def fraction_verdicts(subsets: pd.DataFrame, rule: str = "fisher-global", contro
         for line in stats.lines(versus): print(line)
     """
     return compare(subsets, rule, control, on="selection", by=by, store=store, **options)
+
+
+def change_lead(frame: pd.DataFrame, component: str = "output LN", measure: str = "mean_abs", kind: str = "all",
+                scope: str = "layers", *, replicates: int = REPLICATES, seed: int = 0) -> pd.DataFrame:
+    """Notebook 1: per task, ``component``'s change (layer-averaged, seed-averaged) minus the largest
+    change of any other component (the runner-up when ``component`` ranks first), with a two-level
+    bootstrap: seeds (runs) and layers drawn with replacement, the same layers for every component
+    (paired). Each replicate recomputes the lead against the largest of the others *in that replicate*,
+    so a close runner-up widens the interval.
+
+    ``frame``: ``changes.run_changes`` rows (task, seed, group, layer, component, kind, measure, value).
+    ``scope``: "layers" (the components inside the transformer layers, the paper's view) or "all"
+    (embeddings and pooler too: one instance each, resampled over seeds only). Returns per task:
+    ``largest_other``, ``value`` and ``other_value``, ``diff`` with ``lo, hi`` (measure units), ``ratio``
+    with ``ratio_lo, ratio_hi`` (component / largest other), ``verdict`` (largest / not largest /
+    inconclusive), ``first_seeds`` (seeds in which the component ranks first), ``seeds``, ``layers``.
+    With one seed the interval reflects the spread over layers only. Example::
+
+        lead = stats.change_lead(frame)      # frame from changes.run_changes over the runs
+        for line in lead["summary"]: print(line)
+    """
+    if scope not in ("layers", "all"):
+        raise LnftError(f"invalid scope {scope!r}; allowed: layers, all")
+    part = frame[(frame["measure"] == measure) & (frame["kind"] == kind)]
+    if scope == "layers":
+        part = part[part["group"] == "layer"]
+    if component not in set(part["component"].astype(str)):
+        raise LnftError(f"component {component!r} is not in the change frame ({measure}, {kind}, {scope})")
+    rows = []
+    for task, t in part.groupby("task", sort=True):
+        t = t.assign(component=t["component"].astype(str))
+        layered, flat = t[t["group"] == "layer"], t[t["group"] != "layer"]
+        grid = layered.pivot_table(index=["seed", "layer"], columns="component", values="value", aggfunc="mean")
+        seeds = sorted(t["seed"].unique())
+        layers = sorted(layered["layer"].dropna().unique())
+        grid = grid.reindex(pd.MultiIndex.from_product([seeds, layers], names=["seed", "layer"]))
+        names = list(grid.columns)
+        values = grid.to_numpy().reshape(len(seeds), len(layers), len(names))  # [seed, layer, component]
+        singles = flat.pivot_table(index="seed", columns="component", values="value", aggfunc="mean").reindex(seeds)
+        names += list(singles.columns)
+        if np.isnan(values).any() or singles.isna().any().any():
+            raise LnftError(f"change frame of task {task!r} is incomplete: every seed needs every component "
+                            f"in every layer")
+        rng = _rng(seed, "change lead", task, measure, kind, scope)
+        seed_draw = rng.integers(0, len(seeds), size=(replicates, len(seeds)))
+        layer_draw = rng.integers(0, len(layers), size=(replicates, len(layers)))
+        layer_weights = np.stack([np.bincount(row, minlength=len(layers)) for row in layer_draw]) / len(layers)
+        per_seed = np.einsum("rl,slc->rsc", layer_weights, values)  # replicate, seed, component
+        per_seed = np.concatenate([per_seed, np.broadcast_to(singles.to_numpy()[None],
+                                                             (replicates, *singles.shape))], axis=2)
+        reps = np.take_along_axis(per_seed, seed_draw[:, :, None], axis=1).mean(axis=1)  # replicate, component
+        full_seed = np.concatenate([values.mean(axis=1), singles.to_numpy()], axis=1)  # seed, component
+        point = full_seed.mean(axis=0)
+        ci = names.index(component)
+        others = [i for i in range(len(names)) if i != ci]
+        runner = others[int(np.argmax(point[others]))]
+        lead_reps = reps[:, ci] - reps[:, others].max(axis=1)
+        ratio_reps = reps[:, ci] / reps[:, others].max(axis=1)
+        lo, hi = interval(lead_reps)
+        ratio_lo, ratio_hi = interval(ratio_reps)
+        diff, ratio = point[ci] - point[runner], point[ci] / point[runner]
+        word = LEAD_WORDS[verdict(lo, hi, margin=None)]
+        first = int((full_seed[:, ci] > full_seed[:, others].max(axis=1)).sum())
+        rows.append({"task": task, "measure": measure, "scope": scope, "component": component,
+                     "largest_other": names[runner], "value": point[ci], "other_value": point[runner],
+                     "diff": diff, "lo": lo, "hi": hi, "ratio": ratio, "ratio_lo": ratio_lo, "ratio_hi": ratio_hi,
+                     "verdict": word, "first_seeds": first, "seeds": len(seeds), "layers": len(layers),
+                     "replicates": replicates,
+                     "summary": (f"{task}: {component} {word} among {len(names)} components ({scope}); "
+                                 f"{ratio:.2f}× the largest other, {names[runner]} ({LEVEL * 100:.0f} % CI "
+                                 f"{ratio_lo:.2f}× to {ratio_hi:.2f}×); first in {first} of {len(seeds)} seeds")})
+    return pd.DataFrame(rows)

@@ -184,3 +184,62 @@ def test_runs_store_predictions_and_unpaired_runs_are_refused(tiny, tmp_path):
     c = store.get_or_run(tiny(task="mrpc", method="bitfit", max_eval_samples=12), progress=False)
     with pytest.raises(LnftError, match=f"cannot pair runs {a.run_id} and {c.run_id}"):
         stats.compare([a, c], "head", "bitfit")
+
+
+LAYER_COMPONENTS = ["query", "key", "value", "attn-out dense", "attn-out LN", "intermediate", "output dense",
+                    "output LN"]
+
+
+def _changes(value_of, seeds=(0, 1, 2), layers=range(6), pooler=None):
+    """A change frame like changes.run_changes gives: value_of(seed, layer, component) per layer component."""
+    rows = []
+    for seed in seeds:
+        for layer in layers:
+            for comp in LAYER_COMPONENTS:
+                rows.append({"task": "sst2", "method": "full", "seed": seed, "run_id": f"r{seed}", "group": "layer",
+                             "layer": layer, "component": comp, "kind": "all", "n_elements": 1,
+                             "measure": "mean_abs", "value": value_of(seed, layer, comp)})
+        if pooler is not None:
+            rows.append({"task": "sst2", "method": "full", "seed": seed, "run_id": f"r{seed}", "group": "pooler",
+                         "layer": None, "component": "pooler", "kind": "all", "n_elements": 1,
+                         "measure": "mean_abs", "value": pooler})
+    frame = pd.DataFrame(rows)
+    frame["layer"] = frame["layer"].astype("Int64")
+    return frame
+
+
+def test_change_lead_known_answers():
+    clear = stats.change_lead(_changes(lambda s, l, c: {"output LN": 2.0, "query": 1.5}.get(c, 1.0) + 0.01 * l))
+    clear = clear.iloc[0]
+    assert clear["verdict"] == "largest" and clear["largest_other"] == "query"
+    assert clear["diff"] == pytest.approx(0.5) and (clear["lo"], clear["hi"]) == pytest.approx((0.5, 0.5))
+    assert clear["first_seeds"] == 3 and clear["seeds"] == 3 and clear["layers"] == 6
+    assert clear["ratio"] == pytest.approx(2.025 / 1.525)
+    # output LN ahead in half of the layers, behind in the others: the layers cannot decide
+    mixed = stats.change_lead(_changes(lambda s, l, c: {"output LN": 1.0 + 0.5 * (-1) ** l,
+                                                         "intermediate": 1.05}.get(c, 0.1))).iloc[0]
+    assert mixed["largest_other"] == "intermediate" and mixed["verdict"] == "inconclusive"
+    assert mixed["lo"] < 0 < mixed["hi"] and mixed["first_seeds"] == 0
+    # an exact tie in every layer and seed: the interval is exactly [0, 0], not a win
+    tie = stats.change_lead(_changes(lambda s, l, c: 1.0 if c in ("output LN", "key") else 0.5)).iloc[0]
+    assert (tie["diff"], tie["lo"], tie["hi"]) == (0.0, 0.0, 0.0) and tie["verdict"] == "inconclusive"
+    # scope "all": a pooler that moved more makes the output LN "not largest", only among all components
+    frame = _changes(lambda s, l, c: 2.0 if c == "output LN" else 1.0, pooler=3.0)
+    assert stats.change_lead(frame, scope="all").iloc[0]["verdict"] == "not largest"
+    assert stats.change_lead(frame, scope="layers").iloc[0]["verdict"] == "largest"
+    again = stats.change_lead(frame, scope="all")
+    assert again.equals(stats.change_lead(frame, scope="all"))
+    with pytest.raises(LnftError, match="invalid scope"):
+        stats.change_lead(frame, scope="everything")
+
+
+def test_ranks_by_seed_and_interval_figure():
+    from lnft import changes, plots
+
+    frame = _changes(lambda s, l, c: 2.0 if (c == "output LN") == (s != 1) else 1.0)  # seed 1: LN smallest
+    ranks = changes.ranks_by_seed(frame)
+    assert list(ranks["seed"]) == [0, 1, 2] and list(ranks["output LN rank in layers"]) == [1, 8, 1]
+    lead = stats.change_lead(frame)
+    assert lead.iloc[0]["first_seeds"] == 2
+    fig = plots.intervals(lead, label="task", value="ratio", lo="ratio_lo", hi="ratio_hi", ref=1.0, margin=None)
+    assert len(fig.axes[0].lines) >= 1
