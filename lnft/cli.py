@@ -137,14 +137,24 @@ def cmd_runs(args) -> int:
         r = e.result
         cfg = r.config if r else None
         score = r.metrics.get("score") if r else None
+        date = r.created[:19] if r and r.created else _mtime(os.path.join(e.path, "record.json"))
         row = (f"{e.run_id:<34}{cfg.task if cfg else '':<7}{cfg.method if cfg else '':<20}"
                f"{cfg.seed if cfg else '':>6}{f'{cfg.lr:g}' if cfg else '':>9}"
-               f"{f'{score:.1f}' if isinstance(score, (int, float)) else '':>7}  {(r.created[:19] if r else ''):<20}"
+               f"{f'{score:.1f}' if isinstance(score, (int, float)) else '':>7}  {date:<20}"
                f"{e.status}{f' ({e.reason})' if e.reason else ''}")
         print(row)
     counts = {s: sum(e.status == s for e in entries) for s in ("ok", "stale", "broken", "unknown")}
     print(f"{len(entries)} run(s) in {store.root}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if args.action == "verify" and counts["broken"] else 0
+
+
+def _mtime(path: str) -> str:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromtimestamp(os.path.getmtime(path), dt.timezone.utc).isoformat(timespec="seconds")[:19]
+    except OSError:
+        return ""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -103,6 +103,7 @@ class RunConfig:
             raise LnftError(f"mask_path is only allowed with method 'layernorm-masked', not {method.name!r}")
         if method.name == "lora":
             _positive_int("lora_r", self.lora_r)
+            _positive_int("lora_alpha", self.lora_alpha)
             if not 0 <= self.lora_dropout < 1:
                 raise LnftError(f"invalid lora_dropout {self.lora_dropout!r}; allowed: 0 <= x < 1")
             if not self.lora_targets:

@@ -95,12 +95,15 @@ class RunStore:
             raise BrokenRun(f"unreadable {RECORD}: {type(exc).__name__}: {str(exc)[:80]}") from None
         if result.run_id != run_id:
             raise BrokenRun(f"{RECORD} is for run {result.run_id!r}")
+        legacy = not result.fingerprints  # written before fingerprints and checksums (schema 1): stale, not broken
         for name in set(result.files.values()) | set(result.checksums):
             file = os.path.join(path, name)
             expected = result.checksums.get(name)
             if not os.path.isfile(file):
                 raise BrokenRun(f"{name} is missing")
             if expected is None:
+                if legacy:
+                    continue
                 raise BrokenRun(f"{name} has no recorded size and sha256")
             if os.path.getsize(file) != expected["bytes"]:
                 raise BrokenRun(f"{name} has {os.path.getsize(file)} bytes, {expected['bytes']} recorded")

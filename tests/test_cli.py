@@ -68,6 +68,7 @@ def _bad_inputs(t):
         "device tpu": (_head("--device", "tpu"), "invalid device 'tpu'; allowed: auto, cpu, cuda"),
         "cuda without cuda": (_head("--device", "cuda"), "device 'cuda' requested but CUDA is not available"),
         "lora r 0": (_lora("--lora-r", "0"), "invalid lora_r 0; allowed: an integer >= 1"),
+        "lora alpha 0": (_lora("--lora-alpha", "0"), "invalid lora_alpha 0; allowed: an integer >= 1"),
         "unknown flag": (_head("--learning-rate", "1"), "unrecognized arguments: --learning-rate 1"),
         "missing data dir": (_head("--data-dir", str(t / "nope")), "does not exist"),
         "data dir without task": (_head("--data-dir", str(t / "empty")), "lacks RTE/train.tsv, RTE/dev.tsv"),

@@ -249,21 +249,29 @@ def test_runs_list_verify_prune(pristine, tmp_path, capsys, monkeypatch):
     record = json.loads((root / ok_id / "record.json").read_text())
     record["run_id"] = ok_id
     (root / ok_id / "record.json").write_text(json.dumps(record))
+    legacy_id = "rte-head-333333333333"  # written by the code before fingerprints (store schema 1)
+    shutil.copytree(pristine[1] / pristine[2], root / legacy_id)
+    record = json.loads((root / legacy_id / "record.json").read_text())
+    record["run_id"] = legacy_id
+    for key in ("fingerprints", "checksums", "created"):
+        del record[key]
+    (root / legacy_id / "record.json").write_text(json.dumps(record))
 
     assert main(["runs", "list", "--runs", str(root)]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("rte-")}
     assert "broken (unreadable record.json" in lines[broken_id]
     assert "stale (changed: code)" in lines[stale_id] and " ok" in lines[ok_id]
+    assert "stale (changed: code, data, model, schema)" in lines[legacy_id]
     assert "rte" in lines[ok_id] and "head" in lines[ok_id] and "42" in lines[ok_id]
     assert main(["runs", "verify", "--runs", str(root)]) == 1
     capsys.readouterr()
     assert main(["runs", "prune", "--stale", "--broken", "--dry-run", "--runs", str(root)]) == 0
     out = capsys.readouterr().out
     assert f"would remove {broken_id}" in out and f"would remove {stale_id}" in out and ok_id not in out
-    assert sorted(os.listdir(root)) == sorted([broken_id, stale_id, ok_id])
+    assert sorted(os.listdir(root)) == sorted([broken_id, stale_id, ok_id, legacy_id])
     assert main(["runs", "prune", "--broken", "--runs", str(root)]) == 0
-    assert sorted(os.listdir(root)) == sorted([stale_id, ok_id])
+    assert sorted(os.listdir(root)) == sorted([stale_id, ok_id, legacy_id])
     assert main(["runs", "prune", "--stale", "--runs", str(root)]) == 0
     assert os.listdir(root) == [ok_id]
     assert main(["runs", "verify", "--runs", str(root)]) == 0
