@@ -19,7 +19,8 @@ import json
 import os
 
 # Bump when a change makes stored results incomparable that the code hash cannot see (record layout).
-STORE_SCHEMA = 2
+# 2: per-example predictions (predictions.npz); 3: fingerprints and file checksums in every record.
+STORE_SCHEMA = 3
 
 # The modules whose source decides a result (the store, CLI, notebooks and analyses do not).
 TRAINING_PATH = ("components", "config", "data", "methods", "models", "tasks", "train")

@@ -3,7 +3,9 @@
 ``runs/<run_id>/record.json`` holds the RunResult (config, fingerprints, history, metrics, timing,
 memory, versions, and the size and sha256 of every other file of the run); ``trained.safetensors``
 holds the trained tensors of the selected epoch (only the trainable part; for ``full`` the whole
-fine-tuned state dict, which the change analysis compares with the pre-trained weights).
+fine-tuned state dict, which the change analysis compares with the pre-trained weights);
+``predictions.npz`` the per-example predictions and labels of the selected epoch on the validation
+and dev splits (for paired bootstrap statistics without retraining).
 
 Trust rules:
 - written into ``.tmp-...`` and renamed into place only when complete (kill -9 leaves no record);
@@ -32,7 +34,7 @@ import torch
 from . import locks
 from .config import RunConfig
 from .errors import LnftError
-from .result import RunResult
+from .result import PREDICTIONS, Predictions, RunResult, write_predictions
 
 DEFAULT_ROOT = "runs"
 RECORD = "record.json"
@@ -110,8 +112,7 @@ class RunStore:
             if deep:
                 if _sha256(file) != expected["sha256"]:
                     raise BrokenRun(f"{name} does not match its recorded sha256")
-                if name.endswith(".safetensors"):
-                    _check_safetensors(file)
+                _check_readable(file)
         result.run_dir = path
         return result
 
@@ -183,12 +184,14 @@ class RunStore:
 
             output = finetune(config, progress=progress, run_id=run_id)
             output.result.fingerprints = prints
-            return self.put(output.result, output.trained)
+            return self.put(output.result, output.trained, output.predictions)
         finally:
             lock.release()
 
-    def put(self, result: RunResult, trained: dict[str, torch.Tensor]) -> RunResult:
-        """Write a run atomically; a broken directory in its place is replaced, a complete one kept."""
+    def put(self, result: RunResult, trained: dict[str, torch.Tensor],
+            predictions: dict[str, Predictions] | None = None) -> RunResult:
+        """Write a run atomically; a broken directory in its place is replaced, a complete one kept.
+        Every file written here before the record gets its size and sha256 in the record."""
         from safetensors.torch import save_file
 
         os.makedirs(self.root, exist_ok=True)
@@ -198,6 +201,9 @@ class RunStore:
         try:
             save_file({n: t.contiguous() for n, t in trained.items()}, os.path.join(tmp, TRAINED))
             result.files = {"trained": TRAINED}
+            if predictions:
+                write_predictions(os.path.join(tmp, PREDICTIONS), predictions)
+                result.files["predictions"] = PREDICTIONS
             result.checksums = {name: {"bytes": os.path.getsize(os.path.join(tmp, name)),
                                        "sha256": _sha256(os.path.join(tmp, name))}
                                 for name in sorted(os.listdir(tmp))}
@@ -272,11 +278,17 @@ def _sha256(path: str) -> str:
     return sha.hexdigest()
 
 
-def _check_safetensors(path: str) -> None:
+def _check_readable(path: str) -> None:
+    """Parse a run file completely: tensors (safetensors) and predictions (npz)."""
     from safetensors.torch import load_file
 
+    from .result import read_predictions
+
     try:
-        load_file(path)
+        if path.endswith(".safetensors"):
+            load_file(path)
+        elif path.endswith(".npz"):
+            read_predictions(path)
     except Exception as exc:  # noqa: BLE001
         raise BrokenRun(f"{os.path.basename(path)} is unreadable: {str(exc)[:80]}") from None
 

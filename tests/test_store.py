@@ -171,6 +171,8 @@ DAMAGE = {
     "missing record": lambda d: (d / "record.json").unlink(),
     "truncated tensors": lambda d: (d / "trained.safetensors").write_bytes((d / "trained.safetensors").read_bytes()[:100]),
     "missing tensors": lambda d: (d / "trained.safetensors").unlink(),
+    "truncated predictions": lambda d: (d / "predictions.npz").write_bytes((d / "predictions.npz").read_bytes()[:50]),
+    "missing predictions": lambda d: (d / "predictions.npz").unlink(),
 }
 
 
@@ -282,7 +284,7 @@ def test_record_is_valid_json_with_fingerprints_and_checksums(pristine):
     text = (root / run_id / "record.json").read_text()
     record = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert record["fingerprints"] == cfg.identity()[1]
-    assert set(record["checksums"]) == {"trained.safetensors"} and record["created"]
+    assert set(record["checksums"]) == {"trained.safetensors", "predictions.npz"} and record["created"]
 
 
 # ---------------------------------------------------------------- concurrency
