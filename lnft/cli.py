@@ -1,4 +1,4 @@
-"""Command line: ``lnft train``, ``lnft methods``, ``lnft reports``.
+"""Command line: ``lnft train``, ``lnft methods``, ``lnft runs``, ``lnft reports``.
 
 Bad input ends with one line on stderr (``lnft: error: ...``) and exit status 2, before any work.
 """
@@ -83,8 +83,11 @@ def _methods_args(sub):
 
 def cmd_methods(args) -> int:
     from . import methods
-    from .models import load_model
+    from .models import check_model_name, load_model
 
+    if args.num_labels < 1:
+        raise LnftError(f"invalid num-labels {args.num_labels}; allowed: an integer >= 1 (1: regression)")
+    check_model_name(args.model)
     print(f"{'method':<22}{'trainable':>12}{'share %':>10}  what trains (+ the task head)")
     for name, method in methods.METHODS.items():
         if method.masked:
@@ -96,11 +99,70 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def _runs_args(sub):
+    p = sub.add_parser("runs", help="list, verify or prune the run store")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for name, text in (("list", "every run: task, method, seed, lr, dev score, date, status (ok/stale/broken/unknown)"),
+                       ("verify", "read every record and file (sha256, tensors); exit 1 if any run is broken"),
+                       ("prune", "remove stale and/or broken runs (prints what it removes)")):
+        a = actions.add_parser(name, help=text)
+        a.add_argument("--runs", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
+        if name == "prune":
+            a.add_argument("--stale", action="store_true", help="runs made by other code, data or model than now")
+            a.add_argument("--broken", action="store_true", help="unreadable records or files")
+            a.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+    p.set_defaults(func=cmd_runs)
+
+
+def cmd_runs(args) -> int:
+    from .store import RunStore
+
+    if args.action == "prune" and not (args.stale or args.broken):
+        raise LnftError("runs prune needs --stale and/or --broken; allowed: --stale, --broken, --dry-run")
+    store = RunStore(args.runs)
+    entries = store.entries(deep=args.action == "verify")
+    if args.action == "prune":
+        doomed = [e for e in entries if (args.stale and e.status == "stale") or (args.broken and e.status == "broken")]
+        for e in doomed:
+            print(f"{'would remove' if args.dry_run else 'removed'} {e.run_id} ({e.status}: {e.reason})")
+            if not args.dry_run:
+                store.remove(e.run_id)
+        if not args.dry_run:
+            store.clean_leftovers()
+        print(f"{len(doomed)} run(s) {'to remove' if args.dry_run else 'removed'}, {len(entries) - len(doomed)} kept "
+              f"in {store.root}")
+        return 0
+    print(f"{'run id':<34}{'task':<7}{'method':<20}{'seed':>6}{'lr':>9}{'dev':>7}  {'date':<20}status")
+    for e in entries:
+        r = e.result
+        cfg = r.config if r else None
+        score = r.metrics.get("score") if r else None
+        date = r.created[:19] if r and r.created else _mtime(os.path.join(e.path, "record.json"))
+        row = (f"{e.run_id:<34}{cfg.task if cfg else '':<7}{cfg.method if cfg else '':<20}"
+               f"{cfg.seed if cfg else '':>6}{f'{cfg.lr:g}' if cfg else '':>9}"
+               f"{f'{score:.1f}' if isinstance(score, (int, float)) else '':>7}  {date:<20}"
+               f"{e.status}{f' ({e.reason})' if e.reason else ''}")
+        print(row)
+    counts = {s: sum(e.status == s for e in entries) for s in ("ok", "stale", "broken", "unknown")}
+    print(f"{len(entries)} run(s) in {store.root}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 1 if args.action == "verify" and counts["broken"] else 0
+
+
+def _mtime(path: str) -> str:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromtimestamp(os.path.getmtime(path), dt.timezone.utc).isoformat(timespec="seconds")[:19]
+    except OSError:
+        return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lnft", description="LayerNorm fine-tuning companion (arXiv 2403.20284)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _train_args(sub)
     _methods_args(sub)
+    _runs_args(sub)
     try:
         from .reports import add_cli as add_reports_cli
     except ImportError:

@@ -6,15 +6,12 @@ Runtime switches that do not change results (progress bars, the runs directory) 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import math
 import os
 from dataclasses import dataclass, field
 
 from .errors import LnftError
-
-# Bump when a change makes stored results incomparable with new ones.
-STORE_SCHEMA = 2  # 2: every run stores per-example predictions (predictions.npz)
+from .fingerprints import STORE_SCHEMA  # noqa: F401  (re-exported: the run id's schema lives with the hashes)
 
 EMBEDDED = "embedded"
 HUB_GLUE = "nyu-mll/glue"
@@ -68,8 +65,19 @@ class RunConfig:
         _positive_int("batch_size", self.batch_size)
         _positive_int("eval_batch_size", self.eval_batch_size)
         _positive_int("max_seq_length", self.max_seq_length)
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise LnftError(f"invalid lr {self.lr!r}; allowed: a number > 0")
+        for name in ("seed", "data_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+                raise LnftError(f"invalid {name} {value!r}; allowed: an integer from 0 to {2**32 - 1}")
+        for name in ("lr", "validation_fraction", "warmup_ratio", "weight_decay", "max_grad_norm", "lora_dropout"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise LnftError(f"invalid {name} {value!r}; allowed: a finite number")
+        if self.lr is not None and not self.lr > 0:
+            raise LnftError(f"invalid lr {self.lr!r}; allowed: a finite number > 0")
+        if self.max_grad_norm < 0:
+            raise LnftError(f"invalid max_grad_norm {self.max_grad_norm!r}; allowed: >= 0 (0: no clipping)")
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None:
@@ -90,32 +98,43 @@ class RunConfig:
                 raise LnftError("method 'layernorm-masked' needs mask_path (a safetensors file of LN masks)")
             if not os.path.isfile(self.mask_path):
                 raise LnftError(f"mask file {self.mask_path!r} does not exist")
+            _check_mask_file(self.mask_path)
         elif self.mask_path:
             raise LnftError(f"mask_path is only allowed with method 'layernorm-masked', not {method.name!r}")
         if method.name == "lora":
             _positive_int("lora_r", self.lora_r)
+            _positive_int("lora_alpha", self.lora_alpha)
+            if not 0 <= self.lora_dropout < 1:
+                raise LnftError(f"invalid lora_dropout {self.lora_dropout!r}; allowed: 0 <= x < 1")
             if not self.lora_targets:
                 raise LnftError("lora_targets is empty; allowed: module name suffixes such as query, value")
-        from .data import check_source
+        from .data import check_data
 
-        check_source(self.data, task)
+        check_data(self.data, task)  # a local directory's files are read and checked here
         models.check_model_name(self.model)
+        if method.name == "lora":
+            models.check_module_suffixes(self.model, self.lora_targets, "lora target")
         lr = self.lr if self.lr is not None else method.default_lr
         return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr))
 
     # ---------------------------------------------------------------- identity
     def run_id(self) -> str:
-        """Stable id: task, method and a hash of every field (device resolved, mask by content)."""
+        """Stable id: task, method and a hash of every field and of the fingerprints (see ``identity``)."""
+        return self.identity()[0]
+
+    def identity(self) -> tuple[str, dict[str, str]]:
+        """(run id, fingerprints). The id hashes the validated config (device resolved, the mask file by
+        content, not path) with the content fingerprints of data, model, code and mask, so anything that
+        changes the result changes the id (lnft/fingerprints.py)."""
+        from .fingerprints import digest, fingerprints
         from .models import resolve_device
 
         cfg = self.validate()
         payload = dataclasses.asdict(cfg)
         payload["device"] = resolve_device(cfg.device).type
-        if cfg.mask_path:
-            payload["mask_path"] = file_digest(cfg.mask_path)
-        payload["schema"] = STORE_SCHEMA
-        text = json.dumps(payload, sort_keys=True, default=str)
-        return f"{cfg.task}-{cfg.method}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        payload["mask_path"] = None  # the mask enters by content, in the fingerprints
+        prints = fingerprints(cfg)
+        return f"{cfg.task}-{cfg.method}-{digest([payload, prints])[:12]}", prints
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -135,5 +154,23 @@ def _positive_int(name: str, value) -> None:
 
 
 def file_digest(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
+    from .fingerprints import file_hash
+
+    return file_hash(path)
+
+
+def _check_mask_file(path: str) -> None:
+    """A mask file must be a safetensors file of 0/1 (bool or uint8) tensors; names and shapes are
+    checked against the model when it loads."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as fh:
+            names = list(fh.keys())
+            dtypes = {str(fh.get_slice(n).get_dtype()) for n in names}
+    except Exception as exc:  # noqa: BLE001 — any parse failure means "not a mask file"
+        raise LnftError(f"mask file {path!r} is not a safetensors file ({str(exc).splitlines()[0][:120]}); "
+                        "allowed: a safetensors file of boolean tensors per LayerNorm parameter") from None
+    if not names or not dtypes <= {"BOOL", "U8"}:
+        raise LnftError(f"mask file {path!r} holds {sorted(dtypes) or 'no tensors'}; "
+                        "allowed: boolean (or uint8 0/1) tensors per LayerNorm parameter")

@@ -11,6 +11,7 @@ import csv
 import functools
 import gzip
 import os
+import zlib
 from importlib import resources
 
 import numpy as np
@@ -73,6 +74,14 @@ def check_source(data: str, task: Task) -> None:
                         "use the embedded data (--data embedded) or a local GLUE directory (--data-dir)")
 
 
+def check_data(data: str, task: Task) -> None:
+    """``check_source``, and for a local directory also read and check its files (cached per content),
+    so an empty, header-only, truncated or malformed file fails before any model is loaded."""
+    check_source(data, task)
+    if source_kind(data) == "local":
+        load_raw(data, task)
+
+
 # ------------------------------------------------------------------ reading GLUE TSVs
 def read_glue_tsv(path: str, task: Task) -> pd.DataFrame:
     """Read one GLUE TSV exactly: no quoting (STS-B has stray quotes), BOM-tolerant (MRPC),
@@ -81,8 +90,13 @@ def read_glue_tsv(path: str, task: Task) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, header=0 if task.header else None,
                             dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise LnftError(f"malformed TSV {path}: the file is empty; allowed: a GLUE TSV with "
+                        f"{'a header and ' if task.header else ''}at least one row") from None
     except pd.errors.ParserError as exc:
         raise LnftError(f"malformed TSV {path}: {str(exc).strip().splitlines()[-1]}") from None
+    if len(frame) == 0:
+        raise LnftError(f"malformed TSV {path}: no data rows after the header; allowed: at least one row")
     first_line = 2 if task.header else 1
     absent = [c for c in (*task.text_columns, task.label_column) if c not in frame.columns]
     if absent:
@@ -125,16 +139,25 @@ def _check_field_counts(path: str) -> None:
                                     f"({fields}, expected {expected})")
     except UnicodeDecodeError as exc:
         raise LnftError(f"malformed TSV {path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except (EOFError, OSError, zlib.error) as exc:  # a truncated or corrupt .gz
+        raise LnftError(f"unreadable data file {path}: {exc or type(exc).__name__}; "
+                        "allowed: a complete (optionally gzipped) GLUE TSV") from None
 
 
 def load_raw(data: str, task: Task) -> DatasetDict:
     """The task's train and dev split(s) from the source named by ``data`` (read once per process)."""
+    from .fingerprints import data_fingerprint
+
     check_source(data, task)
-    return _load_raw_cached(data, task.name)
+    raw = _load_raw_cached(data, task.name, data_fingerprint(data, task))  # edited files are read anew
+    if len(raw["train"]) < 2:
+        raise LnftError(f"train file of task {task.name!r} in {data!r} has {len(raw['train'])} row(s); "
+                        "allowed: at least 2 (some are held out for validation)")
+    return raw
 
 
 @functools.lru_cache(maxsize=8)
-def _load_raw_cached(data: str, task_name: str) -> DatasetDict:
+def _load_raw_cached(data: str, task_name: str, fingerprint: str) -> DatasetDict:
     from .tasks import get_task
 
     task = get_task(task_name)

@@ -54,6 +54,29 @@ def check_model_name(name: str) -> None:
                         "use the embedded model (--model embedded) or a local model directory")
 
 
+@functools.lru_cache(maxsize=4)
+def adaptable_module_names(name: str) -> tuple[str, ...]:
+    """Names of the Linear/Embedding/Conv modules of a model (what LoRA can target), built from its
+    config on the meta device: no weights are read."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(model_path(name))
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(config)
+    kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d)
+    return tuple(n for n, m in model.named_modules() if isinstance(m, kinds) or type(m).__name__ == "Conv1D")
+
+
+def check_module_suffixes(name: str, targets, what: str) -> None:
+    """Each target must name (as peft matches it: whole name or last dotted parts) a module of the model."""
+    modules = adaptable_module_names(name)
+    for target in targets:
+        if not any(m == target or m.endswith("." + target) for m in modules):
+            leaves = sorted({m.rsplit(".", 1)[-1] for m in modules})
+            raise LnftError(f"{what} {target!r} matches no Linear/Embedding module of model {display_name(name)!r}; "
+                            f"allowed: {', '.join(leaves)}")
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

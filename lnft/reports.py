@@ -11,7 +11,9 @@ import html
 import json
 import os
 import subprocess
+import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 
 from .errors import LnftError
@@ -48,6 +50,7 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
     if unknown:
         raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(known)}")
     target = os.path.abspath(os.path.join(out, profile))
+    check_out(out, target)
     os.makedirs(target, exist_ok=True)
     runs_dir = os.path.abspath(runs_dir)
     reports = []
@@ -59,6 +62,18 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
         reports.append(report)
     write_index(target, profile, _merge_previous(target, reports))
     return reports
+
+
+def check_out(out: str, target: str) -> None:
+    """Fail before any notebook runs if the reports cannot be written under ``out``."""
+    for path in (out, target):
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise LnftError(f"reports --out {out!r}: {path!r} is a file; allowed: a directory (or a path to create)")
+    probe = target
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+        raise LnftError(f"reports --out {out!r} is not writable ({probe!r}); allowed: a writable directory")
 
 
 def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: str, kernel: str) -> NotebookReport:
@@ -97,14 +112,45 @@ def _merge_previous(target: str, reports: list[NotebookReport]) -> list[Notebook
     """Keep earlier reports of notebooks not re-run this time on the index."""
     state = os.path.join(target, "reports.json")
     previous = []
-    if os.path.isfile(state):
-        with open(state) as fh:
-            previous = [NotebookReport(**r) for r in json.load(fh)]
+    if os.path.lexists(state):
+        try:
+            with open(state, encoding="utf-8") as fh:
+                previous = [NotebookReport(**r) for r in json.load(fh)]
+        except Exception as exc:  # noqa: BLE001 — truncated, garbage or foreign: rebuilt from the files
+            previous = reports_on_disk(target)
+            print(f"lnft: warning: {state} is unreadable ({type(exc).__name__}); rebuilt from the "
+                  f"{len(previous)} executed notebook(s) in {target}", file=sys.stderr, flush=True)
     names = {r.name for r in reports}
     merged = sorted([r for r in previous if r.name not in names] + reports, key=lambda r: r.name)
-    with open(state, "w") as fh:
-        json.dump([r.__dict__ for r in merged], fh, indent=1)
+    _write_atomic(state, json.dumps([r.__dict__ for r in merged], indent=1))
     return merged
+
+
+def reports_on_disk(target: str) -> list[NotebookReport]:
+    """Reports recovered from the executed notebooks (papermill records duration and failure in them)."""
+    import nbformat
+
+    found = []
+    for file in sorted(f for f in os.listdir(target) if f.endswith(".ipynb")):
+        try:
+            meta = nbformat.read(os.path.join(target, file), as_version=4).metadata.get("papermill", {})
+        except Exception:  # noqa: BLE001 — not a notebook: not a report
+            continue
+        page = file[:-6] + ".html"
+        found.append(NotebookReport(file[:-6], "failed" if meta.get("exception") else "ok",
+                                    float(meta.get("duration") or 0.0), file,
+                                    page if os.path.isfile(os.path.join(target, page)) else None,
+                                    "recovered from the executed notebook" if meta.get("exception") else ""))
+    return found
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def git_commit() -> str:
@@ -124,18 +170,18 @@ def write_index(target: str, profile: str, reports: list[NotebookReport]) -> str
     from .train import versions
 
     rows = "\n".join(
-        f"<tr class='{r.status}'><td>{html.escape(r.name)}</td><td>{r.status}</td><td>{r.seconds:.0f}</td>"
-        f"<td>{f'<a href={chr(34)}{r.html}{chr(34)}>HTML</a>' if r.html else '—'} · "
-        f"<a href=\"{r.ipynb}\">notebook</a></td><td>{html.escape(r.error)}</td></tr>" for r in reports)
+        f"<tr class='{_attr(r.status)}'><td>{html.escape(r.name)}</td><td>{html.escape(r.status)}</td>"
+        f"<td>{r.seconds:.0f}</td><td>{_link(r.html, 'HTML') if r.html else '—'} · {_link(r.ipynb, 'notebook')}"
+        f"</td><td>{html.escape(r.error)}</td></tr>" for r in reports)
     info = {"made": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "profile": profile,
             "model": display_name(PROFILES[profile]["common"]["model"]), "git commit": git_commit(),
             **{f"{k} version": v for k, v in versions().items()}}
     facts = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>lnft reports — {profile}</title>
+<html><head><meta charset="utf-8"><title>lnft reports — {html.escape(profile)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}} td,th{{padding:.3em .8em;text-align:left}}
 tr.failed td{{color:#b00}} table{{border-collapse:collapse}} .runs td{{border-top:1px solid #ddd}}</style></head>
-<body><h1>lnft reports — profile <code>{profile}</code></h1>
+<body><h1>lnft reports — profile <code>{html.escape(profile)}</code></h1>
 <p>Companion to <i>LayerNorm: A key component in parameter-efficient fine-tuning</i> (arXiv 2403.20284).</p>
 <table>{facts}</table>
 <h2>Notebooks</h2>
@@ -144,9 +190,17 @@ tr.failed td{{color:#b00}} table{{border-collapse:collapse}} .runs td{{border-to
 </table></body></html>
 """
     path = os.path.join(target, "index.html")
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(page)
+    _write_atomic(path, page)
     return path
+
+
+def _attr(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _link(file: str, label: str) -> str:
+    """A link to a file next to the index: URL-quoted, then HTML-escaped (a name cannot leave the href)."""
+    return f'<a href="{_attr(urllib.parse.quote(file))}">{html.escape(label)}</a>'
 
 
 def add_cli(sub) -> None:

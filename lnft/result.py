@@ -68,6 +68,9 @@ class RunResult:
     model_name: str = ""
     run_dir: str | None = None  # set when read from / written to the store
     files: dict[str, str] = field(default_factory=dict)  # role -> file name inside run_dir
+    fingerprints: dict[str, str] = field(default_factory=dict)  # data, model, code, mask, schema (in the run id)
+    checksums: dict[str, dict] = field(default_factory=dict)  # file name -> {"bytes", "sha256"} at write time
+    created: str = ""  # when the store wrote it (UTC, ISO 8601)
 
     def predictions(self) -> dict[str, Predictions]:
         """Per-example predictions of the selected epoch: split name ("validation", "dev", or MNLI's

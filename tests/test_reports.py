@@ -53,3 +53,32 @@ def test_unknown_notebook_and_profile(tmp_path, capsys):
     assert "unknown profile 'huge'; allowed: smoke, quick, full, paper" in capsys.readouterr().err
     assert main(["reports", "--notebooks", "09_nope", "--out", str(tmp_path), "--notebooks-dir", NOTEBOOKS]) == 2
     assert "unknown notebook(s) ['09_nope']" in capsys.readouterr().err
+
+
+def test_corrupt_reports_json_is_rebuilt_from_the_executed_notebooks(tmp_path, capsys):
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    _notebook(nbdir / "01_first.ipynb", "print('one')")
+    _notebook(nbdir / "02_second.ipynb", "print('two')")
+    out = tmp_path / "reports"
+    args = ["reports", "--profile", "smoke", "--out", str(out), "--notebooks-dir", str(nbdir), "--runs",
+            str(tmp_path / "runs")]
+    assert main([*args, "--notebooks", "01_first"]) == 0
+    (out / "smoke" / "reports.json").write_text('[{"name": "01_fi')  # truncated
+    assert main([*args, "--notebooks", "02_second"]) == 0
+    assert "reports.json is unreadable (JSONDecodeError); rebuilt from the 2 executed notebook(s)" in capsys.readouterr().err
+    state = {r["name"]: r for r in json.loads((out / "smoke" / "reports.json").read_text())}
+    assert set(state) == {"01_first", "02_second"} and state["01_first"]["status"] == "ok"
+    assert state["01_first"]["seconds"] > 0  # papermill's recorded duration
+    assert [f for f in os.listdir(out / "smoke") if ".tmp" in f] == []
+
+
+def test_index_escapes_and_quotes_every_name(tmp_path):
+    from lnft.reports import NotebookReport, write_index
+
+    evil = '01_x" onmouseover="alert(1)'
+    page = open(write_index(str(tmp_path), "smoke", [
+        NotebookReport(evil, "ok", 1.0, evil + ".ipynb", evil + ".html", "<script>x</script>")])).read()
+    assert 'onmouseover="alert' not in page and "<script>x" not in page
+    assert 'href="01_x%22%20onmouseover%3D%22alert%281%29.html"' in page
+    assert "01_x&quot; onmouseover=&quot;alert(1)" in page  # the visible name, escaped

