@@ -114,6 +114,7 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
             model.train()
             if cfg.patience and stale >= cfg.patience:
                 break  # early stop: `patience` evaluations in a row without a better selection score
+        bar.close()
         train_seconds = time.perf_counter() - clock - eval_seconds
         peak_mb = memory.peak_mb()
 
