@@ -93,10 +93,12 @@ def glue_table(summary: pd.DataFrame, methods: list[str] | None = None) -> pd.Da
 def compare(summary: pd.DataFrame, reference: str = "layernorm",
             others: tuple[str, ...] = ("full", "bitfit", "lora", "head"), chosen: pd.DataFrame | None = None,
             noise_factor: float = 1.0) -> pd.DataFrame:
-    """Per task: reference minus each other method (points), the seed spread, and whether the gap is
-    within seed noise: |difference| <= noise_factor × the larger of the two methods' seed std.
-    With a single seed there is no noise estimate and ``within_noise`` is None. ``undertrained`` is True when
-    either side is possibly undertrained; ``flags`` says which and why."""
+    """Per task: reference minus each other method (points) and the seed spreads.
+
+    Superseded for verdicts by ``lnft.stats.method_verdicts`` (paired bootstrap interval + the verdict
+    vocabulary): "within seed noise" here is a crude screen, not a verdict. ``within_seed_noise`` is
+    |difference| <= noise_factor × the larger seed std, and None unless both methods have a std.
+    ``undertrained`` is True when either side is possibly undertrained; ``flags`` says which and why."""
     rows = []
     by = summary.set_index(KEYS)
     for task in sorted(summary["task"].unique()):
@@ -108,8 +110,9 @@ def compare(summary: pd.DataFrame, reference: str = "layernorm",
                 continue
             o = by.loc[(task, other)]
             diff = ref["score_mean"] - o["score_mean"]
-            noise = max(ref["score_std"], o["score_std"])
-            within = bool(abs(diff) <= noise_factor * noise) if np.isfinite(noise) else None
+            noise = max(ref["score_std"], o["score_std"])  # NaN (one seed) on either side: no estimate
+            finite = np.isfinite(ref["score_std"]) and np.isfinite(o["score_std"])
+            within = bool(abs(diff) <= noise_factor * noise) if finite else None
             caveat = "; ".join(f"{name}: {row['flags']}" for name, row in ((reference, ref), (other, o))
                                if row.get("flags"))
             rows.append({"task": task, "comparison": f"{reference} − {other}", "difference": diff,
@@ -117,3 +120,24 @@ def compare(summary: pd.DataFrame, reference: str = "layernorm",
                          "undertrained": bool(ref.get("undertrained", False) or o.get("undertrained", False)),
                          "flags": caveat})
     return pd.DataFrame(rows)
+
+
+def flag_verdicts(verdicts: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Add ``undertrained`` and ``flags`` to a verdict table of ``lnft.stats`` (columns task, a, b): a
+    comparison is flagged when either method is possibly undertrained on that task (on any task for the
+    ``average`` row); ``flags`` says which and why."""
+    by = summary.set_index(KEYS)
+
+    def caveat(task, method):
+        tasks = sorted(summary["task"].unique()) if task == "average" else [task]
+        rows = [(t, by.loc[(t, method)]) for t in tasks if (t, method) in by.index]
+        marked = any(bool(r.get("undertrained", False)) for _, r in rows)
+        text = "; ".join(f"{method}{f' ({t})' if task == 'average' else ''}: {r['flags']}"
+                         for t, r in rows if r.get("flags"))
+        return marked, text
+
+    out = verdicts.copy()
+    marks = [[caveat(row.task, row.a), caveat(row.task, row.b)] for row in verdicts.itertuples()]
+    out["undertrained"] = [a[0] or b[0] for a, b in marks]
+    out["flags"] = ["; ".join(x for x in (a[1], b[1]) if x) for a, b in marks]
+    return out

@@ -22,7 +22,7 @@ from .config import RunConfig
 from .data import Collator, iterate, length_grouped_batches, load_task_data, random_batches, target_scale, tokenize
 from .models import display_name, load_model, load_tokenizer, resolve_device
 from .progress import progress_bar
-from .result import RunResult
+from .result import Predictions, RunResult, examples_digest
 from .tasks import Task, get_task
 
 
@@ -31,6 +31,7 @@ class FinetuneOutput:
     result: RunResult
     trained: dict[str, torch.Tensor]  # the trainable tensors of the best checkpoint (all of them for full)
     model: torch.nn.Module  # the trained model, holding the best checkpoint's weights
+    predictions: dict[str, Predictions] = None  # per-example, best checkpoint: validation and dev split(s)
 
 
 def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = None) -> FinetuneOutput:
@@ -42,7 +43,8 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
 
     # ---- data
     tokenizer = load_tokenizer(cfg.model)
-    splits = tokenize(load_task_data(cfg, task), tokenizer, task, cfg.max_seq_length)
+    raw = load_task_data(cfg, task)
+    splits = tokenize(raw, tokenizer, task, cfg.max_seq_length)
     train_set = splits["train"]
     shift, scale = target_scale(train_set, task, cfg.standardize_targets)
     collate = Collator(tokenizer, task.is_regression, shift, scale)
@@ -98,15 +100,16 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
             tick = time.perf_counter()
             row = {"step": step, "epoch": step / steps_per_epoch, "train_loss": float(np.mean(losses)),
                    "train_seconds": tick - clock - eval_seconds}
+            seen = {}  # this evaluation's per-example predictions, kept for the best checkpoint
             row.update({f"validation_{k}": v for k, v in evaluate_validation(model, splits, task, collate, device,
-                                                                            cfg.eval_batch_size).items()})
+                                                                            cfg.eval_batch_size, seen).items()})
             if cfg.select_on == "dev":
                 row.update({f"dev_{k}": v for k, v in evaluate_dev(model, splits, task, collate, device,
-                                                                  cfg.eval_batch_size).items()})
+                                                                  cfg.eval_batch_size, seen).items()})
             history.append(row)
             losses = []
             if best is None or row[f"{cfg.select_on}_score"] > best[f"{cfg.select_on}_score"]:
-                best, stale = row, 0
+                best, best_predictions, stale = row, seen, 0
                 best_state = {n: p.detach().to("cpu", copy=True) for n, p in prepared.trainable.items()}
             else:
                 stale += 1
@@ -124,7 +127,7 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
     if cfg.select_on == "dev":
         dev = {k.removeprefix("dev_"): v for k, v in best.items() if k.startswith("dev_")}
     else:
-        dev = evaluate_dev(model, splits, task, collate, device, cfg.eval_batch_size)
+        dev = evaluate_dev(model, splits, task, collate, device, cfg.eval_batch_size, best_predictions)
     result = RunResult(
         run_id=run_id or cfg.run_id(),
         config=cfg,
@@ -147,7 +150,9 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
         versions=versions(),
         model_name=display_name(cfg.model),
     )
-    return FinetuneOutput(result, best_state, model)
+    predictions = {split: Predictions(preds, labels, examples_digest(raw[split]))
+                   for split, (preds, labels) in best_predictions.items()}
+    return FinetuneOutput(result, best_state, model, predictions)
 
 
 @torch.inference_mode()
@@ -165,24 +170,29 @@ def predict(model, dataset, task: Task, collate: Collator, device, batch_size: i
     return collate.unscale(preds), np.asarray(dataset["label"][:])
 
 
-def evaluate_validation(model, splits, task: Task, collate: Collator, device, batch_size: int) -> dict:
+def evaluate_validation(model, splits, task: Task, collate: Collator, device, batch_size: int,
+                        keep: dict | None = None) -> dict:
     """Metrics on the held-out validation split, with ``score`` = their mean in points."""
-    metrics = evaluate(model, splits["validation"], task, collate, device, batch_size)
+    metrics = evaluate(model, splits["validation"], task, collate, device, batch_size, keep=keep, name="validation")
     return {**metrics, "score": 100.0 * float(np.mean(list(metrics.values())))}
 
 
-def evaluate_dev(model, splits, task: Task, collate: Collator, device, batch_size: int) -> dict:
+def evaluate_dev(model, splits, task: Task, collate: Collator, device, batch_size: int,
+                 keep: dict | None = None) -> dict:
     """GLUE dev metrics (both MNLI dev sets), with ``score`` = the GLUE average in points."""
     metrics = {}
     for split in task.dev_split_names:
-        metrics.update(evaluate(model, splits[split], task, collate, device, batch_size, split))
+        metrics.update(evaluate(model, splits[split], task, collate, device, batch_size, split, keep=keep))
     return {**metrics, "score": task.score(metrics)}
 
 
 def evaluate(model, dataset, task: Task, collate: Collator, device, batch_size: int,
-             split: str | None = None) -> dict[str, float]:
-    """The task's metrics on one split (names suffixed by the dev split for MNLI)."""
+             split: str | None = None, *, keep: dict | None = None, name: str | None = None) -> dict[str, float]:
+    """The task's metrics on one split (names suffixed by the dev split for MNLI); ``keep`` receives
+    ``{name or split: (preds, labels)}`` so that per-example predictions are stored with the run."""
     preds, labels = predict(model, dataset, task, collate, device, batch_size)
+    if keep is not None:
+        keep[name or split] = (preds, labels)
     return task.compute_metrics(labels, preds, split)
 
 

@@ -76,6 +76,10 @@ def test_a_run_cut_off_while_improving_is_flagged_everywhere(tiny, monkeypatch, 
     assert "still improving" in table.loc["layernorm", "flags"] and table.loc["full", "steps/run"] == "3"
     verdict = aggregate.compare(summary, others=("full",)).iloc[0]
     assert verdict["undertrained"] and "layernorm: still improving" in verdict["flags"]
+    table = pd.DataFrame({"task": ["sst2", "average"], "a": ["layernorm", "layernorm"], "b": ["full", "full"]})
+    flagged = aggregate.flag_verdicts(table, summary)  # on a verdict table of lnft.stats
+    assert flagged["undertrained"].all() and flagged["flags"].str.contains("layernorm.*still improving").all()
+    assert not aggregate.flag_verdicts(table.assign(a="full"), summary)["undertrained"].any()
 
 
 def test_lr_at_the_edge_of_its_grid_is_flagged():
