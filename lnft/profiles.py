@@ -40,7 +40,7 @@ PROFILES = {
         # 500 examples = 16 steps per epoch: full ≤ 96 steps, the others ≤ 192; the step arithmetic that
         # keeps notebook 2 under 10 minutes is in the README ("Profiles")
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs={"full": 6, "default": 12},
-                       patience=3, eval_every=16, batch_size=32, max_train_samples=500, max_eval_samples=400,
+                       patience=3, eval_every=24, batch_size=32, max_train_samples=500, max_eval_samples=400,
                        device="auto"),
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
