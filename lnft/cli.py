@@ -26,7 +26,11 @@ def _train_args(sub):
     p.add_argument("--model", default=EMBEDDED, help="'embedded' (MiniLM-L6, offline), a hub name or a local path")
     p.add_argument("--data", default=EMBEDDED, help="'embedded' or a hub dataset name (nyu-mll/glue)")
     p.add_argument("--data-dir", help="a local directory in the GLUE layout (<TASK>/train.tsv, <TASK>/dev.tsv)")
-    p.add_argument("--epochs", type=int, default=RunConfig.epochs)
+    p.add_argument("--epochs", type=int, default=RunConfig.epochs, help="the maximum number of epochs")
+    p.add_argument("--patience", type=int, default=RunConfig.patience,
+                   help="stop after this many evaluations without improvement (0: never stop early)")
+    p.add_argument("--eval-every", type=int, default=RunConfig.eval_every,
+                   help="evaluate every this many steps (default: once per epoch)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the method's)")
     p.add_argument("--batch-size", type=int, default=RunConfig.batch_size)
     p.add_argument("--seed", type=int, default=RunConfig.seed)
@@ -50,7 +54,8 @@ def cmd_train(args) -> int:
 
     data = os.path.abspath(args.data_dir) if args.data_dir else args.data
     cfg = RunConfig(task=args.task, method=args.method, model=args.model, data=data, epochs=args.epochs,
-                    lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                    patience=args.patience, eval_every=args.eval_every, lr=args.lr, batch_size=args.batch_size,
+                    seed=args.seed,
                     max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
                     select_on=args.select_on, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                     lora_dropout=args.lora_dropout, lora_targets=tuple(args.lora_targets),
@@ -63,7 +68,11 @@ def cmd_train(args) -> int:
     s = result.summary()
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in s["metrics"].items())
     print(f"{s['task']} {s['method']} seed={s['seed']} lr={s['lr']:g} ({'cached' if cached else 'trained'})")
-    print(f"  dev: {metrics}  (epoch {s['best_epoch']} chosen on {cfg.select_on})")
+    stop = "stopped early" if s["stopped_early"] else "budget used up"
+    print(f"  dev: {metrics}  (step {s['best_step']} of {s['steps']}, epoch {s['best_epoch']}, chosen on "
+          f"{cfg.select_on}; {stop})")
+    if s["still_improving"]:
+        print("  still improving at the end of its budget (best evaluation = last): possibly undertrained")
     print(f"  trainable {s['trainable_params']:,} of {s['total_params']:,} parameters "
           f"({s['trainable_percent']:.4f}%)")
     print(f"  train {s['train_seconds']:.1f} s ({s['samples_per_second']:.1f} samples/s), "

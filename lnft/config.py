@@ -27,7 +27,9 @@ class RunConfig:
     data: str = EMBEDDED  # "embedded", a hub dataset name (nyu-mll/glue) or a local GLUE directory
     seed: int = 42  # initialisation of the head, dropout, batch order
     data_seed: int = 0  # subsets and the validation split: fixed across seeds so seeds measure training noise
-    epochs: int = 3
+    epochs: int = 3  # the maximum budget; early stopping (patience) may end a run sooner
+    patience: int = 0  # stop after this many evaluations without improvement on the selection split; 0: never
+    eval_every: int | None = None  # evaluate every this many optimisation steps; None: at the end of every epoch
     lr: float | None = None  # None: the method's default rate
     batch_size: int = 32
     eval_batch_size: int = 32  # small batches of similar length are fastest on CPU
@@ -62,6 +64,10 @@ class RunConfig:
         task = get_task(self.task)
         method = methods.get_method(self.method)
         _positive_int("epochs", self.epochs)
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
+            raise LnftError(f"invalid patience {self.patience!r}; allowed: an integer >= 0 (0: no early stopping)")
+        if self.eval_every is not None:
+            _positive_int("eval_every", self.eval_every)
         _positive_int("batch_size", self.batch_size)
         _positive_int("eval_batch_size", self.eval_batch_size)
         _positive_int("max_seq_length", self.max_seq_length)

@@ -66,12 +66,16 @@ def efficiency(table: pd.DataFrame, x: str = "trainable_percent", y: str = "scor
     return fig
 
 
-def learning_curves(history: pd.DataFrame, metric: str = "validation_score"):
-    """Validation metric per epoch, one line per method (seed spread as a band)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    sns.lineplot(data=history, x="epoch", y=metric, hue="method", errorbar="sd", marker="o", ax=ax)
-    ax.set_xticks(sorted(history["epoch"].unique()))
-    ax.set_title(f"{history['task'].iloc[0]}: {metric} per epoch")
+def learning_curves(history: pd.DataFrame, metric: str = "validation_score", x: str = "step"):
+    """Validation metric against training steps, one line per method (band: seed spread), one panel per
+    task. A run that stopped early leaves the mean to the seeds still training after its last point."""
+    tasks = sorted(history["task"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sns.lineplot(data=history[history["task"] == task], x=x, y=metric, hue="method", errorbar="sd",
+                     marker="o", markersize=3, ax=ax)
+        ax.set_title(f"{task}: {metric} per {x}")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -5,6 +5,12 @@ GLUE, 5 seeds, for a GPU machine with internet).
 A notebook's ``parameters`` cell holds ``profile`` plus optional overrides (None = take the profile's
 value); ``resolve`` merges them. The ``common`` part is shared by all notebooks so that their runs have
 identical configs and the run store reuses them across notebooks.
+
+Budgets: ``epochs`` is each method's maximum, ``{"full": E, "default": E_peft}`` (or one number for all);
+``Params.run_config(method=...)`` picks it, so every notebook trains a method under the same protocol.
+Methods with a few thousand parameters learn more slowly per step than full fine-tuning, so their budget
+is several times longer; early stopping (``patience`` evaluations without improvement on the selection
+split, one evaluation every ``eval_every`` steps) ends a run once it has converged.
 """
 from __future__ import annotations
 
@@ -21,8 +27,9 @@ PEFT_LRS = [1e-3, 3e-3, 1e-2]
 
 PROFILES = {
     "smoke": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs=1, batch_size=16,
-                       max_train_samples=32, max_eval_samples=32, device="auto"),
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs={"full": 1, "default": 2},
+                       patience=2, eval_every=1, batch_size=16, max_train_samples=32, max_eval_samples=32,
+                       device="auto"),
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]}),
@@ -30,20 +37,24 @@ PROFILES = {
                                   fisher_kind="empirical", fisher_at="pretrained", baseline_lr={"full": 1e-4}),
     },
     "quick": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs=2, batch_size=32,
-                       max_train_samples=1000, max_eval_samples=400, device="auto"),
+        # 500 examples = 16 steps per epoch: full ≤ 96 steps, the others ≤ 192; the step arithmetic that
+        # keeps notebook 2 under 10 minutes is in the README ("Profiles")
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs={"full": 6, "default": 12},
+                       patience=3, eval_every=24, batch_size=32, max_train_samples=500, max_eval_samples=400,
+                       device="auto"),
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
-        # quick trims to fit 20 minutes on 2 CPU cores: no layernorm-output in notebook 2, SST-2 only in 3
-        "02_peft_comparison": dict(select_on="validation", seeds=[0, 1],
-                                   methods=["full", "layernorm", "bitfit", "lora", "head"],
+        # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
+        # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3
+        "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=["full", "layernorm", "head"],
                                    lr_grid={"full": [1e-4], "default": [1e-2]}),
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0], fractions=[1, 10, 100], cv_fractions=[10],
                                   fisher_samples=256, folds=2, lr=1e-2,
                                   fisher_kind="empirical", fisher_at="pretrained", baseline_lr={"full": 1e-4}),
     },
     "full": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs=3, batch_size=32,
-                       max_train_samples=None, max_eval_samples=None, device="auto"),
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs={"full": 3, "default": 10},
+                       patience=3, eval_every=None, batch_size=32, max_train_samples=None, max_eval_samples=None,
+                       device="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=PEFT_METHODS,
                                    lr_grid={"full": FULL_LRS, "default": PEFT_LRS}),
@@ -53,7 +64,8 @@ PROFILES = {
     },
     "paper": {
         "common": dict(model="bert-large-cased", data=HUB_GLUE, tasks=["cola", "sst2", "mrpc", "stsb", "rte"],
-                       epochs=3, batch_size=32, max_train_samples=None, max_eval_samples=None, device="auto"),
+                       epochs={"full": 3, "default": 10}, patience=3, eval_every=None, batch_size=32,
+                       max_train_samples=None, max_eval_samples=None, device="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2, 3, 4], lr=2e-5, layernorm_lr=1e-3),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]}),
@@ -63,7 +75,17 @@ PROFILES = {
     },
 }
 
-RUN_FIELDS = ("model", "data", "epochs", "batch_size", "max_train_samples", "max_eval_samples", "device")
+RUN_FIELDS = ("model", "data", "batch_size", "max_train_samples", "max_eval_samples", "patience", "eval_every",
+              "device")
+
+
+def method_epochs(epochs, method: str) -> int:
+    """A method's maximum epochs from a budget: one number for all, or {method: epochs, "default": epochs}."""
+    if not isinstance(epochs, dict):
+        return epochs
+    if method not in epochs and "default" not in epochs:
+        raise LnftError(f"epochs {epochs!r} has no budget for method {method!r}; allowed: add it or a 'default'")
+    return epochs.get(method, epochs.get("default"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +103,21 @@ class Params:
             raise AttributeError(name) from None
 
     def run_config(self, **fields) -> RunConfig:
-        """A RunConfig with the shared settings of this profile and the given fields."""
-        return RunConfig(**{k: self.values[k] for k in RUN_FIELDS}, **fields)
+        """A RunConfig with the shared settings of this profile, the method's budget (maximum epochs) and
+        the given fields (which win)."""
+        method = fields.get("method", RunConfig.method)
+        shared = {k: self.values[k] for k in RUN_FIELDS if k in self.values}
+        return RunConfig(**{**shared, "epochs": method_epochs(self.values["epochs"], method), **fields})
+
+    def budgets(self, methods=None):
+        """Each method's budget as a tidy frame: maximum epochs, patience, evaluation interval."""
+        import pandas as pd
+
+        methods = methods or self.values.get("methods") or ["full", "layernorm"]
+        every = self.values.get("eval_every")
+        return pd.DataFrame([{"method": m, "max epochs": method_epochs(self.values["epochs"], m),
+                              "patience (evaluations)": self.values.get("patience"),
+                              "evaluate every (steps)": every if every else "epoch"} for m in methods])
 
     def table(self):
         import pandas as pd
@@ -101,4 +136,10 @@ def resolve(notebook: str, profile: str, **overrides) -> Params:
     if unknown:
         raise LnftError(f"unknown parameter(s) {unknown} for {notebook}; allowed: {sorted(values)}")
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(values.get("epochs"), dict):
+        from .methods import METHODS
+
+        bad = sorted(set(values["epochs"]) - set(METHODS) - {"default"})
+        if bad:
+            raise LnftError(f"epochs has budgets for unknown method(s) {bad}; allowed: {', '.join(METHODS)}, default")
     return Params(notebook, profile, MappingProxyType(values))

@@ -53,10 +53,10 @@ def read_predictions(path: str) -> dict[str, Predictions]:
 class RunResult:
     run_id: str
     config: RunConfig
-    metrics: dict[str, float]  # GLUE dev metrics (fractions) of the selected epoch, plus "score" (points)
-    validation_metrics: dict[str, float]  # held-out validation metrics of the selected epoch
-    best_epoch: int
-    history: list[dict]  # one dict per epoch: epoch, train_loss, validation_*, dev_* metrics, seconds
+    metrics: dict[str, float]  # GLUE dev metrics (fractions) of the best checkpoint, plus "score" (points)
+    validation_metrics: dict[str, float]  # held-out validation metrics of the best checkpoint
+    best_epoch: int  # the epoch the best checkpoint falls in (1-based)
+    history: list[dict]  # one dict per evaluation: step, epoch (fractional), train_loss, validation_*, dev_*, seconds
     trainable_params: int
     total_params: int
     train_seconds: float  # optimisation steps only
@@ -66,6 +66,10 @@ class RunResult:
     device: str
     versions: dict[str, str]
     model_name: str = ""
+    best_step: int = 0  # optimisation step of the best checkpoint
+    steps: int = 0  # optimisation steps taken (fewer than max_steps when early stopping ended the run)
+    max_steps: int = 0  # the budget: epochs × steps per epoch
+    eval_seconds: float = 0.0  # evaluations during training (selection split)
     run_dir: str | None = None  # set when read from / written to the store
     files: dict[str, str] = field(default_factory=dict)  # role -> file name inside run_dir
     fingerprints: dict[str, str] = field(default_factory=dict)  # data, model, code, mask, schema (in the run id)
@@ -85,8 +89,20 @@ class RunResult:
         return 100.0 * self.trainable_params / self.total_params
 
     @property
+    def stopped_early(self) -> bool:
+        return self.steps < self.max_steps
+
+    @property
+    def still_improving(self) -> bool:
+        """Possibly undertrained: the best evaluation is the last one, so the run was still improving when
+        its budget ran out (a run with a single evaluation counts: nothing shows it had converged)."""
+        return bool(self.history) and self.best_step == self.history[-1].get("step")
+
+    @property
     def samples_per_second(self) -> float:
-        return self.train_samples * len(self.history) / max(self.train_seconds, 1e-9)
+        steps_per_epoch = -(-self.train_samples // self.config.batch_size)
+        epochs = self.steps / steps_per_epoch if self.steps else len(self.history)
+        return self.train_samples * epochs / max(self.train_seconds, 1e-9)
 
     def summary(self) -> dict:
         """The flat record printed by ``lnft train --json``."""
@@ -95,6 +111,8 @@ class RunResult:
             "run_id": self.run_id, "task": cfg.task, "method": cfg.method, "model": self.model_name or cfg.model,
             "seed": cfg.seed, "lr": cfg.lr, "epochs": cfg.epochs, "metrics": self.metrics,
             "validation_metrics": self.validation_metrics, "best_epoch": self.best_epoch,
+            "best_step": self.best_step, "steps": self.steps, "max_steps": self.max_steps,
+            "stopped_early": self.stopped_early, "still_improving": self.still_improving,
             "trainable_params": self.trainable_params, "total_params": self.total_params,
             "trainable_percent": self.trainable_percent, "train_seconds": round(self.train_seconds, 3),
             "samples_per_second": round(self.samples_per_second, 2), "peak_memory_mb": round(self.peak_memory_mb, 1),

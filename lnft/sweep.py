@@ -40,7 +40,9 @@ def _labels(r: RunResult) -> dict:
     c = r.config
     return {"task": c.task, "method": c.method, "seed": c.seed, "lr": c.lr, "select_on": c.select_on,
             "trainable_params": r.trainable_params, "trainable_percent": r.trainable_percent,
-            "train_seconds": r.train_seconds, "best_epoch": r.best_epoch, "run_id": r.run_id}
+            "train_seconds": r.train_seconds, "eval_seconds": r.eval_seconds, "best_epoch": r.best_epoch,
+            "best_step": r.best_step, "steps": r.steps, "max_steps": r.max_steps, "stopped_early": r.stopped_early,
+            "still_improving": r.still_improving, "run_id": r.run_id}
 
 
 def results_frame(results: list[RunResult]) -> pd.DataFrame:
@@ -54,6 +56,7 @@ def results_frame(results: list[RunResult]) -> pd.DataFrame:
 
 
 def history_frame(results: list[RunResult]) -> pd.DataFrame:
-    """One row per run × epoch, with every logged value as a column (for learning curves)."""
+    """One row per run × evaluation (step, fractional epoch, train loss, train seconds so far, validation
+    metrics) with the run's labels as columns (for learning curves)."""
     rows = [{**_labels(r), **h} for r in results for h in r.history]
     return pd.DataFrame(rows)

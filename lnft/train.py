@@ -1,8 +1,9 @@
 """``finetune(config)``: one fine-tuning run, readable top to bottom.
 
-data -> model -> method -> AdamW + linear warm-up/decay -> epochs (length-grouped batches with
-per-batch padding) -> evaluation on the held-out validation split and on dev after every epoch ->
-the epoch with the best selection score is kept -> RunResult + the trained tensors.
+data -> model -> method -> AdamW + linear warm-up/decay over the budget (``epochs``, a maximum) ->
+steps over length-grouped batches with per-batch padding -> every ``eval_every`` steps (default: every
+epoch) an evaluation on the selection split (held-out validation, or dev) -> the best checkpoint is kept,
+and ``patience`` evaluations without improvement end the run early -> RunResult + the trained tensors.
 """
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ from .tasks import Task, get_task
 @dataclass
 class FinetuneOutput:
     result: RunResult
-    trained: dict[str, torch.Tensor]  # the trainable tensors of the selected epoch (all of them for full)
-    model: torch.nn.Module  # the trained model, holding the selected epoch's weights
-    predictions: dict[str, Predictions] = None  # per-example, selected epoch: validation and dev split(s)
+    trained: dict[str, torch.Tensor]  # the trainable tensors of the best checkpoint (all of them for full)
+    model: torch.nn.Module  # the trained model, holding the best checkpoint's weights
+    predictions: dict[str, Predictions] = None  # per-example, best checkpoint: validation and dev split(s)
 
 
 def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = None) -> FinetuneOutput:
@@ -59,66 +60,85 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
                                   fused=all(p.dtype == torch.float32 for p in params))  # one kernel, not a loop
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * steps_per_epoch * cfg.epochs),
-                                steps_per_epoch * cfg.epochs)
+    max_steps = steps_per_epoch * cfg.epochs  # the budget; the schedule decays over all of it
+    eval_every = cfg.eval_every or steps_per_epoch
+    scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * max_steps), max_steps)
     generator = torch.Generator().manual_seed(cfg.seed)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
-    # ---- train
-    history, best, best_state, train_seconds = [], None, None, 0.0
-    with PeakMemory(device) as memory:
-        for epoch in range(1, cfg.epochs + 1):
-            model.train()
+    def epochs_of_batches():  # a fresh (length-grouped) batch order every epoch, drawn when the epoch starts
+        for _ in range(cfg.epochs):
             if cfg.group_by_length:
-                batches = length_grouped_batches(train_set["length"], cfg.batch_size, generator)
+                order = length_grouped_batches(train_set["length"], cfg.batch_size, generator)
             else:
-                batches = random_batches(len(train_set), cfg.batch_size, generator)
-            losses, tick = [], time.perf_counter()
-            bar = progress_bar(iterate(train_set, batches, collate), total=len(batches), enabled=progress,
-                               desc=f"{task.name} {cfg.method} epoch {epoch}/{cfg.epochs}")
-            for batch in bar:
-                batch = {k: v.to(device) for k, v in batch.items()}
-                with autocast:
-                    loss = model(**batch).loss
-                loss.backward()
-                if cfg.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-            train_seconds += time.perf_counter() - tick
+                order = random_batches(len(train_set), cfg.batch_size, generator)
+            yield from iterate(train_set, order, collate)
 
-            # ---- evaluate on the selection split, keep the best epoch
-            row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "train_seconds": train_seconds}
-            seen = {}  # this epoch's per-example predictions, kept for the selected epoch
+    # ---- train; every `eval_every` steps (and at the last) evaluate on the selection split, keep the best
+    #      checkpoint, stop after `patience` evaluations without improvement
+    history, best, best_state, stale, losses = [], None, None, 0, []
+    eval_seconds, clock = 0.0, time.perf_counter()
+    with PeakMemory(device) as memory:
+        model.train()
+        bar = progress_bar(epochs_of_batches(), total=max_steps, enabled=progress,
+                           desc=f"{task.name} {cfg.method} (≤ {cfg.epochs} epochs)")
+        for step, batch in enumerate(bar, start=1):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast:
+                loss = model(**batch).loss
+            loss.backward()
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            if step % eval_every and step < max_steps:
+                continue
+
+            # ---- evaluate
+            tick = time.perf_counter()
+            row = {"step": step, "epoch": step / steps_per_epoch, "train_loss": float(np.mean(losses)),
+                   "train_seconds": tick - clock - eval_seconds}
+            seen = {}  # this evaluation's per-example predictions, kept for the best checkpoint
             row.update({f"validation_{k}": v for k, v in evaluate_validation(model, splits, task, collate, device,
                                                                             cfg.eval_batch_size, seen).items()})
             if cfg.select_on == "dev":
                 row.update({f"dev_{k}": v for k, v in evaluate_dev(model, splits, task, collate, device,
                                                                   cfg.eval_batch_size, seen).items()})
             history.append(row)
-            selection = row[f"{cfg.select_on}_score"]
-            if best is None or selection > best["selection"]:
-                best = {"selection": selection, "epoch": epoch, "predictions": seen}
+            losses = []
+            if best is None or row[f"{cfg.select_on}_score"] > best[f"{cfg.select_on}_score"]:
+                best, best_predictions, stale = row, seen, 0
                 best_state = {n: p.detach().to("cpu", copy=True) for n, p in prepared.trainable.items()}
+            else:
+                stale += 1
+            eval_seconds += time.perf_counter() - tick
+            model.train()
+            if cfg.patience and stale >= cfg.patience:
+                break  # early stop: `patience` evaluations in a row without a better selection score
+        bar.close()
+        train_seconds = time.perf_counter() - clock - eval_seconds
         peak_mb = memory.peak_mb()
 
-    with torch.no_grad():  # leave the model at the selected epoch, then report it on GLUE dev
+    with torch.no_grad():  # leave the model at the best checkpoint, then report it on GLUE dev
         for name, param in prepared.trainable.items():
             param.copy_(best_state[name])
-    chosen = history[best["epoch"] - 1]
     if cfg.select_on == "dev":
-        dev = {k.removeprefix("dev_"): v for k, v in chosen.items() if k.startswith("dev_")}
+        dev = {k.removeprefix("dev_"): v for k, v in best.items() if k.startswith("dev_")}
     else:
-        dev = evaluate_dev(model, splits, task, collate, device, cfg.eval_batch_size, best["predictions"])
+        dev = evaluate_dev(model, splits, task, collate, device, cfg.eval_batch_size, best_predictions)
     result = RunResult(
         run_id=run_id or cfg.run_id(),
         config=cfg,
         metrics=dev,
-        validation_metrics={k.removeprefix("validation_"): v for k, v in chosen.items()
+        validation_metrics={k.removeprefix("validation_"): v for k, v in best.items()
                             if k.startswith("validation_")},
-        best_epoch=best["epoch"],
+        best_epoch=math.ceil(best["step"] / steps_per_epoch),
+        best_step=best["step"],
+        steps=step,
+        max_steps=max_steps,
+        eval_seconds=eval_seconds,
         history=history,
         trainable_params=prepared.trainable_params,
         total_params=prepared.total_params,
@@ -131,7 +151,7 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
         model_name=display_name(cfg.model),
     )
     predictions = {split: Predictions(preds, labels, examples_digest(raw[split]))
-                   for split, (preds, labels) in best["predictions"].items()}
+                   for split, (preds, labels) in best_predictions.items()}
     return FinetuneOutput(result, best_state, model, predictions)
 
 

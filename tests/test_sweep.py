@@ -33,7 +33,9 @@ def test_summary_table_and_comparison():
     assert ln["score_mean"] == 71 and ln["score_std"] == pytest.approx(np.sqrt(2)) and ln["seeds"] == 2
     table = aggregate.glue_table(summary, ["full", "layernorm"])
     assert list(table.index) == ["full", "layernorm"] and not table.isna().any().any()
-    assert table.loc["layernorm", "sst2"] == "71.0 ± 1.4" and table.loc["full", "trainable"] == "100"
+    # layernorm's chosen 1e-3 is the lower edge of its two-rate grid: marked as possibly undertrained
+    assert table.loc["layernorm", "sst2"] == "71.0 ± 1.4 †" and table.loc["full", "trainable"] == "100"
+    assert table.loc["full", "sst2"] == "75.0 ± 1.4" and "edge of its grid" in table.loc["layernorm", "flags"]
     verdict = aggregate.compare(summary, others=("full",))
     row = verdict.iloc[0]
     assert row["difference"] == -4 and not row["within_seed_noise"]
