@@ -49,6 +49,7 @@ class RunConfig:
     lora_dropout: float = 0.1
     lora_targets: tuple[str, ...] = ("query", "value")
     mask_path: str | None = None  # layernorm-masked: a safetensors file of boolean masks per LN tensor
+    mask_digest: str | None = None  # sha256 of the mask file, filled (or checked) by validate(): the run id's mask
     device: str = "auto"
     extra: tuple[tuple[str, str], ...] = field(default=())  # free-form tags that enter the run id
 
@@ -90,8 +91,14 @@ class RunConfig:
                 raise LnftError("method 'layernorm-masked' needs mask_path (a safetensors file of LN masks)")
             if not os.path.isfile(self.mask_path):
                 raise LnftError(f"mask file {self.mask_path!r} does not exist")
-        elif self.mask_path:
+            digest = file_digest(self.mask_path)
+            if self.mask_digest not in (None, digest):
+                raise LnftError(f"mask file {self.mask_path!r} has digest {digest[:12]}…, not the mask_digest "
+                                f"{self.mask_digest[:12]}… the config names; allowed: the file's own content")
+        elif self.mask_path or self.mask_digest:
             raise LnftError(f"mask_path is only allowed with method 'layernorm-masked', not {method.name!r}")
+        else:
+            digest = None
         if method.name == "lora":
             _positive_int("lora_r", self.lora_r)
             if not self.lora_targets:
@@ -101,18 +108,18 @@ class RunConfig:
         check_source(self.data, task)
         models.check_model_name(self.model)
         lr = self.lr if self.lr is not None else method.default_lr
-        return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr))
+        return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr), mask_digest=digest)
 
     # ---------------------------------------------------------------- identity
     def run_id(self) -> str:
-        """Stable id: task, method and a hash of every field (device resolved, mask by content)."""
+        """Stable id: task, method and a hash of every field (device resolved, the mask by its content)."""
         from .models import resolve_device
 
         cfg = self.validate()
         payload = dataclasses.asdict(cfg)
         payload["device"] = resolve_device(cfg.device).type
-        if cfg.mask_path:
-            payload["mask_path"] = file_digest(cfg.mask_path)
+        # the mask enters by its content, never by its file name (under the old key: earlier ids stay valid)
+        payload["mask_path"] = payload.pop("mask_digest")
         payload["schema"] = STORE_SCHEMA
         text = json.dumps(payload, sort_keys=True, default=str)
         return f"{cfg.task}-{cfg.method}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"

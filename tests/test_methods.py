@@ -115,3 +115,20 @@ def test_masks_hold_after_moving_the_model(tmp_path):
     model(input_ids=torch.tensor([[101, 2023, 2003, 102]]), labels=torch.tensor([1])).loss.backward()
     assert param.grad.dtype == torch.float64
     assert torch.all(param.grad[~mask] == 0) and torch.any(param.grad[mask] != 0)
+
+
+def test_the_mask_enters_the_run_id_by_content(tmp_path):
+    ln = "bert.encoder.layer.0.output.LayerNorm.weight"
+    a, b = torch.zeros(H, dtype=torch.bool), torch.zeros(H, dtype=torch.bool)
+    a[:5], b[5:10] = True, True
+    path_a = methods.save_masks({ln: a}, str(tmp_path / "a.safetensors"))
+    copy_a = methods.save_masks({ln: a}, str(tmp_path / "copy-of-a.safetensors"))
+    path_b = methods.save_masks({ln: b}, str(tmp_path / "b.safetensors"))
+    ids = {p: RunConfig(method="layernorm-masked", mask_path=p, device="cpu").run_id()
+           for p in (path_a, copy_a, path_b)}
+    assert ids[path_a] == ids[copy_a] != ids[path_b]  # same content, other name: one run
+    cfg = RunConfig(method="layernorm-masked", mask_path=path_a).validate()
+    assert cfg.mask_digest and cfg.mask_digest != RunConfig(method="layernorm-masked", mask_path=path_b).validate().mask_digest
+    methods.save_masks({ln: b}, path_a)  # the file changed under a config that names its old content
+    with pytest.raises(LnftError, match="has digest"):
+        cfg.validate()
