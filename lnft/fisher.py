@@ -112,7 +112,7 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
                 w = weight.view(-1, *([1] * (g.dim() - 1)))
                 total[name] += (w * g.double() ** 2).sum(0)
         count += len(batch["input_ids"])
-    values = {n: (t / max(count, 1)).cpu() for n, t in total.items()}
+    values = {n: (t / max(count, 1)).detach().cpu() for n, t in total.items()}
     return FisherResult(values, count, kind, time.perf_counter() - started)
 
 
@@ -128,7 +128,7 @@ def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labe
             x = inputs[0].float()
             mean = x.mean(-1, keepdim=True)
             var = x.var(-1, unbiased=False, keepdim=True)
-            seen[name] = ((x - mean) * torch.rsqrt(var + module.eps), output)
+            seen[name] = (((x - mean) * torch.rsqrt(var + module.eps)).detach(), output)
         return capture
 
     for name, module in modules.items():

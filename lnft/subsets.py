@@ -182,6 +182,58 @@ def label_free(control: pd.DataFrame, threshold: float = 0.9) -> pd.DataFrame:
     return out
 
 
+PAIRS = ("same data, other head", "other data, same head", "other data, other head")
+
+
+def stability_frame(folds_by_seed: dict[int, dict[int, dict[str, torch.Tensor]]], fractions, **labels) -> pd.DataFrame:
+    """Jaccard between the top-k masks of every two (fold, head seed) Fishers, by kind of pair:
+    ``same data, other head`` (head-seed dependence), ``other data, same head`` (what folds sharing one
+    head show: one head ranking consistently) and ``other data, other head`` (the honest stability: data
+    and head both independent); with the chance level of two random masks."""
+    keys = [(fold, seed) for seed, folds in folds_by_seed.items() for fold in folds]
+    rows = []
+    for f in fractions:
+        if f >= 100:
+            continue
+        masks = {(fold, seed): top_k_mask(folds_by_seed[seed][fold], f) for fold, seed in keys}
+        for i, (fa, sa) in enumerate(keys):
+            for fb, sb in keys[i + 1:]:
+                if (fa == fb) and (sa == sb):
+                    continue
+                pair = PAIRS[0] if fa == fb else (PAIRS[1] if sa == sb else PAIRS[2])
+                rows.append({**labels, "fraction": float(f), "pair": pair, "a": f"fold {fa}, seed {sa}",
+                             "b": f"fold {fb}, seed {sb}", "jaccard": jaccard(masks[fa, sa], masks[fb, sb]),
+                             "chance": expected_random_jaccard(f)})
+    return pd.DataFrame(rows)
+
+
+def honest_fold_masks(folds_by_seed: dict[int, dict[int, dict[str, torch.Tensor]]], fraction: float):
+    """One top-k mask per disjoint fold, fold k's from head seed number k (cycling through the seeds):
+    masks that share neither data nor head when there are at least as many seeds as folds."""
+    seeds = list(folds_by_seed)
+    folds = sorted(next(iter(folds_by_seed.values())))
+    return [top_k_mask(folds_by_seed[seeds[k % len(seeds)]][fold], fraction) for k, fold in enumerate(folds)]
+
+
+def union_intersection_plan(folds: dict[tuple[str, str], dict[int, dict[int, dict[str, torch.Tensor]]]],
+                            fractions, seeds, make_config, mask_dir: str) -> list[tuple[dict, object]]:
+    """(labels, RunConfig): training with the union and with the intersection of the honest fold masks
+    (``folds[(task, point)][seed][fold]`` = that fold's Fisher), for every seed; empty masks are skipped."""
+    plan = []
+    for (task, point), by_seed in folds.items():
+        for f in fractions:
+            fold_masks = honest_fold_masks(by_seed, f)
+            for rule, mask in (("union", union(fold_masks)), ("intersection", intersection(fold_masks))):
+                if mask_size(mask) == 0:
+                    continue
+                path = store_mask(mask, mask_dir)
+                for seed in seeds:
+                    plan.append(({"task": task, "point": point, "fraction": float(f), "mask": rule,
+                                  "elements": mask_size(mask), "seed": seed},
+                                 make_config(task=task, method="layernorm-masked", seed=seed, mask_path=path)))
+    return plan
+
+
 # ------------------------------------------------------------------ the experiment
 def subset_plan(fishers: dict[tuple[str, str, int], dict[str, torch.Tensor]], fractions, make_config,
                 mask_dir: str) -> list[tuple[dict, object]]:
@@ -302,3 +354,21 @@ def start_config(point: str, make_config, task: str, seed: int):
         raise LnftError(f"unknown Fisher point {point!r}; allowed: {', '.join(FISHER_AT)}")
     method = {"pretrained": None, "head-warmup": "head", "finetuned": "layernorm"}[point]
     return None if method is None else make_config(task=task, method=method, seed=seed)
+
+
+def verdict_table(label_free_table: pd.DataFrame, within: pd.DataFrame, versus: pd.DataFrame) -> pd.DataFrame:
+    """One row per task × Fisher point: label-free or not, the smallest Fisher top-k fraction within 1 point
+    of all-LayerNorm training, and Fisher top-k − random-k at each fraction as "mean ± std (verdict)"."""
+    rows = []
+    for _, lf in label_free_table.iterrows():
+        key = (within["task"] == lf["task"]) & (within["point"] == lf["point"])
+        smallest = within[key & (within["selection"] == "fisher-global")]
+        gaps = versus[(versus["task"] == lf["task"]) & (versus["point"] == lf["point"])]
+        rows.append({"task": lf["task"], "point": lf["point"],
+                     "ranking": "label-free" if lf["label-free"] else "label-dependent",
+                     f"Jaccard true vs permuted labels @ {lf['fraction']:g} %": lf["jaccard"],
+                     "smallest Fisher top-k % within 1 pt of all-LN":
+                         smallest["smallest % within 1 pt"].iloc[0] if len(smallest) else None,
+                     **{f"Fisher − random @ {g['fraction']:g} %": f"{g['difference']:+.1f} ± {g['std']:.1f} ({g['verdict']})"
+                        for _, g in gaps.iterrows()}})
+    return pd.DataFrame(rows)

@@ -125,3 +125,33 @@ def test_smallest_fraction_within():
             for f, score in ((1.0, 60.0), (10.0, 75.5), (100.0, 76.0)) for s in (0, 1)]
     out = subsets.smallest_fraction_within(pd.DataFrame(rows))
     assert out["smallest % within 1 pt"].tolist() == [10.0] and out["all-LN score"].tolist() == [76.0]
+
+
+def test_stability_pairs_and_honest_masks(tmp_path):
+    by_seed = {s: {f: _minilm_like(10 * s + f) for f in range(2)} for s in (0, 1)}
+    frame = subsets.stability_frame(by_seed, [1, 10, 100], task="t", point="p")
+    counts = frame[frame["fraction"] == 1.0]["pair"].value_counts().to_dict()
+    assert counts == {"same data, other head": 2, "other data, same head": 2, "other data, other head": 2}
+    assert frame["chance"].round(4).tolist().count(0.005) == 6
+    masks = subsets.honest_fold_masks(by_seed, 10)
+    assert subsets.jaccard(masks[0], subsets.top_k_mask(by_seed[0][0], 10)) == 1.0
+    assert subsets.jaccard(masks[1], subsets.top_k_mask(by_seed[1][1], 10)) == 1.0  # fold 1 from seed 1's head
+    plan = subsets.union_intersection_plan({("sst2", "p"): by_seed}, [10], [0, 1], make_config=lambda **kw: RunConfig(**kw),
+                                           mask_dir=str(tmp_path))
+    assert [(lab["mask"], lab["seed"]) for lab, _ in plan] == [("union", 0), ("union", 1), ("intersection", 0),
+                                                               ("intersection", 1)]
+    union_size = plan[0][0]["elements"]
+    assert union_size == subsets.mask_size(subsets.union(masks)) >= 998
+
+
+def test_verdict_table():
+    control = pd.concat([subsets.label_control(_minilm_like(0), _minilm_like(0), [1], task="t", point="p", seed=0)])
+    rows = [{"task": "t", "point": "p", "selection": sel, "fraction": f, "seed": s, "score": score + s}
+            for sel, f, score in (("fisher-global", 1.0, 75.5), ("random", 1.0, 70.0), ("fisher-global", 100.0, 76.0))
+            for s in (0, 1)]
+    scores = pd.DataFrame(rows)
+    table = subsets.verdict_table(subsets.label_free(control), subsets.smallest_fraction_within(scores),
+                                  subsets.versus_random(scores))
+    row = table.iloc[0]
+    assert row["ranking"] == "label-free" and row["smallest Fisher top-k % within 1 pt of all-LN"] == 1.0
+    assert row["Fisher − random @ 1 %"] == "+5.5 ± 0.0 (better)"
