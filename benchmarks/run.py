@@ -11,7 +11,9 @@
    per method) for full, layernorm, bitfit, lora, head on the same batches;
 3. Fisher cost: empirical Fisher of all LayerNorm elements over 1,024 training examples (default
    ``hooks`` algorithm), and the ``vmap`` path against the per-example ``loop`` on a common subset;
-4. warm run store: wall time of ``lnft reports --profile quick`` when every run is already stored.
+4. warm run store: wall time of ``lnft reports --profile quick`` when every run is already stored;
+5. verdict table: ``lnft.stats.method_verdicts`` on stored per-example predictions of quick-profile size
+   (SST-2 and STS-B, 400 dev examples, 5 methods x 3 seeds, 2,000 replicates), reading included.
 
 The last lines are ``key=value`` pairs (see KEYS), then a PASS/MISS line per target.
 """
@@ -45,11 +47,11 @@ from lnft.train import finetune, seed_everything  # noqa: E402
 KEYS = ["train_speedup_vs_run_glue_defaults", "dev_metric_delta_vs_run_glue_defaults",
         "train_speedup_vs_tuned_trainer", "layernorm_step_time_ratio_vs_full",
         "layernorm_peak_memory_ratio_vs_full", "fisher_1024_seconds", "fisher_vmap_speedup_vs_loop",
-        "warm_quick_reports_seconds"]
+        "warm_quick_reports_seconds", "verdict_table_seconds"]
 TARGETS = {"train_speedup_vs_run_glue_defaults": (">=", 2.0), "dev_metric_delta_vs_run_glue_defaults": ("abs<=", 1.0),
            "train_speedup_vs_tuned_trainer": (">=", 1.0), "layernorm_step_time_ratio_vs_full": ("<=", 0.7),
            "layernorm_peak_memory_ratio_vs_full": ("<=", 0.8), "fisher_1024_seconds": ("<=", 30.0),
-           "warm_quick_reports_seconds": ("<=", 60.0)}
+           "warm_quick_reports_seconds": ("<=", 60.0), "verdict_table_seconds": ("<=", 5.0)}
 STEP_METHODS = ["full", "layernorm", "bitfit", "lora", "head"]
 
 
@@ -304,6 +306,43 @@ def gpu_extras(device, dry_run: bool, repeats: int) -> dict:
             **{f"{m}_fraction_of_peak": flops[m] / times[m] / peak for m in times}}
 
 
+# ---------------------------------------------------------------- 5. verdict table
+def verdict_table(tasks=("sst2", "stsb"), methods_=("layernorm", "full", "bitfit", "lora", "head"), seeds=3,
+                  examples=400, repeats=3) -> dict:
+    """Seconds for a whole notebook-2 verdict table (LayerNorm minus each method, per task and on average)
+    on synthetic per-example predictions of quick-profile size, written as the run store writes them and
+    read back inside the timing. Median of ``repeats``."""
+    import pandas as pd
+
+    from lnft import stats
+    from lnft.result import Predictions, read_predictions, write_predictions
+
+    rng = np.random.default_rng(0)
+    rows, paths = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in tasks:
+            regression = get_task(task).is_regression
+            labels = np.round(rng.uniform(0, 5, examples), 1) if regression else rng.integers(0, 2, examples)
+            for i, method in enumerate(methods_):
+                for seed in range(seeds):
+                    noise = rng.normal(0, 1 + i / 2, examples)
+                    preds = labels + noise if regression else np.where(noise < 1.2, labels, 1 - labels)
+                    run_id = f"{task}-{method}-{seed}"
+                    paths[run_id] = os.path.join(tmp, f"{run_id}.npz")
+                    write_predictions(paths[run_id], {"dev": Predictions(preds, labels, task),
+                                                      "validation": Predictions(preds, labels, task)})
+                    rows.append({"run_id": run_id, "task": task, "method": method, "seed": seed, "lr": 0.01})
+        frame = pd.DataFrame(rows)
+        times = []
+        for _ in range(repeats):
+            tick = time.perf_counter()
+            predictions = {run_id: read_predictions(path) for run_id, path in paths.items()}
+            table = stats.method_verdicts(frame, reference=methods_[0], predictions=predictions)
+            times.append(time.perf_counter() - tick)
+    return {"seconds": statistics.median(times), "rows": len(table), "runs": len(rows), "examples": examples,
+            "replicates": int(table["replicates"].iloc[0])}
+
+
 # ---------------------------------------------------------------- main
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
@@ -337,7 +376,7 @@ def main(argv=None) -> int:
     p.add_argument("--reports-profile", default=None, help="profile for the warm-store measurement")
     p.add_argument("--reports-notebooks", nargs="*", default=None, help="notebooks for it (default: all)")
     p.add_argument("--skip", nargs="*", action="extend", default=[],
-                   choices=["throughput", "steps", "memory", "fisher", "reports"])
+                   choices=["throughput", "steps", "memory", "fisher", "reports", "verdicts"])
     p.add_argument("--json", help="also write every measurement to this JSON file")
     p.add_argument("--gpu-extras", action="store_true", help="also: matmul peak and BERT-large step times")
     p.add_argument("--dry-run", action="store_true", help="with --gpu-extras: tiny sizes, to test the logic on CPU")
@@ -386,6 +425,11 @@ def main(argv=None) -> int:
             (["01_change_analysis"] if size == "tiny" else None)
         report["reports_notebooks"] = notebooks or "all"
         keys["warm_quick_reports_seconds"] = warm_reports(profile, notebooks)
+
+    log("stage: verdicts")
+    if "verdicts" not in args.skip:
+        report["verdicts"] = verdict_table()
+        keys["verdict_table_seconds"] = report["verdicts"]["seconds"]
 
     log("stage: gpu extras" if args.gpu_extras else "done")
     if args.gpu_extras:
@@ -436,6 +480,11 @@ def print_table(report: dict, keys: dict) -> None:
               f"{g['batch']}: full {g['full_step_seconds'] * 1e3:.1f} ms/step ({100 * g['full_fraction_of_peak']:.0f}% "
               f"of peak), layernorm {g['layernorm_step_seconds'] * 1e3:.1f} ms/step "
               f"({100 * g['layernorm_fraction_of_peak']:.0f}% of peak).")
+    if "verdicts" in report:
+        v = report["verdicts"]
+        print(f"\nVerdict table (lnft.stats.method_verdicts): {v['rows']} rows from {v['runs']} runs' stored "
+              f"predictions ({v['examples']} dev examples per task, {v['replicates']:,} replicates) in "
+              f"{v['seconds']:.2f} s.")
     if "reports_profile" in report:
         print(f"\nWarm run store: `lnft reports --profile {report['reports_profile']}` "
               f"(notebooks: {report['reports_notebooks']}) took "

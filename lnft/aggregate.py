@@ -48,9 +48,11 @@ def glue_table(summary: pd.DataFrame, methods: list[str] | None = None) -> pd.Da
 def compare(summary: pd.DataFrame, reference: str = "layernorm",
             others: tuple[str, ...] = ("full", "bitfit", "lora", "head"), chosen: pd.DataFrame | None = None,
             noise_factor: float = 1.0) -> pd.DataFrame:
-    """Per task: reference minus each other method (points), the seed spread, and whether the gap is
-    within seed noise: |difference| <= noise_factor × the larger of the two methods' seed std.
-    With a single seed there is no noise estimate and ``within_noise`` is None."""
+    """Per task: reference minus each other method (points) and the seed spreads.
+
+    Superseded for verdicts by ``lnft.stats.method_verdicts`` (paired bootstrap interval + the verdict
+    vocabulary): "within seed noise" here is a crude screen, not a verdict. ``within_seed_noise`` is
+    |difference| <= noise_factor × the larger seed std, and None unless both methods have a std."""
     rows = []
     by = summary.set_index(KEYS)
     for task in sorted(summary["task"].unique()):
@@ -62,8 +64,9 @@ def compare(summary: pd.DataFrame, reference: str = "layernorm",
                 continue
             o = by.loc[(task, other)]
             diff = ref["score_mean"] - o["score_mean"]
-            noise = max(ref["score_std"], o["score_std"])
-            within = bool(abs(diff) <= noise_factor * noise) if np.isfinite(noise) else None
+            noise = max(ref["score_std"], o["score_std"])  # NaN (one seed) on either side: no estimate
+            finite = np.isfinite(ref["score_std"]) and np.isfinite(o["score_std"])
+            within = bool(abs(diff) <= noise_factor * noise) if finite else None
             rows.append({"task": task, "comparison": f"{reference} − {other}", "difference": diff,
                          "reference_std": ref["score_std"], "other_std": o["score_std"], "within_seed_noise": within})
     return pd.DataFrame(rows)

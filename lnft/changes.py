@@ -123,3 +123,11 @@ def verdict(frame: pd.DataFrame, kind: str = "all", component: str = "output LN"
                      "largest in layers": str(layers.loc[0, "component"]) if len(layers) else None,
                      f"{component} rank in layers": rank(layers), "layer components": len(layers)})
     return pd.DataFrame(rows)
+
+
+def ranks_by_seed(frame: pd.DataFrame, kind: str = "all", component: str = "output LN") -> pd.DataFrame:
+    """``verdict`` for every seed on its own: the rank of ``component`` per task × measure × seed, so a
+    notebook can say in how many seeds it ranks first (``lnft.stats.change_lead`` gives the interval)."""
+    parts = [verdict(part, kind, component).assign(seed=s) for s, part in frame.groupby("seed", sort=True)]
+    out = pd.concat(parts, ignore_index=True)
+    return out[["task", "measure", "seed", *[c for c in out.columns if c not in ("task", "measure", "seed")]]]

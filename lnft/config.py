@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .errors import LnftError
 
 # Bump when a change makes stored results incomparable with new ones.
-STORE_SCHEMA = 1
+STORE_SCHEMA = 2  # 2: every run stores per-example predictions (predictions.npz)
 
 EMBEDDED = "embedded"
 HUB_GLUE = "nyu-mll/glue"

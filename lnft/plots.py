@@ -116,3 +116,27 @@ def fisher_heatmaps(mass: pd.DataFrame):
         ax.set_title(f"{task}: Fisher mass" if point is None else f"{task}, {point}")
     fig.tight_layout()
     return fig
+
+
+def intervals(table: pd.DataFrame, label: str | list[str] = "task", value: str = "diff", lo: str = "lo",
+              hi: str = "hi", ref: float = 0.0, margin: float | None = 1.0, xlabel: str = "difference (points)",
+              title: str = "", log: bool = False):
+    """Forest plot: one row per comparison, a dot at the estimate and a bar over its interval (the table's
+    ``lo``/``hi``: lnft.stats' 95 % paired bootstrap intervals); a solid line at ``ref`` (no difference)
+    and dashed lines at ``ref ± margin`` (the equivalence band; ``margin=None``: none)."""
+    labels = table[label].astype(str).agg(" · ".join, axis=1) if isinstance(label, list) else table[label].astype(str)
+    fig, ax = plt.subplots(figsize=(7, 0.42 * len(table) + 1.4))
+    y = np.arange(len(table))[::-1]
+    ax.errorbar(table[value], y, xerr=[table[value] - table[lo], table[hi] - table[value]], fmt="o", capsize=3,
+                color="C0")
+    ax.axvline(ref, color="black", lw=1)
+    if margin is not None:
+        for edge in (ref - margin, ref + margin):
+            ax.axvline(edge, color="grey", lw=1, ls="--")
+    ax.set_yticks(y, labels)
+    ax.set_xlabel(xlabel)
+    if log:
+        ax.set_xscale("log")
+    ax.set_title(title or "estimate and 95 % bootstrap interval")
+    fig.tight_layout()
+    return fig

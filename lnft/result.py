@@ -2,9 +2,51 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .config import RunConfig
+from .errors import LnftError
+
+PREDICTIONS = "predictions.npz"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One run's per-example predictions and labels on one evaluation split, in the split's order, and
+    a digest of the examples themselves: two runs can be compared example by example only when their
+    digests agree (same examples, same order)."""
+
+    preds: np.ndarray  # class ids, or scores on the task's scale (regression)
+    labels: np.ndarray
+    digest: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def examples_digest(dataset) -> str:
+    """sha256 of an evaluation split's texts and labels, in order (not of token ids: another tokenizer
+    sees the same examples)."""
+    columns = [dataset[c][:] for c in ("sentence1", "sentence2", "label") if c in dataset.column_names]
+    return hashlib.sha256(json.dumps(columns, default=str).encode()).hexdigest()
+
+
+def write_predictions(path: str, predictions: dict[str, Predictions]) -> None:
+    arrays = {}
+    for split, p in predictions.items():
+        arrays.update({f"{split}.preds": p.preds, f"{split}.labels": p.labels, f"{split}.digest": np.array(p.digest)})
+    np.savez_compressed(path, **arrays)
+
+
+def read_predictions(path: str) -> dict[str, Predictions]:
+    with np.load(path, allow_pickle=False) as data:
+        splits = sorted({k.rsplit(".", 1)[0] for k in data.files})
+        return {s: Predictions(data[f"{s}.preds"], data[f"{s}.labels"], str(data[f"{s}.digest"])) for s in splits}
 
 
 @dataclass
@@ -26,6 +68,14 @@ class RunResult:
     model_name: str = ""
     run_dir: str | None = None  # set when read from / written to the store
     files: dict[str, str] = field(default_factory=dict)  # role -> file name inside run_dir
+
+    def predictions(self) -> dict[str, Predictions]:
+        """Per-example predictions of the selected epoch: split name ("validation", "dev", or MNLI's
+        "dev_matched"/"dev_mismatched") -> Predictions. Read from the run's directory in the store."""
+        if not self.run_dir or "predictions" not in self.files:
+            raise LnftError(f"run {self.run_id} has no stored per-example predictions; re-run it "
+                            f"(records from before store schema 2 are re-run automatically)")
+        return read_predictions(os.path.join(self.run_dir, self.files["predictions"]))
 
     @property
     def trainable_percent(self) -> float:

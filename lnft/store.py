@@ -1,7 +1,9 @@
 """The run store: one directory per finished run, keyed by the config's stable hash.
 
 ``runs/<run_id>/record.json`` holds the RunResult (config, history, metrics, timing, memory,
-versions); ``runs/<run_id>/trained.safetensors`` holds the trained tensors of the selected epoch —
+versions); ``runs/<run_id>/predictions.npz`` the per-example predictions and labels of the selected
+epoch on the validation and dev splits (for paired bootstrap statistics without retraining);
+``runs/<run_id>/trained.safetensors`` holds the trained tensors of the selected epoch —
 only the trainable part (a LayerNorm run costs kilobytes), which for ``full`` is the whole fine-tuned
 state dict that the change analysis compares with the pre-trained weights.
 
@@ -21,7 +23,7 @@ import torch
 
 from .config import RunConfig
 from .errors import LnftError
-from .result import RunResult
+from .result import PREDICTIONS, Predictions, RunResult, write_predictions
 
 DEFAULT_ROOT = "runs"
 RECORD = "record.json"
@@ -88,9 +90,10 @@ class RunStore:
         from .train import finetune
 
         output = finetune(config, progress=progress, run_id=run_id)
-        return self.put(output.result, output.trained)
+        return self.put(output.result, output.trained, output.predictions)
 
-    def put(self, result: RunResult, trained: dict[str, torch.Tensor]) -> RunResult:
+    def put(self, result: RunResult, trained: dict[str, torch.Tensor],
+            predictions: dict[str, Predictions] | None = None) -> RunResult:
         from safetensors.torch import save_file
 
         os.makedirs(self.root, exist_ok=True)
@@ -100,6 +103,9 @@ class RunStore:
         try:
             save_file({n: t.contiguous() for n, t in trained.items()}, os.path.join(tmp, TRAINED))
             result.files = {"trained": TRAINED}
+            if predictions:
+                write_predictions(os.path.join(tmp, PREDICTIONS), predictions)
+                result.files["predictions"] = PREDICTIONS
             result.run_dir = None
             with open(os.path.join(tmp, RECORD), "w") as fh:
                 json.dump(result.to_dict(), fh, indent=1, default=str)

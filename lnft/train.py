@@ -21,7 +21,7 @@ from .config import RunConfig
 from .data import Collator, iterate, length_grouped_batches, load_task_data, random_batches, target_scale, tokenize
 from .models import display_name, load_model, load_tokenizer, resolve_device
 from .progress import progress_bar
-from .result import RunResult
+from .result import Predictions, RunResult, examples_digest
 from .tasks import Task, get_task
 
 
@@ -30,6 +30,7 @@ class FinetuneOutput:
     result: RunResult
     trained: dict[str, torch.Tensor]  # the trainable tensors of the selected epoch (all of them for full)
     model: torch.nn.Module  # the trained model, holding the selected epoch's weights
+    predictions: dict[str, Predictions] = None  # per-example, selected epoch: validation and dev split(s)
 
 
 def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = None) -> FinetuneOutput:
@@ -41,7 +42,8 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
 
     # ---- data
     tokenizer = load_tokenizer(cfg.model)
-    splits = tokenize(load_task_data(cfg, task), tokenizer, task, cfg.max_seq_length)
+    raw = load_task_data(cfg, task)
+    splits = tokenize(raw, tokenizer, task, cfg.max_seq_length)
     train_set = splits["train"]
     shift, scale = target_scale(train_set, task, cfg.standardize_targets)
     collate = Collator(tokenizer, task.is_regression, shift, scale)
@@ -89,15 +91,16 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
 
             # ---- evaluate on the selection split, keep the best epoch
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "train_seconds": train_seconds}
+            seen = {}  # this epoch's per-example predictions, kept for the selected epoch
             row.update({f"validation_{k}": v for k, v in evaluate_validation(model, splits, task, collate, device,
-                                                                            cfg.eval_batch_size).items()})
+                                                                            cfg.eval_batch_size, seen).items()})
             if cfg.select_on == "dev":
                 row.update({f"dev_{k}": v for k, v in evaluate_dev(model, splits, task, collate, device,
-                                                                  cfg.eval_batch_size).items()})
+                                                                  cfg.eval_batch_size, seen).items()})
             history.append(row)
             selection = row[f"{cfg.select_on}_score"]
             if best is None or selection > best["selection"]:
-                best = {"selection": selection, "epoch": epoch}
+                best = {"selection": selection, "epoch": epoch, "predictions": seen}
                 best_state = {n: p.detach().to("cpu", copy=True) for n, p in prepared.trainable.items()}
         peak_mb = memory.peak_mb()
 
@@ -108,7 +111,7 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
     if cfg.select_on == "dev":
         dev = {k.removeprefix("dev_"): v for k, v in chosen.items() if k.startswith("dev_")}
     else:
-        dev = evaluate_dev(model, splits, task, collate, device, cfg.eval_batch_size)
+        dev = evaluate_dev(model, splits, task, collate, device, cfg.eval_batch_size, best["predictions"])
     result = RunResult(
         run_id=run_id or cfg.run_id(),
         config=cfg,
@@ -127,7 +130,9 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
         versions=versions(),
         model_name=display_name(cfg.model),
     )
-    return FinetuneOutput(result, best_state, model)
+    predictions = {split: Predictions(preds, labels, examples_digest(raw[split]))
+                   for split, (preds, labels) in best["predictions"].items()}
+    return FinetuneOutput(result, best_state, model, predictions)
 
 
 @torch.inference_mode()
@@ -145,24 +150,29 @@ def predict(model, dataset, task: Task, collate: Collator, device, batch_size: i
     return collate.unscale(preds), np.asarray(dataset["label"][:])
 
 
-def evaluate_validation(model, splits, task: Task, collate: Collator, device, batch_size: int) -> dict:
+def evaluate_validation(model, splits, task: Task, collate: Collator, device, batch_size: int,
+                        keep: dict | None = None) -> dict:
     """Metrics on the held-out validation split, with ``score`` = their mean in points."""
-    metrics = evaluate(model, splits["validation"], task, collate, device, batch_size)
+    metrics = evaluate(model, splits["validation"], task, collate, device, batch_size, keep=keep, name="validation")
     return {**metrics, "score": 100.0 * float(np.mean(list(metrics.values())))}
 
 
-def evaluate_dev(model, splits, task: Task, collate: Collator, device, batch_size: int) -> dict:
+def evaluate_dev(model, splits, task: Task, collate: Collator, device, batch_size: int,
+                 keep: dict | None = None) -> dict:
     """GLUE dev metrics (both MNLI dev sets), with ``score`` = the GLUE average in points."""
     metrics = {}
     for split in task.dev_split_names:
-        metrics.update(evaluate(model, splits[split], task, collate, device, batch_size, split))
+        metrics.update(evaluate(model, splits[split], task, collate, device, batch_size, split, keep=keep))
     return {**metrics, "score": task.score(metrics)}
 
 
 def evaluate(model, dataset, task: Task, collate: Collator, device, batch_size: int,
-             split: str | None = None) -> dict[str, float]:
-    """The task's metrics on one split (names suffixed by the dev split for MNLI)."""
+             split: str | None = None, *, keep: dict | None = None, name: str | None = None) -> dict[str, float]:
+    """The task's metrics on one split (names suffixed by the dev split for MNLI); ``keep`` receives
+    ``{name or split: (preds, labels)}`` so that per-example predictions are stored with the run."""
     preds, labels = predict(model, dataset, task, collate, device, batch_size)
+    if keep is not None:
+        keep[name or split] = (preds, labels)
     return task.compute_metrics(labels, preds, split)
 
 

@@ -8,7 +8,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 KEYS = ["train_speedup_vs_run_glue_defaults", "dev_metric_delta_vs_run_glue_defaults",
         "train_speedup_vs_tuned_trainer", "layernorm_step_time_ratio_vs_full",
         "layernorm_peak_memory_ratio_vs_full", "fisher_1024_seconds", "fisher_vmap_speedup_vs_loop",
-        "warm_quick_reports_seconds"]
+        "warm_quick_reports_seconds", "verdict_table_seconds"]
 
 
 def _keys(stdout):

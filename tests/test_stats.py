@@ -1,0 +1,245 @@
+"""Known-answer tests of the paired bootstrap and the verdict vocabulary (lnft.stats)."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from lnft import LnftError, stats
+from lnft.result import Predictions
+from lnft.store import RunStore
+from lnft.tasks import get_task
+
+SKLEARN = {"accuracy": accuracy_score, "f1": f1_score, "matthews": matthews_corrcoef,
+           "pearson": lambda y, p: pearsonr(p, y)[0], "spearman": lambda y, p: spearmanr(p, y)[0]}
+
+
+def _data(metric, n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    if metric in ("pearson", "spearman"):
+        y = np.round(rng.uniform(0, 5, n), 1)  # STS-B-like, with ties
+        preds = np.stack([np.round(y + rng.normal(0, s, n), 1) for s in (0.5, 1.5, 3.0)])
+    else:
+        classes = 3 if metric in ("accuracy", "matthews") and seed % 2 else 2
+        y = rng.integers(0, classes, n)
+        preds = np.stack([np.where(rng.random(n) < q, y, rng.integers(0, classes, n)) for q in (0.9, 0.6, 0.2)])
+    return y, preds
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("metric", ["accuracy", "f1", "matthews", "pearson", "spearman"])
+def test_metric_at_full_sample_and_on_resamples_equals_sklearn_scipy(metric, seed):
+    y, preds = _data(metric, seed=seed)
+    full = stats.weighted_metric(metric, y, preds, np.ones((1, len(y))))
+    assert full.shape == (1, 3)
+    for s in range(3):
+        assert full[0, s] == pytest.approx(SKLEARN[metric](y, preds[s]), abs=1e-12)
+    # a bootstrap resample (integer weights) is the metric of the expanded sample
+    weights = np.random.default_rng(7).multinomial(len(y), np.full(len(y), 1 / len(y)), size=4).astype(float)
+    values = stats.weighted_metric(metric, y, preds, weights)
+    for r in range(4):
+        idx = np.repeat(np.arange(len(y)), weights[r].astype(int))
+        for s in range(3):
+            assert values[r, s] == pytest.approx(SKLEARN[metric](y[idx], preds[s][idx]), abs=1e-10)
+
+
+def test_metric_conventions_of_tasks_module():
+    y = np.array([0, 1, 0, 1])
+    task = get_task("cola")
+    assert stats.weighted_metric("matthews", y, np.zeros((1, 4)), np.ones((1, 4)))[0, 0] == \
+        task.compute_metrics(y, np.zeros(4))["matthews"] == 0.0
+    assert stats.weighted_metric("f1", y, np.zeros((1, 4)), np.ones((1, 4)))[0, 0] == 0.0
+    assert stats.weighted_metric("pearson", y.astype(float), np.full((1, 4), 2.5), np.ones((1, 4)))[0, 0] == 0.0
+
+
+def test_vocabulary():
+    assert stats.verdict(0.1, 3.0) == "better" and stats.verdict(-3.0, -0.1) == "worse"
+    assert stats.verdict(-0.9, 0.5) == "equivalent within ±1 point" == stats.EQUIVALENT
+    assert stats.verdict(-1.2, 0.5) == "inconclusive" and stats.verdict(np.nan, 1) == "inconclusive"
+    assert stats.verdict(0.2, 0.8) == "better"  # significant beats equivalent; the interval shows the size
+    assert stats.verdict(-0.5, 0.5, margin=None) == "inconclusive"
+    assert set(stats.VERDICTS) == {"better", "worse", "equivalent within ±1 point", "inconclusive"}
+    assert stats.describe(-2.44, -4.0, -0.9) == "worse: −2.4 points (95 % CI −4.0 to −0.9)"
+
+
+def _frame_and_predictions(task, labels, preds_by_method, digest="d"):
+    rows, predictions = [], {}
+    split = get_task(task).dev_split_names[0]
+    for method, seeds in preds_by_method.items():
+        for seed, p in enumerate(seeds):
+            run_id = f"{task}-{method}-{seed}"
+            rows.append({"run_id": run_id, "task": task, "method": method, "seed": seed})
+            predictions[run_id] = {split: Predictions(np.asarray(p), np.asarray(labels), digest)}
+    return pd.DataFrame(rows), predictions
+
+
+def test_identical_predictions_give_exactly_zero_interval():
+    y, preds = _data("accuracy", n=400)
+    frame, pred = _frame_and_predictions("sst2", y, {"layernorm": [preds[0]], "full": [preds[0]]})
+    row = stats.compare(frame, "layernorm", "full", predictions=pred).iloc[0]
+    assert (row["diff"], row["lo"], row["hi"]) == (0.0, 0.0, 0.0) and row["verdict"] == stats.EQUIVALENT
+    # three seeds with identical predictions each: seed resampling cannot create a difference either
+    y, preds = _data("pearson", n=200)
+    frame, pred = _frame_and_predictions("stsb", y, {"a": [preds[1]] * 3, "b": [preds[1]] * 3})
+    row = stats.compare(frame, "a", "b", predictions=pred).iloc[0]
+    assert (row["lo"], row["hi"]) == (0.0, 0.0) and row["a_seeds"] == 3
+
+
+def test_known_accuracy_difference_is_recovered():
+    n = 2000
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, n)
+    right_a, right_b = np.zeros(n, bool), np.zeros(n, bool)
+    right_a[rng.permutation(n)[:1600]] = True  # 80 % correct
+    right_b[rng.permutation(n)[:1500]] = True  # 75 % correct
+    preds = {"a": [np.where(right_a, y, 1 - y)], "b": [np.where(right_b, y, 1 - y)]}
+    frame, pred = _frame_and_predictions("sst2", y, preds)
+    row = stats.compare(frame, "a", "b", predictions=pred).iloc[0]
+    assert row["diff"] == pytest.approx(5.0, abs=1e-9)
+    d = 100.0 * (right_a.astype(float) - right_b.astype(float))  # per-example paired differences
+    half = 1.96 * d.std() / np.sqrt(n)
+    assert row["lo"] < 5.0 < row["hi"]
+    assert (row["hi"] - row["lo"]) / 2 == pytest.approx(half, rel=0.15)
+    assert row["verdict"] == "better" and row["replicates"] == 2000
+
+
+def test_seed_level_widens_the_interval_and_seed_gives_same_interval():
+    y, _ = _data("accuracy", n=400)
+    rng = np.random.default_rng(5)
+    noisy = [np.where(rng.random(400) < q, y, 1 - y) for q in (0.95, 0.7, 0.85)]
+    steady = [np.where(rng.random(400) < 0.8, y, 1 - y)]
+    frame, pred = _frame_and_predictions("sst2", y, {"a": noisy, "b": steady})
+    one = stats.compare(frame[frame["seed"] == 0].pipe(lambda f: pd.concat([f, frame[frame["method"] == "b"]])
+                                                       .drop_duplicates("run_id")), "a", "b", predictions=pred)
+    three = stats.compare(frame, "a", "b", predictions=pred)
+    again = stats.compare(frame, "a", "b", predictions=pred)
+    other = stats.compare(frame, "a", "b", predictions=pred, seed=1)
+    width = lambda t: float(t["hi"].iloc[0] - t["lo"].iloc[0])  # noqa: E731
+    assert width(three) > width(one)
+    assert three[["lo", "hi"]].equals(again[["lo", "hi"]]) and not three[["lo", "hi"]].equals(other[["lo", "hi"]])
+    assert three["a_seeds"].iloc[0] == 3 and three["b_seeds"].iloc[0] == 1
+
+
+def test_task_average_and_method_table():
+    rows, pred = [], {}
+    for task, metric in (("sst2", "accuracy"), ("stsb", "pearson")):
+        y, preds = _data(metric, n=300, seed=2)
+        f, p = _frame_and_predictions(task, y, {"layernorm": [preds[0], preds[1]], "full": [preds[1], preds[0]],
+                                                "head": [preds[2], preds[2]]})
+        rows.append(f)
+        pred.update(p)
+    frame = pd.concat(rows, ignore_index=True).assign(lr=0.01)
+    table = stats.method_verdicts(frame, reference="layernorm", predictions=pred)
+    assert list(table["task"]) == ["sst2", "sst2", "stsb", "stsb", "average", "average"]
+    assert list(table["b"]) == ["full", "head"] * 3
+    per_task = table[table["task"] != "average"]
+    for other in ("full", "head"):
+        avg = table[(table["task"] == "average") & (table["b"] == other)].iloc[0]
+        assert avg["diff"] == pytest.approx(per_task[per_task["b"] == other]["diff"].mean())
+    # layernorm and full hold the same two seeds' predictions: the point difference is exactly 0
+    assert (per_task[per_task["b"] == "full"]["diff"] == 0).all()
+    assert (per_task[per_task["b"] == "head"]["verdict"] == "better").all()
+    assert len(stats.lines(table)) == 6 and "layernorm − head = better" in stats.lines(table)[1]
+    # an interval does not depend on what else is in the table
+    alone = stats.method_verdicts(frame, reference="layernorm", others=["head"], predictions=pred)
+    assert alone.set_index(["task", "b"])[["lo", "hi"]].equals(table[table["b"] == "head"]
+                                                                  .set_index(["task", "b"])[["lo", "hi"]])
+
+
+def test_bad_input_is_refused_with_one_error():
+    y, preds = _data("accuracy", n=100)
+    frame, pred = _frame_and_predictions("sst2", y, {"a": [preds[0]], "b": [preds[1]]})
+    pred["sst2-b-0"] = {"dev": Predictions(preds[1], y, "other examples")}
+    with pytest.raises(LnftError, match="cannot pair runs sst2-a-0 and sst2-b-0: .*different dev examples"):
+        stats.compare(frame, "a", "b", predictions=pred)
+    frame, pred = _frame_and_predictions("sst2", y, {"a": [preds[0]], "b": [preds[1], preds[2]]})
+    frame.loc[frame["run_id"] == "sst2-b-1", "seed"] = 0
+    with pytest.raises(LnftError, match="several runs with seed 0"):
+        stats.compare(frame, "a", "b", predictions=pred)
+    with pytest.raises(LnftError, match="invalid replicates"):
+        stats.compare(frame, "a", "b", predictions=pred, replicates=100)
+    with pytest.raises(LnftError, match="missing"):
+        stats.compare(frame.drop(columns="seed"), "a", "b", predictions=pred)
+
+
+def test_runs_store_predictions_and_unpaired_runs_are_refused(tiny, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    a = store.get_or_run(tiny(task="mrpc", method="head"), progress=False)
+    b = store.get_or_run(tiny(task="mrpc", method="bitfit"), progress=False)
+    task = get_task("mrpc")
+    for r in (a, b):
+        pred = r.predictions()
+        assert set(pred) == {"validation", "dev"} and len(pred["dev"]) == 16
+        assert task.compute_metrics(pred["dev"].labels, pred["dev"].preds) == \
+            {k: v for k, v in r.metrics.items() if k != "score"}  # the stored predictions are the reported ones
+        val = task.compute_metrics(pred["validation"].labels, pred["validation"].preds)
+        assert val == {k: v for k, v in r.validation_metrics.items() if k != "score"}
+    again = RunStore(store.root).load(a.run_id).predictions()
+    assert np.array_equal(again["dev"].preds, a.predictions()["dev"].preds)
+    table = stats.compare([a, b], "head", "bitfit")
+    assert table["diff"].iloc[0] == pytest.approx(a.metrics["score"] - b.metrics["score"])
+    frame_table = stats.compare(pd.DataFrame([{"run_id": r.run_id, "task": "mrpc", "method": r.config.method,
+                                               "seed": r.config.seed} for r in (a, b)]), "head", "bitfit", store=store)
+    assert frame_table[["lo", "hi"]].equals(table[["lo", "hi"]])
+    c = store.get_or_run(tiny(task="mrpc", method="bitfit", max_eval_samples=12), progress=False)
+    with pytest.raises(LnftError, match=f"cannot pair runs {a.run_id} and {c.run_id}"):
+        stats.compare([a, c], "head", "bitfit")
+
+
+LAYER_COMPONENTS = ["query", "key", "value", "attn-out dense", "attn-out LN", "intermediate", "output dense",
+                    "output LN"]
+
+
+def _changes(value_of, seeds=(0, 1, 2), layers=range(6), pooler=None):
+    """A change frame like changes.run_changes gives: value_of(seed, layer, component) per layer component."""
+    rows = []
+    for seed in seeds:
+        for layer in layers:
+            for comp in LAYER_COMPONENTS:
+                rows.append({"task": "sst2", "method": "full", "seed": seed, "run_id": f"r{seed}", "group": "layer",
+                             "layer": layer, "component": comp, "kind": "all", "n_elements": 1,
+                             "measure": "mean_abs", "value": value_of(seed, layer, comp)})
+        if pooler is not None:
+            rows.append({"task": "sst2", "method": "full", "seed": seed, "run_id": f"r{seed}", "group": "pooler",
+                         "layer": None, "component": "pooler", "kind": "all", "n_elements": 1,
+                         "measure": "mean_abs", "value": pooler})
+    frame = pd.DataFrame(rows)
+    frame["layer"] = frame["layer"].astype("Int64")
+    return frame
+
+
+def test_change_lead_known_answers():
+    clear = stats.change_lead(_changes(lambda s, l, c: {"output LN": 2.0, "query": 1.5}.get(c, 1.0) + 0.01 * l))
+    clear = clear.iloc[0]
+    assert clear["verdict"] == "largest" and clear["largest_other"] == "query"
+    assert clear["diff"] == pytest.approx(0.5) and (clear["lo"], clear["hi"]) == pytest.approx((0.5, 0.5))
+    assert clear["first_seeds"] == 3 and clear["seeds"] == 3 and clear["layers"] == 6
+    assert clear["ratio"] == pytest.approx(2.025 / 1.525)
+    # output LN ahead in half of the layers, behind in the others: the layers cannot decide
+    mixed = stats.change_lead(_changes(lambda s, l, c: {"output LN": 1.0 + 0.5 * (-1) ** l,
+                                                         "intermediate": 1.05}.get(c, 0.1))).iloc[0]
+    assert mixed["largest_other"] == "intermediate" and mixed["verdict"] == "inconclusive"
+    assert mixed["lo"] < 0 < mixed["hi"] and mixed["first_seeds"] == 0
+    # an exact tie in every layer and seed: the interval is exactly [0, 0], not a win
+    tie = stats.change_lead(_changes(lambda s, l, c: 1.0 if c in ("output LN", "key") else 0.5)).iloc[0]
+    assert (tie["diff"], tie["lo"], tie["hi"]) == (0.0, 0.0, 0.0) and tie["verdict"] == "inconclusive"
+    # scope "all": a pooler that moved more makes the output LN "not largest", only among all components
+    frame = _changes(lambda s, l, c: 2.0 if c == "output LN" else 1.0, pooler=3.0)
+    assert stats.change_lead(frame, scope="all").iloc[0]["verdict"] == "not largest"
+    assert stats.change_lead(frame, scope="layers").iloc[0]["verdict"] == "largest"
+    again = stats.change_lead(frame, scope="all")
+    assert again.equals(stats.change_lead(frame, scope="all"))
+    with pytest.raises(LnftError, match="invalid scope"):
+        stats.change_lead(frame, scope="everything")
+
+
+def test_ranks_by_seed_and_interval_figure():
+    from lnft import changes, plots
+
+    frame = _changes(lambda s, l, c: 2.0 if (c == "output LN") == (s != 1) else 1.0)  # seed 1: LN smallest
+    ranks = changes.ranks_by_seed(frame)
+    assert list(ranks["seed"]) == [0, 1, 2] and list(ranks["output LN rank in layers"]) == [1, 8, 1]
+    lead = stats.change_lead(frame)
+    assert lead.iloc[0]["first_seeds"] == 2
+    fig = plots.intervals(lead, label="task", value="ratio", lo="ratio_lo", hi="ratio_hi", ref=1.0, margin=None)
+    assert len(fig.axes[0].lines) >= 1
