@@ -298,50 +298,53 @@ def check_equal_sizes(plan) -> int:
     return len(sizes)
 
 
-# ------------------------------------------------------------------ verdicts (mean ± std over seeds)
-def smallest_fraction_within(curve: pd.DataFrame, tolerance: float = 1.0) -> pd.DataFrame:
-    """Per task × point × rule: the smallest fraction whose seed-mean score is within ``tolerance`` points
-    of all-LayerNorm training (the 100 % point of the same seeds), and the seed noise next to it."""
+# ------------------------------------------------------------------ verdicts (lnft.stats: paired bootstrap)
+def fisher_vs_random(scores: pd.DataFrame, store=None, rule: str = "fisher-global", control: str = "random",
+                     **options) -> pd.DataFrame:
+    """Per task × Fisher point × fraction: ``rule`` minus ``control`` with a paired bootstrap interval and
+    the verdict vocabulary of ``lnft.stats``. One point at a time: a random-k run is shared by the points."""
+    from . import stats
+
+    return pd.concat([stats.fraction_verdicts(part, rule, control, store=store, by=("task", "fraction"), **options)
+                      .assign(point=point) for point, part in scores.groupby("point", sort=False)], ignore_index=True)
+
+
+def fraction_within(scores: pd.DataFrame, store=None, rule: str = "fisher-global", margin: float = 1.0,
+                    **options) -> pd.DataFrame:
+    """Per task × Fisher point: the smallest fraction at which ``rule`` is within ``margin`` points of
+    all-LayerNorm training (the 100 % runs of the same seeds): by the seed means, and at 95 % (the upper
+    end of the bootstrap interval of all-LayerNorm − rule is at most ``margin``). 100 % qualifies by definition."""
+    from . import stats
+
     rows = []
-    for (task, point, selection), part in curve.groupby(["task", "point", "selection"]):
-        stats = part.groupby("fraction")["score"].agg(["mean", "std"]).sort_index()
-        ref = stats.loc[100.0] if 100.0 in stats.index else None
-        if ref is None:
-            continue
-        within = stats.index[(ref["mean"] - stats["mean"] <= tolerance).to_numpy()]
-        rows.append({"task": task, "point": point, "selection": selection, "all-LN score": ref["mean"],
-                     "all-LN std": ref["std"], f"smallest % within {tolerance:g} pt": float(within.min())})
+    for point, part in scores.groupby("point", sort=False):
+        part = part[part["selection"].isin([rule, REFERENCE])]
+        part = part.assign(arm=[REFERENCE if s == REFERENCE else f"{f:g}" for s, f in zip(part["selection"], part["fraction"])])
+        arms = sorted(set(part["arm"]) - {REFERENCE}, key=float)
+        table = stats.compare(part, REFERENCE, arms, on="arm", by=("task",), store=store, average=False, **options)
+        for task, t in table.groupby("task", sort=False):
+            fractions = t["b"].astype(float)
+            by_mean = fractions[t["diff"] <= margin]
+            by_interval = fractions[t["hi"] <= margin]
+            rows.append({"task": task, "point": point, "rule": rule, "all-LN score": t["a_score"].iloc[0],
+                         f"smallest % within {margin:g} pt (means)": min([*by_mean, 100.0]),
+                         f"smallest % within {margin:g} pt (95 %)": min([*by_interval, 100.0])})
     return pd.DataFrame(rows)
 
 
-def versus_random(subsets: pd.DataFrame, rule: str = "fisher-global", control: str = "random",
-                  tolerance: float = 1.0) -> pd.DataFrame:
-    """Per task × point × fraction: rule minus random-k, paired by seed, mean ± std of the paired
-    differences. Verdict: "better"/"worse" only when the mean is beyond twice the std of the paired
-    differences and beyond ``tolerance``; "equivalent within ±1 point" when mean ± 2 std lies inside
-    ±tolerance; otherwise (or with one seed) "inconclusive"."""
-    scores = subsets[subsets["selection"].isin([rule, control])]
-    wide = scores.pivot_table(index=["task", "point", "fraction", "seed"], columns="selection", values="score")
-    diff = (wide[rule] - wide[control]).rename("difference").reset_index()
-    out = diff.groupby(["task", "point", "fraction"], as_index=False).agg(
-        difference=("difference", "mean"), std=("difference", "std"), seeds=("difference", "size"))
-    out[rule] = wide[rule].groupby(["task", "point", "fraction"]).mean().to_numpy()
-    out[control] = wide[control].groupby(["task", "point", "fraction"]).mean().to_numpy()
-    out["verdict"] = [_verdict(m, s, n, tolerance) for m, s, n in zip(out["difference"], out["std"], out["seeds"])]
-    return out
-
-
-def _verdict(mean: float, std: float, seeds: int, tolerance: float) -> str:
-    if seeds < 2 or not np.isfinite(std):
-        return "inconclusive"
-    low, high = mean - 2 * std, mean + 2 * std
-    if low > 0 and mean > tolerance:
-        return "better"
-    if high < 0 and mean < -tolerance:
-        return "worse"
-    if -tolerance <= low and high <= tolerance:
-        return "equivalent within ±1 point"
-    return "inconclusive"
+def verdict_table(label_free_table: pd.DataFrame, within: pd.DataFrame, versus: pd.DataFrame) -> pd.DataFrame:
+    """One row per task × Fisher point: label-free or not, the smallest Fisher top-k fraction within 1 point
+    of all-LayerNorm training, and Fisher top-k − random-k at each fraction with its interval and verdict."""
+    rows = []
+    for _, lf in label_free_table.iterrows():
+        near = within[(within["task"] == lf["task"]) & (within["point"] == lf["point"])]
+        gaps = versus[(versus["task"] == lf["task"]) & (versus["point"] == lf["point"])]
+        rows.append({"task": lf["task"], "point": lf["point"],
+                     "ranking": "label-free" if lf["label-free"] else "label-dependent",
+                     f"Jaccard true vs permuted labels @ {lf['fraction']:g} %": lf["jaccard"],
+                     **{c: near[c].iloc[0] for c in near.columns if c.startswith("smallest")},
+                     **{f"Fisher − random @ {g['fraction']:g} %": g["summary"] for _, g in gaps.iterrows()}})
+    return pd.DataFrame(rows)
 
 
 def start_config(point: str, make_config, task: str, seed: int):
@@ -355,20 +358,3 @@ def start_config(point: str, make_config, task: str, seed: int):
     method = {"pretrained": None, "head-warmup": "head", "finetuned": "layernorm"}[point]
     return None if method is None else make_config(task=task, method=method, seed=seed)
 
-
-def verdict_table(label_free_table: pd.DataFrame, within: pd.DataFrame, versus: pd.DataFrame) -> pd.DataFrame:
-    """One row per task × Fisher point: label-free or not, the smallest Fisher top-k fraction within 1 point
-    of all-LayerNorm training, and Fisher top-k − random-k at each fraction as "mean ± std (verdict)"."""
-    rows = []
-    for _, lf in label_free_table.iterrows():
-        key = (within["task"] == lf["task"]) & (within["point"] == lf["point"])
-        smallest = within[key & (within["selection"] == "fisher-global")]
-        gaps = versus[(versus["task"] == lf["task"]) & (versus["point"] == lf["point"])]
-        rows.append({"task": lf["task"], "point": lf["point"],
-                     "ranking": "label-free" if lf["label-free"] else "label-dependent",
-                     f"Jaccard true vs permuted labels @ {lf['fraction']:g} %": lf["jaccard"],
-                     "smallest Fisher top-k % within 1 pt of all-LN":
-                         smallest["smallest % within 1 pt"].iloc[0] if len(smallest) else None,
-                     **{f"Fisher − random @ {g['fraction']:g} %": f"{g['difference']:+.1f} ± {g['std']:.1f} ({g['verdict']})"
-                        for _, g in gaps.iterrows()}})
-    return pd.DataFrame(rows)

@@ -1,3 +1,6 @@
+import zlib
+
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -102,56 +105,51 @@ def test_start_config():
         subsets.start_config("trained", make, "sst2", 0)
 
 
-def _scores(rule_minus_random, seeds=(0, 1, 2)):
-    rows = []
-    for seed, gap in zip(seeds, rule_minus_random):
-        rows += [{"task": "t", "point": "p", "fraction": 1.0, "seed": seed, "selection": "random", "score": 70.0},
-                 {"task": "t", "point": "p", "fraction": 1.0, "seed": seed, "selection": "fisher-global",
-                  "score": 70.0 + gap}]
-    return pd.DataFrame(rows)
+def _predictions(correct: dict[str, float], n=400, seeds=(0, 1)):
+    """Fake runs of one task × point: per arm and seed, predictions with the given share correct."""
+    from lnft.result import Predictions
+
+    labels = np.random.default_rng(0).integers(0, 2, n)
+    rows, preds = [], {}
+    for (selection, fraction), share in correct.items():
+        for seed in seeds:
+            right = np.random.default_rng(zlib.crc32(f"{selection}{fraction}{seed}".encode())).random(n) < share
+            run_id = f"{selection}-{fraction}-{seed}"
+            preds[run_id] = {"dev": Predictions(np.where(right, labels, 1 - labels), labels, "same examples")}
+            rows.append({"task": "sst2", "point": "p", "selection": selection, "fraction": fraction, "seed": seed,
+                         "run_id": run_id})
+    return pd.DataFrame(rows), preds
 
 
-@pytest.mark.parametrize("gaps,verdict", [([5.0, 5.2, 4.8], "better"), ([-5.0, -5.2, -4.8], "worse"),
-                                          ([0.1, -0.1, 0.0], "equivalent within ±1 point"),
-                                          ([5.0, -4.0, 1.0], "inconclusive"), ([5.0], "inconclusive")])
-def test_versus_random(gaps, verdict):
-    out = subsets.versus_random(_scores(gaps, seeds=range(len(gaps))))
-    assert out["verdict"].tolist() == [verdict]
-    assert out["difference"].iloc[0] == pytest.approx(sum(gaps) / len(gaps))
-
-
-def test_smallest_fraction_within():
-    rows = [{"task": "t", "point": "p", "selection": "fisher-global", "fraction": f, "seed": s, "score": score}
-            for f, score in ((1.0, 60.0), (10.0, 75.5), (100.0, 76.0)) for s in (0, 1)]
-    out = subsets.smallest_fraction_within(pd.DataFrame(rows))
-    assert out["smallest % within 1 pt"].tolist() == [10.0] and out["all-LN score"].tolist() == [76.0]
-
-
-def test_stability_pairs_and_honest_masks(tmp_path):
-    by_seed = {s: {f: _minilm_like(10 * s + f) for f in range(2)} for s in (0, 1)}
-    frame = subsets.stability_frame(by_seed, [1, 10, 100], task="t", point="p")
-    counts = frame[frame["fraction"] == 1.0]["pair"].value_counts().to_dict()
-    assert counts == {"same data, other head": 2, "other data, same head": 2, "other data, other head": 2}
-    assert frame["chance"].round(4).tolist().count(0.005) == 6
-    masks = subsets.honest_fold_masks(by_seed, 10)
-    assert subsets.jaccard(masks[0], subsets.top_k_mask(by_seed[0][0], 10)) == 1.0
-    assert subsets.jaccard(masks[1], subsets.top_k_mask(by_seed[1][1], 10)) == 1.0  # fold 1 from seed 1's head
-    plan = subsets.union_intersection_plan({("sst2", "p"): by_seed}, [10], [0, 1], make_config=lambda **kw: RunConfig(**kw),
-                                           mask_dir=str(tmp_path))
-    assert [(lab["mask"], lab["seed"]) for lab, _ in plan] == [("union", 0), ("union", 1), ("intersection", 0),
-                                                               ("intersection", 1)]
-    union_size = plan[0][0]["elements"]
-    assert union_size == subsets.mask_size(subsets.union(masks)) >= 998
-
-
-def test_verdict_table():
-    control = pd.concat([subsets.label_control(_minilm_like(0), _minilm_like(0), [1], task="t", point="p", seed=0)])
-    rows = [{"task": "t", "point": "p", "selection": sel, "fraction": f, "seed": s, "score": score + s}
-            for sel, f, score in (("fisher-global", 1.0, 75.5), ("random", 1.0, 70.0), ("fisher-global", 100.0, 76.0))
-            for s in (0, 1)]
-    scores = pd.DataFrame(rows)
-    table = subsets.verdict_table(subsets.label_free(control), subsets.smallest_fraction_within(scores),
-                                  subsets.versus_random(scores))
+def test_verdicts_come_from_the_paired_bootstrap():
+    scores, preds = _predictions({("fisher-global", 1.0): 0.60, ("random", 1.0): 0.60, ("fisher-global", 10.0): 0.95,
+                                  ("random", 10.0): 0.70, (subsets.REFERENCE, 100.0): 0.95})
+    versus = subsets.fisher_vs_random(scores, predictions=preds).set_index("fraction")
+    assert versus.loc[10.0, "verdict"] == "better" and versus.loc[10.0, "lo"] > 15
+    assert versus.loc[1.0, "verdict"] in ("inconclusive", "equivalent within ±1 point")
+    within = subsets.fraction_within(scores, predictions=preds).iloc[0]
+    assert within["smallest % within 1 pt (means)"] <= 10.0 and within["smallest % within 1 pt (95 %)"] in (10.0, 100.0)
+    control = subsets.label_control(_minilm_like(0), _minilm_like(0), [1], task="sst2", point="p", seed=0)
+    table = subsets.verdict_table(subsets.label_free(control), subsets.fraction_within(scores, predictions=preds), versus.reset_index())
     row = table.iloc[0]
-    assert row["ranking"] == "label-free" and row["smallest Fisher top-k % within 1 pt of all-LN"] == 1.0
-    assert row["Fisher − random @ 1 %"] == "+5.5 ± 0.0 (better)"
+    assert row["ranking"] == "label-free" and row["Fisher − random @ 10 %"].startswith("better: +")
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick"])
+def test_notebook_3_reads_notebook_2s_runs(profile):
+    """The finetuned (and head-warmup) Fisher points and the reference lines are notebook 2's runs of the
+    same profile: read back from the store, not trained again."""
+    from lnft import profiles
+
+    nb2 = profiles.resolve("02_peft_comparison", profile)
+    nb3 = profiles.resolve("03_fisher_subsets", profile)
+    make = lambda **kw: nb3.run_config(lr=nb3.lr, **kw)  # noqa: E731 (as notebook 3 builds them)
+    shared = {nb2.run_config(task=t, method=m, seed=s, lr=lr, select_on=nb2.select_on).run_id()
+              for t in nb2.tasks for m in nb2.methods for lr in nb2.lr_grid.get(m, nb2.lr_grid["default"])
+              for s in nb2.seeds}
+    for task in nb3.tasks:
+        for seed in nb3.seeds:
+            for point in ("head-warmup", "finetuned"):
+                assert subsets.start_config(point, make, task, seed).run_id() in shared, (point, task, seed)
+            full = nb3.run_config(task=task, method="full", seed=seed, lr=nb3.baseline_lr["full"])
+            assert full.run_id() in shared
