@@ -155,13 +155,6 @@ def spearman(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return float(spearmanr(_flat(a)[1].numpy(), _flat(b)[1].numpy()).statistic)
 
 
-def overlap_frame(masks_by: dict, **labels) -> pd.DataFrame:
-    """Pairwise Jaccard overlap between masks keyed by anything (fold, seed, (fold, seed))."""
-    keys = list(masks_by)
-    return pd.DataFrame([{**labels, "a": str(a), "b": str(b), "jaccard": jaccard(masks_by[a], masks_by[b])}
-                         for i, a in enumerate(keys) for b in keys[i + 1:]])
-
-
 def label_control(true: dict[str, torch.Tensor], permuted: dict[str, torch.Tensor], fractions,
                   **labels) -> pd.DataFrame:
     """True-label vs permuted-label Fisher: Jaccard of their top-k masks per fraction and the Spearman
