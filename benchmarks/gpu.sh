@@ -11,6 +11,7 @@ export HF_HUB_OFFLINE=1 LNFT_PROGRESS=0 TOKENIZERS_PARALLELISM=false PYTHONUNBUF
 if [ "${1:-}" = "--dry-run" ]; then
   shift
   PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+  "$PY" benchmarks/masked_run.py --device cpu --samples 16
   exec "$PY" benchmarks/run.py --tiny --device cpu --gpu-extras --dry-run --skip reports "$@"
 fi
 
@@ -19,4 +20,5 @@ if compgen -G ".whl/*.whl" >/dev/null; then
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+python3 benchmarks/masked_run.py --device cuda  # masks applied on the GPU (issue 9)
 python3 benchmarks/run.py --device cuda --gpu-extras --skip reports ${OUT:+--json "$OUT/bench-gpu.json"} "$@"

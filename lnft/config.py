@@ -48,6 +48,7 @@ class RunConfig:
     lora_dropout: float = 0.1
     lora_targets: tuple[str, ...] = ("query", "value")
     mask_path: str | None = None  # layernorm-masked: a safetensors file of boolean masks per LN tensor
+    mask_digest: str | None = None  # sha256 of the mask file, filled (or checked) by validate(): the run id's mask
     device: str = "auto"
     extra: tuple[tuple[str, str], ...] = field(default=())  # free-form tags that enter the run id
 
@@ -105,8 +106,14 @@ class RunConfig:
             if not os.path.isfile(self.mask_path):
                 raise LnftError(f"mask file {self.mask_path!r} does not exist")
             _check_mask_file(self.mask_path)
-        elif self.mask_path:
+            digest = file_digest(self.mask_path)
+            if self.mask_digest not in (None, digest):
+                raise LnftError(f"mask file {self.mask_path!r} has digest {digest[:12]}…, not the mask_digest "
+                                f"{self.mask_digest[:12]}… the config names; allowed: the file's own content")
+        elif self.mask_path or self.mask_digest:
             raise LnftError(f"mask_path is only allowed with method 'layernorm-masked', not {method.name!r}")
+        else:
+            digest = None
         if method.name == "lora":
             _positive_int("lora_r", self.lora_r)
             _positive_int("lora_alpha", self.lora_alpha)
@@ -121,7 +128,7 @@ class RunConfig:
         if method.name == "lora":
             models.check_module_suffixes(self.model, self.lora_targets, "lora target")
         lr = self.lr if self.lr is not None else method.default_lr
-        return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr))
+        return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr), mask_digest=digest)
 
     # ---------------------------------------------------------------- identity
     def run_id(self) -> str:

@@ -1,14 +1,19 @@
-"""Diagonal Fisher information of every LayerNorm element (paper section 3), masks built from it, and
-how stable those masks are.
+"""Diagonal Fisher information of every LayerNorm element (paper section 3): computation and caching.
+Which elements to train from it, and the experiment built on that, live in ``lnft.subsets``.
 
 F_i = mean over examples of (∂ log p(y|x) / ∂θ_i)², with per-example gradients:
 - ``empirical`` (the paper's): y is the true label; for STS-B regression the squared-error loss gradient;
 - ``expected``: Σ_c p(c|x) (∂ log p(c|x)/∂θ_i)² over the classes (for regression, (∂ prediction)², the
   Fisher of a unit-variance Gaussian).
+Where the Fisher is taken (``FISHER_AT``) matters: at ``pretrained`` the head is freshly initialised, so
+p(y|x) ≈ 1/num_labels for every example and the ranking barely depends on the labels; ``head-warmup``
+(the head trained alone first) and ``finetuned`` (after all-LayerNorm fine-tuning) read a trained head
+(and LayerNorms) from the run store.
 Three ways to get the per-example gradients, tested to agree:
-- ``hooks`` (default, fastest): one batched forward and backward; a LayerNorm's per-example gradients are
-  exact closed forms of what passes through it (∂γ = Σ_t g_t ⊙ x̂_t, ∂β = Σ_t g_t, with g the gradient at
-  the LayerNorm's output), because in eval mode the examples of a batch do not interact;
+- ``hooks`` (the default everywhere, fastest, no warnings): one batched forward and backward; a
+  LayerNorm's per-example gradients are exact closed forms of what passes through it
+  (∂γ = Σ_t g_t ⊙ x̂_t, ∂β = Σ_t g_t, with g the gradient at the LayerNorm's output), because in eval
+  mode the examples of a batch do not interact;
 - ``vmap``: ``torch.func`` (``vmap`` of ``grad`` over the examples of a padded batch, chunked, with a ready
   4-D additive attention mask, since transformers' mask handling cannot run under vmap);
 - ``loop``: one unpadded example at a time, the reference.
@@ -26,10 +31,10 @@ from torch.func import functional_call, grad, vmap
 
 from .components import describe
 from .errors import LnftError
-from .methods import layernorm_param_names, save_masks
+from .methods import layernorm_param_names
 
 KINDS = ("empirical", "expected")
-FISHER_AT = ("pretrained", "head-warmup")
+FISHER_AT = ("pretrained", "head-warmup", "finetuned")
 ALGORITHMS = ("hooks", "vmap", "loop")
 
 
@@ -107,7 +112,7 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
                 w = weight.view(-1, *([1] * (g.dim() - 1)))
                 total[name] += (w * g.double() ** 2).sum(0)
         count += len(batch["input_ids"])
-    values = {n: (t / max(count, 1)).cpu() for n, t in total.items()}
+    values = {n: (t / max(count, 1)).detach().cpu() for n, t in total.items()}
     return FisherResult(values, count, kind, time.perf_counter() - started)
 
 
@@ -123,7 +128,7 @@ def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labe
             x = inputs[0].float()
             mean = x.mean(-1, keepdim=True)
             var = x.var(-1, unbiased=False, keepdim=True)
-            seen[name] = ((x - mean) * torch.rsqrt(var + module.eps), output)
+            seen[name] = (((x - mean) * torch.rsqrt(var + module.eps)).detach(), output)
         return capture
 
     for name, module in modules.items():
@@ -180,95 +185,6 @@ def additive_mask(attention_mask: torch.Tensor, dtype) -> torch.Tensor:
     return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
 
-# ------------------------------------------------------------------ masks
-def _flat(values: dict[str, torch.Tensor]) -> tuple[list[str], torch.Tensor]:
-    names = sorted(values)
-    return names, torch.cat([values[n].reshape(-1).double() for n in names])
-
-
-def _unflat(names, flat: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out, start = {}, 0
-    for n in names:
-        size = like[n].numel()
-        out[n] = flat[start:start + size].reshape(like[n].shape).clone()
-        start += size
-    return out
-
-
-def _check_fraction(fraction: float) -> None:
-    if not 0 < fraction <= 100:
-        raise LnftError(f"invalid fraction {fraction!r}; allowed: a percentage with 0 < x <= 100")
-
-
-def top_k_mask(fisher: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
-    """The global top ``fraction`` % of all LayerNorm elements by Fisher (ties broken by position)."""
-    _check_fraction(fraction)
-    names, flat = _flat(fisher)
-    k = max(1, int(round(fraction / 100 * flat.numel())))
-    order = torch.argsort(-flat, stable=True)
-    chosen = torch.zeros(flat.numel(), dtype=torch.bool)
-    chosen[order[:k]] = True
-    return _unflat(names, chosen, fisher)
-
-
-def _module(name: str) -> str:
-    return name.rsplit(".", 1)[0]
-
-
-def per_module_top_k_mask(fisher: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
-    """The top ``fraction`` % inside every LayerNorm module (gain and bias together): the same share everywhere."""
-    _check_fraction(fraction)
-    out = {}
-    for module in sorted({_module(n) for n in fisher}):
-        part = {n: t for n, t in fisher.items() if _module(n) == module}
-        out.update(top_k_mask(part, fraction))
-    return out
-
-
-def random_mask(like: dict[str, torch.Tensor], fraction: float, seed: int) -> dict[str, torch.Tensor]:
-    """A uniformly random subset of the same size as the global top-k mask (seeded)."""
-    _check_fraction(fraction)
-    names, flat = _flat(like)
-    k = max(1, int(round(fraction / 100 * flat.numel())))
-    generator = torch.Generator().manual_seed(seed)
-    chosen = torch.zeros(flat.numel(), dtype=torch.bool)
-    chosen[torch.randperm(flat.numel(), generator=generator)[:k]] = True
-    return _unflat(names, chosen, like)
-
-
-def mask_size(mask: dict[str, torch.Tensor]) -> int:
-    return int(sum(int(m.sum()) for m in mask.values()))
-
-
-def jaccard(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    inter = sum(int((a[n] & b[n]).sum()) for n in a)
-    union = sum(int((a[n] | b[n]).sum()) for n in a)
-    return inter / union if union else 1.0
-
-
-def union(masks: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {n: torch.stack([m[n] for m in masks]).any(0) for n in masks[0]}
-
-
-def intersection(masks: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {n: torch.stack([m[n] for m in masks]).all(0) for n in masks[0]}
-
-
-def store_mask(mask: dict[str, torch.Tensor], directory: str) -> str:
-    """Save a mask under a name derived from its content, so equal masks share a file (and a run id)."""
-    os.makedirs(directory, exist_ok=True)
-    digest = hashlib.sha256()
-    for name in sorted(mask):
-        digest.update(name.encode())
-        digest.update(mask[name].to(torch.uint8).numpy().tobytes())
-    path = os.path.join(directory, f"mask-{digest.hexdigest()[:16]}.safetensors")
-    if not os.path.isfile(path):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        save_masks(mask, tmp)
-        os.replace(tmp, path)
-    return path
-
-
 # ------------------------------------------------------------------ tidy frames
 def mass_frame(fisher: dict[str, torch.Tensor], base_prefix: str = "bert", **labels) -> pd.DataFrame:
     """Fisher mass (sum over elements) per LayerNorm tensor: layer, component (emb/attn-out/output LN), kind."""
@@ -283,117 +199,18 @@ def mass_frame(fisher: dict[str, torch.Tensor], base_prefix: str = "bert", **lab
     return frame
 
 
-def mask_frame(mask: dict[str, torch.Tensor], base_prefix: str = "bert", **labels) -> pd.DataFrame:
-    """Where a mask's selected elements are: count per LayerNorm tensor."""
-    rows = [{**labels, "layer": describe(n, base_prefix).layer, "component": describe(n, base_prefix).component,
-             "kind": describe(n, base_prefix).kind, "selected": int(m.sum()), "n_elements": m.numel()}
-            for n, m in mask.items()]
-    return pd.DataFrame(rows)
-
-
-def overlap_frame(fold_masks: dict[int, dict[str, torch.Tensor]], **labels) -> pd.DataFrame:
-    """Pairwise Jaccard overlap between the masks of different folds."""
-    folds = sorted(fold_masks)
-    rows = [{**labels, "fold_a": a, "fold_b": b, "jaccard": jaccard(fold_masks[a], fold_masks[b])}
-            for i, a in enumerate(folds) for b in folds[i + 1:]]
-    return pd.DataFrame(rows)
-
-
-def expected_random_jaccard(fraction: float) -> float:
-    """Jaccard of two independent random masks of share p: p² / (2p − p²) — the chance level."""
-    p = fraction / 100
-    return float(p * p / (2 * p - p * p)) if p > 0 else 0.0
-
-
-def smallest_fraction_within(frame: pd.DataFrame, reference: pd.DataFrame, tolerance: float = 1.0) -> pd.DataFrame:
-    """Per task and selection rule: the smallest fraction whose seed-mean score is within ``tolerance``
-    points of the reference (all-LayerNorm training), and the smallest within seed noise (the gap is at
-    most the larger of the two seed standard deviations; undefined with one seed)."""
-    rows = []
-    ref = reference.set_index("task")
-    for (task, selection), part in frame.groupby(["task", "selection"]):
-        stats = part.groupby("fraction")["score"].agg(["mean", "std"]).sort_index()
-        gap = ref.loc[task, "score_mean"] - stats["mean"]
-        noise = np.fmax(stats["std"].to_numpy(), ref.loc[task, "score_std"])
-        within_points = stats.index[(gap <= tolerance).to_numpy()]
-        within_noise = stats.index[(gap.to_numpy() <= noise)]
-        rows.append({"task": task, "selection": selection, "all-LN score": ref.loc[task, "score_mean"],
-                     f"smallest % within {tolerance:g} pt": within_points.min() if len(within_points) else None,
-                     "smallest % within seed noise": within_noise.min() if len(within_noise) else None})
-    return pd.DataFrame(rows)
-
-
-def beats_random(frame: pd.DataFrame, rule: str = "fisher-global", control: str = "random") -> pd.DataFrame:
-    """Per task and fraction: does the Fisher rule's seed-mean score beat the random control's?"""
-    means = frame.groupby(["task", "fraction", "selection"])["score"].mean().unstack("selection")
-    out = means[[rule, control]].dropna().reset_index()
-    out["difference"] = out[rule] - out[control]
-    out["fisher beats random"] = out["difference"] > 0
-    return out
-
-
-# ------------------------------------------------------------------ training plans and checks
-SELECTIONS = ("fisher-global", "fisher-per-module", "random")
-
-
-def subset_plan(task_fisher: dict[str, dict[str, torch.Tensor]], fractions, seeds, make_config,
-                mask_dir: str) -> list[tuple[dict, object]]:
-    """(labels, RunConfig) for every task × fraction × selection rule × seed. Below 100 %: a masked run
-    per rule (random masks drawn anew per seed); at 100 %: plain all-LayerNorm training, the reference.
-    ``make_config(task=, method=, seed=, mask_path=None)`` builds the RunConfig."""
-    plan = []
-    for task, values in task_fisher.items():
-        for fraction in fractions:
-            for seed in seeds:
-                if fraction >= 100:
-                    plan.append(({"selection": "all LayerNorm", "fraction": 100.0},
-                                 make_config(task=task, method="layernorm", seed=seed)))
-                    continue
-                masks = {"fisher-global": top_k_mask(values, fraction),
-                         "fisher-per-module": per_module_top_k_mask(values, fraction),
-                         "random": random_mask(values, fraction, seed=seed)}
-                for selection, mask in masks.items():
-                    plan.append(({"selection": selection, "fraction": float(fraction)},
-                                 make_config(task=task, method="layernorm-masked", seed=seed,
-                                             mask_path=store_mask(mask, mask_dir))))
-    return plan
-
-
-def with_reference_points(subsets: pd.DataFrame) -> pd.DataFrame:
-    """Subset scores with the all-LayerNorm runs repeated as the 100 % point of every selection rule."""
-    reference = subsets[subsets["selection"] == "all LayerNorm"]
-    return pd.concat([subsets[subsets["selection"] != "all LayerNorm"],
-                      *[reference.assign(selection=rule) for rule in SELECTIONS]], ignore_index=True)
-
-
-def check_masked_runs(plan, results, store, pretrained: dict[str, torch.Tensor]) -> int:
-    """Assert that every masked-out LayerNorm element of every masked run is bit-identical to its
-    pre-trained value; returns the number of tensors compared."""
-    from safetensors.torch import load_file
-
-    checked = 0
-    for (_, cfg), result in zip(plan, results):
-        if cfg.method != "layernorm-masked":
-            continue
-        trained = store.tensors(result)
-        for name, mask in load_file(cfg.mask_path).items():
-            mask = mask.bool()
-            after = trained.get(name, pretrained[name])  # a tensor with nothing selected did not train
-            if not torch.equal(after[~mask], pretrained[name][~mask]):
-                raise AssertionError(f"{result.run_id}: masked-out elements of {name} changed")
-            checked += 1
-    return checked
-
-
 # ------------------------------------------------------------------ one task end to end (cached)
 def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empirical", at: str = "pretrained",
-                    store=None, batch_size: int = 32, algorithm: str = "vmap", progress: bool = False
-                    ) -> dict[int, FisherResult]:
+                    start=None, permute_labels: int | None = None, store=None, batch_size: int = 32,
+                    algorithm: str = "hooks", progress: bool = False) -> dict[int, FisherResult]:
     """Fisher of each of ``folds`` disjoint slices of the task's training split (``n_samples`` examples
-    each, fewer if the split is small), for the model a run of ``cfg`` starts from (``at="pretrained"``:
-    the pre-trained encoder with the run's freshly initialised head) or after a one-epoch head-only
-    warm-up (``at="head-warmup"``). Results are cached next to the run store."""
-    import dataclasses
+    each, fewer if the split is small; the slices depend on ``cfg.data_seed`` only, so every seed sees the
+    same data) for the model with ``cfg.seed``'s head at the point ``at``:
+    ``pretrained``: the pre-trained encoder with the run's freshly initialised head;
+    ``head-warmup`` / ``finetuned``: that model with the trained tensors of the run ``start`` (a head-only /
+    all-LayerNorm RunConfig of the same task and seed), read from ``store`` or trained there first.
+    ``permute_labels``: a seed; each slice's labels are permuted with it (the label-dependence control).
+    Results are cached next to the run store."""
     import json
     import time
 
@@ -408,8 +225,21 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
         raise LnftError(f"unknown Fisher point {at!r}; allowed: {', '.join(FISHER_AT)}")
     if kind not in KINDS:
         raise LnftError(f"unknown Fisher kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if algorithm not in ALGORITHMS:
+        raise LnftError(f"unknown Fisher algorithm {algorithm!r}; allowed: {', '.join(ALGORITHMS)}")
     cfg = cfg.validate()
-    key = json.dumps([cfg.run_id(), n_samples, folds, kind, at, algorithm], sort_keys=True)
+    if at == "pretrained" and start is not None:
+        raise LnftError("Fisher point 'pretrained' takes no start run; allowed: start=None")
+    if at != "pretrained":
+        if start is None or store is None:
+            raise LnftError(f"Fisher point {at!r} needs start (the run it reads) and store")
+        start = start.validate()
+        wanted = {"head-warmup": "head", "finetuned": "layernorm"}[at]
+        if (start.task, start.seed, start.method) != (cfg.task, cfg.seed, wanted):
+            raise LnftError(f"Fisher point {at!r} needs a {wanted!r} run of task {cfg.task!r}, seed {cfg.seed}; "
+                            f"got {start.method!r}, task {start.task!r}, seed {start.seed}")
+    key = json.dumps([cfg.run_id(), n_samples, folds, kind, at, start.run_id() if start else None,
+                      permute_labels, algorithm], sort_keys=True)
     cache_dir = os.path.join(store.root, "fisher") if store is not None else None
     stem = hashlib.sha256(key.encode()).hexdigest()[:16]
     if cache_dir and all(os.path.isfile(os.path.join(cache_dir, f"{stem}-{f}.safetensors")) for f in range(folds)):
@@ -429,15 +259,18 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
     per_fold = min(n_samples, len(train) // folds)
     seed_everything(cfg.seed)
     model = load_model(cfg.model, task.num_labels)
-    if at == "head-warmup":
-        warm = store.get_or_run(dataclasses.replace(cfg, method="head", epochs=1, mask_path=None), progress=progress)
-        model.load_state_dict(store.tensors(warm), strict=False)
+    if start is not None:
+        model.load_state_dict(store.tensors(store.get_or_run(start, progress=progress)), strict=False)
     model.to(device)
     collate = Collator(tokenizer, task.is_regression, *target_scale(train, task, cfg.standardize_targets))
     out = {}  # regression targets on the scale the training loss sees
     for f in range(folds):
         subset = train.select(order[f * per_fold:(f + 1) * per_fold])
-        batches = [collate([subset[i] for i in idx]) for idx in
+        labels = list(subset["label"][:])
+        if permute_labels is not None:
+            labels = [labels[i] for i in np.random.default_rng(permute_labels).permutation(len(labels))]
+        rows = [{**subset[i], "label": labels[i]} for i in range(len(subset))]
+        batches = [collate([rows[i] for i in idx]) for idx in
                    length_grouped_batches(subset["length"], batch_size, generator=None)]
         started = time.perf_counter()
         result = fisher_diagonal(model, batches, regression=task.is_regression, num_labels=task.num_labels,

@@ -97,11 +97,24 @@ def prepare(model: nn.Module, cfg) -> Prepared:
             param.requires_grad_(True)
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     for name, mask in masks.items():
-        mask = mask.to(trainable[name].device)
-        trainable[name].register_hook(lambda grad, m=mask: grad * m)
+        trainable[name].register_hook(_masking_hook(mask))
     no_decay = {n for n in trainable if n in layernorms or describe(n, prefix).kind == "bias"}
     count = sum(int(masks[n].sum()) if n in masks else p.numel() for n, p in trainable.items())
     return Prepared(model, trainable, masks, no_decay, count, total)
+
+
+def _masking_hook(mask: torch.Tensor):
+    """Zero the gradient outside ``mask`` on the gradient's own device and dtype, so the model may be
+    moved (``.to(device)``, ``.double()``) before or after ``prepare``."""
+    cache: dict[tuple, torch.Tensor] = {}
+
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        key = (grad.device, grad.dtype)
+        if key not in cache:
+            cache[key] = mask.to(device=grad.device, dtype=grad.dtype)
+        return grad * cache[key]
+
+    return hook
 
 
 def load_masks(path: str, model: nn.Module) -> dict[str, torch.Tensor]:

@@ -80,13 +80,20 @@ def learning_curves(history: pd.DataFrame, metric: str = "validation_score", x: 
     return fig
 
 
+def _panels(frame: pd.DataFrame) -> list[tuple]:
+    """(task, point) panels in order; point is None when the frame has no ``point`` column."""
+    if "point" not in frame:
+        return [(t, None) for t in sorted(frame["task"].unique())]
+    return list(dict.fromkeys(zip(frame["task"], frame["point"])))
+
+
 def fraction_curves(frame: pd.DataFrame, baselines: pd.DataFrame | None = None):
-    """Score vs fraction of LayerNorm elements trained (log x) per selection rule, one panel per task;
-    horizontal lines for reference methods (all-LayerNorm, full)."""
-    tasks = sorted(frame["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        part = frame[frame["task"] == task]
+    """Score vs fraction of LayerNorm elements trained (log x) per selection rule, one panel per task
+    (× Fisher point, side by side, shared y); dashed lines for reference methods (all-LayerNorm, full)."""
+    panels = _panels(frame)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False, sharey=True)
+    for ax, (task, point) in zip(axes[0], panels):
+        part = frame[(frame["task"] == task) & ((frame["point"] == point) if point else True)]
         sns.lineplot(data=part, x="fraction", y="score", hue="selection", errorbar="sd", marker="o", ax=ax)
         if baselines is not None:
             for i, (_, row) in enumerate(baselines[baselines["task"] == task].iterrows()):
@@ -94,22 +101,23 @@ def fraction_curves(frame: pd.DataFrame, baselines: pd.DataFrame | None = None):
         ax.set_xscale("log")
         ax.set_xlabel("fraction of LayerNorm elements trained (%)")
         ax.set_ylabel("dev score (points)")
-        ax.set_title(task)
+        ax.set_title(task if point is None else f"{task}: Fisher at {point}")
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def fisher_heatmaps(mass: pd.DataFrame):
-    """Fisher mass per layer × LayerNorm component, one panel per task (log colour scale)."""
-    tasks = sorted(mass["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        part = mass[mass["task"] == task].copy()
+    """Fisher mass per layer × LayerNorm component, one panel per task (× Fisher point), log colour."""
+    panels = _panels(mass)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    for ax, (task, point) in zip(axes[0], panels):
+        part = mass[(mass["task"] == task) & ((mass["point"] == point) if point else True)].copy()
         part["layer"] = part["layer"].astype("string").fillna("emb")
-        grid = part.pivot_table(index="layer", columns="component", values="fisher_mass", aggfunc="sum")
+        seeds = part["seed"].nunique() if "seed" in part else 1
+        grid = part.pivot_table(index="layer", columns="component", values="fisher_mass", aggfunc="sum") / seeds
         sns.heatmap(np.log10(grid.astype(float) + 1e-30), ax=ax, cmap="magma", cbar_kws={"label": "log10 mass"})
-        ax.set_title(f"{task}: Fisher mass")
+        ax.set_title(f"{task}: Fisher mass" if point is None else f"{task}, {point}")
     fig.tight_layout()
     return fig
 

@@ -33,8 +33,9 @@ PROFILES = {
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]}),
-        "03_fisher_subsets": dict(seeds=[0], fractions=[5, 20, 100], cv_fractions=[20], fisher_samples=16, folds=2, lr=1e-2,
-                                  fisher_kind="empirical", fisher_at="pretrained", baseline_lr={"full": 1e-4}),
+        "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[20, 100], control_fractions=[5, 20], cv_fractions=[],
+                                  fisher_samples=16, folds=2, lr=1e-2, fisher_kind="empirical",
+                                  fisher_points=["pretrained", "finetuned"], permute_seed=0, baseline_lr={"full": 1e-4}),
     },
     "quick": {
         # 500 examples = 16 steps per epoch: full ≤ 96 steps, the others ≤ 192; the step arithmetic that
@@ -47,9 +48,11 @@ PROFILES = {
         # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=["full", "layernorm", "head"],
                                    lr_grid={"full": [1e-4], "default": [1e-2]}),
-        "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0], fractions=[1, 10, 100], cv_fractions=[10],
-                                  fisher_samples=256, folds=2, lr=1e-2,
-                                  fisher_kind="empirical", fisher_at="pretrained", baseline_lr={"full": 1e-4}),
+        # nb 3: 2 points x 2 seeds x 1 fraction x 3 rules (random shared by the points) = 10 masked runs;
+        # the all-LayerNorm, head and full runs are notebook 2's; no union/intersection runs (full, paper)
+        "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[1, 100], control_fractions=[1, 10],
+                                  cv_fractions=[], fisher_samples=256, folds=2, lr=1e-2, fisher_kind="empirical",
+                                  fisher_points=["pretrained", "finetuned"], permute_seed=0, baseline_lr={"full": 1e-4}),
     },
     "full": {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs={"full": 3, "default": 10},
@@ -58,8 +61,10 @@ PROFILES = {
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=PEFT_METHODS,
                                    lr_grid={"full": FULL_LRS, "default": PEFT_LRS}),
-        "03_fisher_subsets": dict(seeds=[0, 1, 2], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100], fisher_samples=1024,
-                                  cv_fractions=[1, 5, 20], folds=3, lr=1e-2, fisher_kind="empirical", fisher_at="pretrained",
+        "03_fisher_subsets": dict(seeds=[0, 1, 2], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
+                                  control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
+                                  cv_fractions=[1, 5, 20], folds=3, lr=1e-2, fisher_kind="empirical",
+                                  fisher_points=["pretrained", "head-warmup", "finetuned"], permute_seed=0,
                                   baseline_lr={"full": 5e-5}),
     },
     "paper": {
@@ -70,8 +75,10 @@ PROFILES = {
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]}),
         "03_fisher_subsets": dict(seeds=[0, 1, 2, 3, 4], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
-                                  fisher_samples=1024, cv_fractions=[1, 5, 20], folds=3, lr=3e-3, fisher_kind="empirical",
-                                  fisher_at="pretrained", baseline_lr={"full": 2e-5}),
+                                  control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
+                                  cv_fractions=[1, 5, 20], folds=3, lr=3e-3, fisher_kind="empirical",
+                                  fisher_points=["pretrained", "head-warmup", "finetuned"], permute_seed=0,
+                                  baseline_lr={"full": 2e-5}),
     },
 }
 

@@ -35,5 +35,6 @@ def test_gpu_script_dry_run_on_cpu():
                           capture_output=True, text=True, timeout=600, env={**os.environ, "PY": sys.executable})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "matmul peak" in proc.stdout and "% of peak" in proc.stdout
+    assert "masked_run_ok=cpu" in proc.stdout  # the masked run gpu.sh does on CUDA, here on the CPU
     keys = _keys(proc.stdout)
     assert keys["layernorm_step_time_ratio_vs_full"] > 0 and keys["fisher_1024_seconds"] != keys["fisher_1024_seconds"]

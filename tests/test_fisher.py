@@ -51,40 +51,6 @@ def test_bad_kind_and_algorithm():
         fisher.fisher_diagonal(None, [], regression=False, num_labels=2, algorithm="jvp")
 
 
-def _values():
-    return {"a.LayerNorm.weight": torch.tensor([5.0, 1.0, 3.0, 0.0]),
-            "a.LayerNorm.bias": torch.tensor([4.0, 2.0, 0.5, 0.1]),
-            "b.LayerNorm.weight": torch.tensor([0.01, 0.02, 0.03, 0.04]),
-            "b.LayerNorm.bias": torch.tensor([0.0, 0.0, 0.0, 0.05])}
-
-
-def test_masks():
-    values = _values()
-    top = fisher.top_k_mask(values, 25)  # 4 of 16
-    assert fisher.mask_size(top) == 4
-    assert top["a.LayerNorm.weight"].tolist() == [True, False, True, False]
-    assert top["a.LayerNorm.bias"].tolist() == [True, True, False, False]
-    per_module = fisher.per_module_top_k_mask(values, 25)  # 2 of 8 in each module
-    assert fisher.mask_size({k: v for k, v in per_module.items() if k.startswith("b.")}) == 2
-    assert per_module["b.LayerNorm.bias"].tolist() == [False, False, False, True]
-    r1, r2 = fisher.random_mask(values, 25, seed=1), fisher.random_mask(values, 25, seed=1)
-    assert fisher.mask_size(r1) == 4 and all(torch.equal(r1[n], r2[n]) for n in r1)
-    assert fisher.jaccard(top, top) == 1.0
-    assert fisher.mask_size(fisher.union([top, per_module])) >= fisher.mask_size(top)
-    assert fisher.mask_size(fisher.intersection([top, per_module])) <= fisher.mask_size(top)
-    assert fisher.expected_random_jaccard(100) == 1.0
-    with pytest.raises(LnftError, match="invalid fraction 0"):
-        fisher.top_k_mask(values, 0)
-
-
-def test_mask_files_are_content_addressed(tmp_path):
-    values = _values()
-    a = fisher.store_mask(fisher.top_k_mask(values, 25), str(tmp_path))
-    b = fisher.store_mask(fisher.top_k_mask(values, 25), str(tmp_path))
-    c = fisher.store_mask(fisher.top_k_mask(values, 50), str(tmp_path))
-    assert a == b != c
-
-
 def test_mass_frame():
     frame = fisher.mass_frame({"bert.encoder.layer.0.output.LayerNorm.weight": torch.tensor([1.0, 3.0]),
                                "bert.embeddings.LayerNorm.bias": torch.tensor([4.0])}, task="t")
@@ -109,17 +75,45 @@ def test_fisher_for_task_folds_and_cache(tmp_path, monkeypatch):
     assert torch.allclose(merged[name], (first[0].values[name] + first[1].values[name]) / 2)
 
 
-def test_subset_plan_and_reference_points(tmp_path):
-    import pandas as pd
+def test_hooks_is_the_default_and_warns_nothing(tmp_path):
+    import inspect
+    import warnings
 
-    values = {"sst2": _values()}
-    plan = fisher.subset_plan(values, [25, 100], [0, 1], mask_dir=str(tmp_path),
-                              make_config=lambda **kw: RunConfig(**kw))
-    labels = [(lab["selection"], cfg.seed) for lab, cfg in plan]
-    assert len(plan) == 2 * 3 + 2 and labels.count(("all LayerNorm", 0)) == 1
-    random_paths = {cfg.seed: cfg.mask_path for lab, cfg in plan if lab["selection"] == "random"}
-    assert random_paths[0] != random_paths[1]  # a new random mask per seed
-    subsets = pd.DataFrame([{**lab, "task": "sst2", "seed": cfg.seed, "score": 1.0} for lab, cfg in plan])
-    curve = fisher.with_reference_points(subsets)
-    assert set(curve["selection"]) == set(fisher.SELECTIONS)
-    assert len(curve[curve["fraction"] == 100.0]) == 3 * 2
+    from lnft.store import RunStore
+
+    for fn in (fisher.fisher_diagonal, fisher.fisher_for_task):
+        assert inspect.signature(fn).parameters["algorithm"].default == "hooks"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # vmap's batching-rule warnings would fail here
+        fisher.fisher_for_task(RunConfig(task="sst2", max_train_samples=40, device="cpu"), n_samples=8,
+                               store=RunStore(tmp_path))
+
+
+def test_permuted_labels_change_the_fisher_only_through_the_labels(tmp_path):
+    from lnft.store import RunStore
+
+    store = RunStore(tmp_path)
+    cfg = RunConfig(task="sst2", max_train_samples=40, device="cpu")
+    true = fisher.fisher_for_task(cfg, n_samples=16, store=store)[0].values
+    permuted = fisher.fisher_for_task(cfg, n_samples=16, permute_labels=0, store=store)[0].values
+    expected = fisher.fisher_for_task(cfg, n_samples=16, kind="expected", store=store)[0].values
+    expected_permuted = fisher.fisher_for_task(cfg, n_samples=16, kind="expected", permute_labels=0)[0].values
+    name = "bert.encoder.layer.5.output.LayerNorm.weight"
+    assert not torch.equal(true[name], permuted[name])
+    assert torch.allclose(expected[name], expected_permuted[name])  # the expected Fisher reads no label
+
+
+def test_fisher_points_read_the_trained_run(tmp_path, tiny):
+    from lnft.store import RunStore
+
+    store = RunStore(tmp_path)
+    cfg = tiny(task="sst2", method="layernorm", seed=3)
+    pre = fisher.fisher_for_task(cfg, n_samples=8, store=store)[0].values
+    tuned = fisher.fisher_for_task(cfg, n_samples=8, at="finetuned", start=cfg, store=store)[0].values
+    assert store.get(cfg) is not None  # the all-LayerNorm run was trained into the store and read
+    name = "bert.encoder.layer.5.output.LayerNorm.weight"
+    assert not torch.equal(pre[name], tuned[name])
+    with pytest.raises(LnftError, match="needs a 'head' run of task 'sst2', seed 3"):
+        fisher.fisher_for_task(cfg, n_samples=8, at="head-warmup", start=cfg, store=store)
+    with pytest.raises(LnftError, match="unknown Fisher point 'warm'; allowed: pretrained, head-warmup, finetuned"):
+        fisher.fisher_for_task(cfg, n_samples=8, at="warm", store=store)

@@ -81,3 +81,54 @@ def test_a_new_method_is_one_registry_entry(monkeypatch):
     monkeypatch.setitem(methods.METHODS, extra.name, extra)
     prepared = methods.prepare(load_model("embedded", 2), RunConfig(method="query-bias"))
     assert prepared.trainable_params == LAYERS * H + HEAD
+
+
+
+def _masked_model(tmp_path):
+    ln = "bert.encoder.layer.1.output.LayerNorm.bias"
+    mask = torch.zeros(H, dtype=torch.bool)
+    mask[::7] = True
+    path = methods.save_masks({ln: mask}, str(tmp_path / "m.safetensors"))
+    return ln, mask, methods.prepare(load_model("embedded", 2), RunConfig(method="layernorm-masked", mask_path=path))
+
+
+def test_masking_hooks_follow_the_gradients_device(tmp_path):
+    """On a GPU, train.finetune moves the model to CUDA *after* prepare registered the hooks (cpu<->cuda
+    moves keep the Parameter objects and their hooks): the gradient then arrives on another device than
+    the mask was made on. On a CPU-only machine the meta device stands in for CUDA: the hooks that
+    prepare registered must accept a gradient on it (today's code multiplied by a CPU mask and failed)."""
+    ln, mask, prepared = _masked_model(tmp_path)
+    hooks = list(prepared.trainable[ln]._backward_hooks.values())
+    assert len(hooks) == 1
+    out = hooks[0](torch.ones(H, device="meta"))
+    assert out.device.type == "meta" and out.shape == (H,)
+    out = hooks[0](torch.ones(H, dtype=torch.float64))
+    assert out.dtype == torch.float64 and torch.equal(out, mask.double())
+
+
+def test_masks_hold_after_moving_the_model(tmp_path):
+    """prepare, then convert the model (float64 here): a real backward still zeroes the masked-out grads."""
+    ln, mask, prepared = _masked_model(tmp_path)
+    model = prepared.model.to(torch.float64)
+    param = dict(model.named_parameters())[ln]
+    assert param is prepared.trainable[ln]
+    model(input_ids=torch.tensor([[101, 2023, 2003, 102]]), labels=torch.tensor([1])).loss.backward()
+    assert param.grad.dtype == torch.float64
+    assert torch.all(param.grad[~mask] == 0) and torch.any(param.grad[mask] != 0)
+
+
+def test_the_mask_enters_the_run_id_by_content(tmp_path):
+    ln = "bert.encoder.layer.0.output.LayerNorm.weight"
+    a, b = torch.zeros(H, dtype=torch.bool), torch.zeros(H, dtype=torch.bool)
+    a[:5], b[5:10] = True, True
+    path_a = methods.save_masks({ln: a}, str(tmp_path / "a.safetensors"))
+    copy_a = methods.save_masks({ln: a}, str(tmp_path / "copy-of-a.safetensors"))
+    path_b = methods.save_masks({ln: b}, str(tmp_path / "b.safetensors"))
+    ids = {p: RunConfig(method="layernorm-masked", mask_path=p, device="cpu").run_id()
+           for p in (path_a, copy_a, path_b)}
+    assert ids[path_a] == ids[copy_a] != ids[path_b]  # same content, other name: one run
+    cfg = RunConfig(method="layernorm-masked", mask_path=path_a).validate()
+    assert cfg.mask_digest and cfg.mask_digest != RunConfig(method="layernorm-masked", mask_path=path_b).validate().mask_digest
+    methods.save_masks({ln: b}, path_a)  # the file changed under a config that names its old content
+    with pytest.raises(LnftError, match="has digest"):
+        cfg.validate()

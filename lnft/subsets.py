@@ -1,0 +1,353 @@
+"""Which LayerNorm elements to train, from a Fisher (paper section 3), and the experiment built on it.
+
+- masks at a fraction of all LayerNorm elements: global top-k, per-module top-k and random-k, all of
+  exactly the same size k (per module: largest-remainder allocation of k over the modules, so the rule
+  changes *where* elements are chosen, never *how many*);
+- overlaps: Jaccard of masks, its chance level, Spearman rank correlation of two Fishers;
+- the experiment: per task × Fisher point × seed, masks from that seed's own Fisher (random masks drawn per
+  seed), content-addressed mask files, the reference points, the bit-identity check of masked runs and the
+  verdict tables.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import LnftError
+from .methods import save_masks
+
+SELECTIONS = ("fisher-global", "fisher-per-module", "random")
+REFERENCE = "all LayerNorm"
+
+
+# ------------------------------------------------------------------ masks
+def _flat(values: dict[str, torch.Tensor]) -> tuple[list[str], torch.Tensor]:
+    names = sorted(values)
+    return names, torch.cat([values[n].reshape(-1).double() for n in names])
+
+
+def _unflat(names, flat: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out, start = {}, 0
+    for n in names:
+        size = like[n].numel()
+        out[n] = flat[start:start + size].reshape(like[n].shape).clone()
+        start += size
+    return out
+
+
+def mask_k(fraction: float, n_elements: int) -> int:
+    """How many elements every rule selects at ``fraction`` % of ``n_elements`` (at least one)."""
+    if not isinstance(fraction, (int, float)) or not 0 < fraction <= 100:
+        raise LnftError(f"invalid fraction {fraction!r}; allowed: a percentage with 0 < x <= 100")
+    return max(1, int(round(fraction / 100 * n_elements)))
+
+
+def _top(flat: torch.Tensor, k: int) -> torch.Tensor:
+    chosen = torch.zeros(flat.numel(), dtype=torch.bool)
+    chosen[torch.argsort(-flat, stable=True)[:k]] = True  # ties broken by position
+    return chosen
+
+
+def top_k_mask(fisher: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
+    """The global top ``fraction`` % of all LayerNorm elements by Fisher."""
+    names, flat = _flat(fisher)
+    return _unflat(names, _top(flat, mask_k(fraction, flat.numel())), fisher)
+
+
+def _module(name: str) -> str:
+    return name.rsplit(".", 1)[0]
+
+
+def largest_remainder(k: int, sizes: dict[str, int]) -> dict[str, int]:
+    """Split ``k`` over groups in proportion to their sizes: floors first, then one more to the groups
+    with the largest remainders (ties: in name order). The parts sum to exactly ``k``."""
+    total = sum(sizes.values())
+    exact = {g: k * n / total for g, n in sizes.items()}
+    quota = {g: int(np.floor(q)) for g, q in exact.items()}
+    left = k - sum(quota.values())
+    for g in sorted(exact, key=lambda g: (-(exact[g] - quota[g]), g))[:left]:
+        quota[g] += 1
+    return quota
+
+
+def per_module_top_k_mask(fisher: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
+    """The same share inside every LayerNorm module (gain and bias together), the top elements of each;
+    exactly as many elements in all as the global mask."""
+    modules: dict[str, dict[str, torch.Tensor]] = {}
+    for name, values in fisher.items():
+        modules.setdefault(_module(name), {})[name] = values
+    k = mask_k(fraction, sum(v.numel() for v in fisher.values()))
+    quota = largest_remainder(k, {m: sum(v.numel() for v in part.values()) for m, part in modules.items()})
+    out = {}
+    for module, part in modules.items():
+        names, flat = _flat(part)
+        out.update(_unflat(names, _top(flat, quota[module]), part))
+    return out
+
+
+def random_mask(like: dict[str, torch.Tensor], fraction: float, seed: int) -> dict[str, torch.Tensor]:
+    """A uniformly random subset of the same size as the global top-k mask (seeded)."""
+    names, flat = _flat(like)
+    k = mask_k(fraction, flat.numel())
+    chosen = torch.zeros(flat.numel(), dtype=torch.bool)
+    chosen[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(seed))[:k]] = True
+    return _unflat(names, chosen, like)
+
+
+def masks_at(fisher: dict[str, torch.Tensor], fraction: float, seed: int) -> dict[str, dict[str, torch.Tensor]]:
+    """The three rules at one fraction (``seed`` draws the random mask)."""
+    return {"fisher-global": top_k_mask(fisher, fraction), "fisher-per-module": per_module_top_k_mask(fisher, fraction),
+            "random": random_mask(fisher, fraction, seed=seed)}
+
+
+def mask_size(mask: dict[str, torch.Tensor]) -> int:
+    return int(sum(int(m.sum()) for m in mask.values()))
+
+
+def union(masks: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {n: torch.stack([m[n] for m in masks]).any(0) for n in masks[0]}
+
+
+def intersection(masks: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {n: torch.stack([m[n] for m in masks]).all(0) for n in masks[0]}
+
+
+def mask_digest(mask: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(mask):
+        digest.update(name.encode())
+        digest.update(mask[name].to(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def store_mask(mask: dict[str, torch.Tensor], directory: str) -> str:
+    """Save a mask under a name derived from its content, so equal masks share a file."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"mask-{mask_digest(mask)}.safetensors")
+    if not os.path.isfile(path):
+        tmp = f"{path}.tmp-{os.getpid()}"
+        save_masks(mask, tmp)
+        os.replace(tmp, path)
+    return path
+
+
+# ------------------------------------------------------------------ overlaps
+def jaccard(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    inter = sum(int((a[n] & b[n]).sum()) for n in a)
+    either = sum(int((a[n] | b[n]).sum()) for n in a)
+    return inter / either if either else 1.0
+
+
+def expected_random_jaccard(fraction: float) -> float:
+    """Jaccard of two independent random masks of share p: p² / (2p − p²) — the chance level."""
+    p = fraction / 100
+    return float(p * p / (2 * p - p * p)) if p > 0 else 0.0
+
+
+def spearman(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Spearman rank correlation of two Fishers over all their elements."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(_flat(a)[1].numpy(), _flat(b)[1].numpy()).statistic)
+
+
+def label_control(true: dict[str, torch.Tensor], permuted: dict[str, torch.Tensor], fractions,
+                  **labels) -> pd.DataFrame:
+    """True-label vs permuted-label Fisher: Jaccard of their top-k masks per fraction and the Spearman
+    correlation of the two Fishers (the same on every row)."""
+    rho = spearman(true, permuted)
+    return pd.DataFrame([{**labels, "fraction": float(f), "jaccard": jaccard(top_k_mask(true, f), top_k_mask(permuted, f)),
+                          "chance": expected_random_jaccard(f), "spearman": rho} for f in fractions if f < 100])
+
+
+def label_free(control: pd.DataFrame, threshold: float = 0.9) -> pd.DataFrame:
+    """Per task × Fisher point: the ranking is label-free when the seed-mean Jaccard between the true- and
+    the permuted-label masks at the smallest fraction is at least ``threshold``."""
+    smallest = control[control["fraction"] == control.groupby(["task", "point"])["fraction"].transform("min")]
+    out = smallest.groupby(["task", "point", "fraction"], as_index=False).agg(
+        jaccard=("jaccard", "mean"), jaccard_min=("jaccard", "min"), spearman=("spearman", "mean"),
+        seeds=("jaccard", "size"))
+    out["label-free"] = out["jaccard"] >= threshold
+    return out
+
+
+PAIRS = ("same data, other head", "other data, same head", "other data, other head")
+
+
+def stability_frame(folds_by_seed: dict[int, dict[int, dict[str, torch.Tensor]]], fractions, **labels) -> pd.DataFrame:
+    """Jaccard between the top-k masks of every two (fold, head seed) Fishers, by kind of pair:
+    ``same data, other head`` (head-seed dependence), ``other data, same head`` (what folds sharing one
+    head show: one head ranking consistently) and ``other data, other head`` (the honest stability: data
+    and head both independent); with the chance level of two random masks."""
+    keys = [(fold, seed) for seed, folds in folds_by_seed.items() for fold in folds]
+    rows = []
+    for f in fractions:
+        if f >= 100:
+            continue
+        masks = {(fold, seed): top_k_mask(folds_by_seed[seed][fold], f) for fold, seed in keys}
+        for i, (fa, sa) in enumerate(keys):
+            for fb, sb in keys[i + 1:]:
+                if (fa == fb) and (sa == sb):
+                    continue
+                pair = PAIRS[0] if fa == fb else (PAIRS[1] if sa == sb else PAIRS[2])
+                rows.append({**labels, "fraction": float(f), "pair": pair, "a": f"fold {fa}, seed {sa}",
+                             "b": f"fold {fb}, seed {sb}", "jaccard": jaccard(masks[fa, sa], masks[fb, sb]),
+                             "chance": expected_random_jaccard(f)})
+    return pd.DataFrame(rows)
+
+
+def honest_fold_masks(folds_by_seed: dict[int, dict[int, dict[str, torch.Tensor]]], fraction: float):
+    """One top-k mask per disjoint fold, fold k's from head seed number k (cycling through the seeds):
+    masks that share neither data nor head when there are at least as many seeds as folds."""
+    seeds = list(folds_by_seed)
+    folds = sorted(next(iter(folds_by_seed.values())))
+    return [top_k_mask(folds_by_seed[seeds[k % len(seeds)]][fold], fraction) for k, fold in enumerate(folds)]
+
+
+def union_intersection_plan(folds: dict[tuple[str, str], dict[int, dict[int, dict[str, torch.Tensor]]]],
+                            fractions, seeds, make_config, mask_dir: str) -> list[tuple[dict, object]]:
+    """(labels, RunConfig): training with the union and with the intersection of the honest fold masks
+    (``folds[(task, point)][seed][fold]`` = that fold's Fisher), for every seed; empty masks are skipped."""
+    plan = []
+    for (task, point), by_seed in folds.items():
+        for f in fractions:
+            fold_masks = honest_fold_masks(by_seed, f)
+            for rule, mask in (("union", union(fold_masks)), ("intersection", intersection(fold_masks))):
+                if mask_size(mask) == 0:
+                    continue
+                path = store_mask(mask, mask_dir)
+                for seed in seeds:
+                    plan.append(({"task": task, "point": point, "fraction": float(f), "mask": rule,
+                                  "elements": mask_size(mask), "seed": seed},
+                                 make_config(task=task, method="layernorm-masked", seed=seed, mask_path=path)))
+    return plan
+
+
+# ------------------------------------------------------------------ the experiment
+def subset_plan(fishers: dict[tuple[str, str, int], dict[str, torch.Tensor]], fractions, make_config,
+                mask_dir: str) -> list[tuple[dict, object]]:
+    """(labels, RunConfig) for every task × Fisher point × seed × fraction × rule, with masks from that
+    seed's own Fisher at that point (``fishers[(task, point, seed)]``) and a random mask drawn per seed
+    (the same file, hence the same run, at every point). At 100 %: plain all-LayerNorm training.
+    ``make_config(task=, method=, seed=, mask_path=None)`` builds the RunConfig."""
+    plan = []
+    for (task, point, seed), values in fishers.items():
+        for fraction in fractions:
+            labels = {"task": task, "point": point, "seed": seed}
+            if fraction >= 100:
+                plan.append(({**labels, "selection": REFERENCE, "fraction": 100.0},
+                             make_config(task=task, method="layernorm", seed=seed)))
+                continue
+            for selection, mask in masks_at(values, fraction, seed).items():
+                plan.append(({**labels, "selection": selection, "fraction": float(fraction)},
+                             make_config(task=task, method="layernorm-masked", seed=seed,
+                                         mask_path=store_mask(mask, mask_dir))))
+    return plan
+
+
+def with_reference_points(subsets: pd.DataFrame) -> pd.DataFrame:
+    """Subset scores with the all-LayerNorm runs repeated as the 100 % point of every selection rule."""
+    reference = subsets[subsets["selection"] == REFERENCE]
+    return pd.concat([subsets[subsets["selection"] != REFERENCE],
+                      *[reference.assign(selection=rule) for rule in SELECTIONS]], ignore_index=True)
+
+
+def check_masked_runs(plan, results, store, pretrained: dict[str, torch.Tensor]) -> int:
+    """Assert that every masked-out LayerNorm element of every masked run is bit-identical to its
+    pre-trained value; returns the number of tensors compared."""
+    from safetensors.torch import load_file
+
+    checked = 0
+    for (_, cfg), result in zip(plan, results):
+        if cfg.method != "layernorm-masked":
+            continue
+        trained = store.tensors(result)
+        for name, mask in load_file(cfg.mask_path).items():
+            mask = mask.bool()
+            after = trained.get(name, pretrained[name])  # a tensor with nothing selected did not train
+            if not torch.equal(after[~mask], pretrained[name][~mask]):
+                raise AssertionError(f"{result.run_id}: masked-out elements of {name} changed")
+            checked += 1
+    return checked
+
+
+def check_equal_sizes(plan) -> int:
+    """Assert that at every task × point × seed × fraction all rules train exactly the same number of
+    LayerNorm elements; returns the number of groups compared."""
+    from safetensors.torch import load_file
+
+    sizes: dict[tuple, set[int]] = {}
+    for labels, cfg in plan:
+        if cfg.method == "layernorm-masked":
+            key = (labels["task"], labels["point"], labels["seed"], labels["fraction"])
+            sizes.setdefault(key, set()).add(int(sum(int(m.sum()) for m in load_file(cfg.mask_path).values())))
+    unequal = {k: v for k, v in sizes.items() if len(v) != 1}
+    if unequal:
+        raise AssertionError(f"rules select different numbers of elements: {unequal}")
+    return len(sizes)
+
+
+# ------------------------------------------------------------------ verdicts (lnft.stats: paired bootstrap)
+def fisher_vs_random(scores: pd.DataFrame, store=None, rule: str = "fisher-global", control: str = "random",
+                     **options) -> pd.DataFrame:
+    """Per task × Fisher point × fraction: ``rule`` minus ``control`` with a paired bootstrap interval and
+    the verdict vocabulary of ``lnft.stats``. One point at a time: a random-k run is shared by the points."""
+    from . import stats
+
+    return pd.concat([stats.fraction_verdicts(part, rule, control, store=store, by=("task", "fraction"), **options)
+                      .assign(point=point) for point, part in scores.groupby("point", sort=False)], ignore_index=True)
+
+
+def fraction_within(scores: pd.DataFrame, store=None, rule: str = "fisher-global", margin: float = 1.0,
+                    **options) -> pd.DataFrame:
+    """Per task × Fisher point: the smallest fraction at which ``rule`` is within ``margin`` points of
+    all-LayerNorm training (the 100 % runs of the same seeds): by the seed means, and at 95 % (the upper
+    end of the bootstrap interval of all-LayerNorm − rule is at most ``margin``). 100 % qualifies by definition."""
+    from . import stats
+
+    rows = []
+    for point, part in scores.groupby("point", sort=False):
+        part = part[part["selection"].isin([rule, REFERENCE])]
+        part = part.assign(arm=[REFERENCE if s == REFERENCE else f"{f:g}" for s, f in zip(part["selection"], part["fraction"])])
+        arms = sorted(set(part["arm"]) - {REFERENCE}, key=float)
+        table = stats.compare(part, REFERENCE, arms, on="arm", by=("task",), store=store, average=False, **options)
+        for task, t in table.groupby("task", sort=False):
+            fractions = t["b"].astype(float)
+            by_mean = fractions[t["diff"] <= margin]
+            by_interval = fractions[t["hi"] <= margin]
+            rows.append({"task": task, "point": point, "rule": rule, "all-LN score": t["a_score"].iloc[0],
+                         f"smallest % within {margin:g} pt (means)": min([*by_mean, 100.0]),
+                         f"smallest % within {margin:g} pt (95 %)": min([*by_interval, 100.0])})
+    return pd.DataFrame(rows)
+
+
+def verdict_table(label_free_table: pd.DataFrame, within: pd.DataFrame, versus: pd.DataFrame) -> pd.DataFrame:
+    """One row per task × Fisher point: label-free or not, the smallest Fisher top-k fraction within 1 point
+    of all-LayerNorm training, and Fisher top-k − random-k at each fraction with its interval and verdict."""
+    rows = []
+    for _, lf in label_free_table.iterrows():
+        near = within[(within["task"] == lf["task"]) & (within["point"] == lf["point"])]
+        gaps = versus[(versus["task"] == lf["task"]) & (versus["point"] == lf["point"])]
+        rows.append({"task": lf["task"], "point": lf["point"],
+                     "ranking": "label-free" if lf["label-free"] else "label-dependent",
+                     f"Jaccard true vs permuted labels @ {lf['fraction']:g} %": lf["jaccard"],
+                     **{c: near[c].iloc[0] for c in near.columns if c.startswith("smallest")},
+                     **{f"Fisher − random @ {g['fraction']:g} %": g["summary"] for _, g in gaps.iterrows()}})
+    return pd.DataFrame(rows)
+
+
+def start_config(point: str, make_config, task: str, seed: int):
+    """The run a Fisher point reads its trained head (and LayerNorms) from: None at ``pretrained``, the
+    head-only run at ``head-warmup``, the all-LayerNorm run (the 100 % reference of the curves) at
+    ``finetuned``; all of the same task and seed, built by ``make_config(task=, method=, seed=)``."""
+    from .fisher import FISHER_AT
+
+    if point not in FISHER_AT:
+        raise LnftError(f"unknown Fisher point {point!r}; allowed: {', '.join(FISHER_AT)}")
+    method = {"pretrained": None, "head-warmup": "head", "finetuned": "layernorm"}[point]
+    return None if method is None else make_config(task=task, method=method, seed=seed)
+

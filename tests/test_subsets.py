@@ -1,0 +1,155 @@
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lnft import LnftError, RunConfig, subsets
+
+
+def _values():
+    return {"a.LayerNorm.weight": torch.tensor([5.0, 1.0, 3.0, 0.0]),
+            "a.LayerNorm.bias": torch.tensor([4.0, 2.0, 0.5, 0.1]),
+            "b.LayerNorm.weight": torch.tensor([0.01, 0.02, 0.03, 0.04]),
+            "b.LayerNorm.bias": torch.tensor([0.0, 0.0, 0.0, 0.05])}
+
+
+def _minilm_like(seed=0):
+    """13 LayerNorm modules of 384 gains + 384 biases (9,984 elements), heavy-tailed random Fisher."""
+    g = torch.Generator().manual_seed(seed)
+    names = ["bert.embeddings.LayerNorm"] + [f"bert.encoder.layer.{i}.{part}.LayerNorm" for i in range(6)
+                                              for part in ("attention.output", "output")]
+    return {f"{m}.{k}": torch.rand(384, generator=g) ** 8 * (j + 1) for j, m in enumerate(names)
+            for k in ("weight", "bias")}
+
+
+def test_masks():
+    values = _values()
+    top = subsets.top_k_mask(values, 25)  # 4 of 16
+    assert subsets.mask_size(top) == 4
+    assert top["a.LayerNorm.weight"].tolist() == [True, False, True, False]
+    assert top["a.LayerNorm.bias"].tolist() == [True, True, False, False]
+    per_module = subsets.per_module_top_k_mask(values, 25)  # 2 of 8 in each module
+    assert subsets.mask_size({k: v for k, v in per_module.items() if k.startswith("b.")}) == 2
+    assert per_module["b.LayerNorm.bias"].tolist() == [False, False, False, True]
+    r1, r2 = subsets.random_mask(values, 25, seed=1), subsets.random_mask(values, 25, seed=1)
+    assert subsets.mask_size(r1) == 4 and all(torch.equal(r1[n], r2[n]) for n in r1)
+    assert subsets.jaccard(top, top) == 1.0
+    assert subsets.mask_size(subsets.union([top, per_module])) >= subsets.mask_size(top)
+    assert subsets.mask_size(subsets.intersection([top, per_module])) <= subsets.mask_size(top)
+    assert subsets.expected_random_jaccard(100) == 1.0
+    with pytest.raises(LnftError, match="invalid fraction 0"):
+        subsets.top_k_mask(values, 0)
+
+
+@pytest.mark.parametrize("fraction", [0.5, 1, 2, 5, 10, 20, 50])
+def test_every_rule_selects_exactly_the_same_number(fraction):
+    values = _minilm_like()
+    sizes = {rule: subsets.mask_size(mask) for rule, mask in subsets.masks_at(values, fraction, seed=0).items()}
+    assert set(sizes.values()) == {round(fraction / 100 * 9_984)}, sizes
+
+
+def test_largest_remainder():
+    assert subsets.largest_remainder(100, {f"m{i:02d}": 768 for i in range(13)}) == \
+        {f"m{i:02d}": 8 if i < 9 else 7 for i in range(13)}  # 100 / 13 = 7.69: nine get one more
+    parts = subsets.largest_remainder(10, {"a": 1, "b": 2, "c": 7})  # exact 1, 2, 7
+    assert parts == {"a": 1, "b": 2, "c": 7}
+    assert sum(subsets.largest_remainder(7, {"a": 3, "b": 3, "c": 3}).values()) == 7
+
+
+def test_label_control_and_verdict():
+    true = _minilm_like(0)
+    same = {n: v * 1.01 for n, v in true.items()}  # same ranking
+    other = _minilm_like(1)
+    rows = pd.concat([subsets.label_control(true, same, [1, 10, 100], task="t", point="pretrained", seed=0),
+                      subsets.label_control(true, other, [1, 10, 100], task="t", point="finetuned", seed=0)])
+    assert len(rows) == 4 and rows.loc[rows["point"] == "pretrained", "jaccard"].eq(1.0).all()
+    verdict = subsets.label_free(rows).set_index("point")
+    assert verdict.loc["pretrained", "label-free"] and not verdict.loc["finetuned", "label-free"]
+    assert verdict.loc["pretrained", "fraction"] == 1.0 and verdict.loc["pretrained", "spearman"] == pytest.approx(1.0)
+
+
+def test_mask_files_are_content_addressed(tmp_path):
+    values = _values()
+    a = subsets.store_mask(subsets.top_k_mask(values, 25), str(tmp_path))
+    b = subsets.store_mask(subsets.top_k_mask(values, 25), str(tmp_path))
+    c = subsets.store_mask(subsets.top_k_mask(values, 50), str(tmp_path))
+    assert a == b != c
+
+
+def test_subset_plan_uses_each_seeds_own_masks(tmp_path):
+    values = {("sst2", "pretrained", 0): _values(), ("sst2", "pretrained", 1): {n: -v for n, v in _values().items()},
+              ("sst2", "finetuned", 0): _values(), ("sst2", "finetuned", 1): _values()}
+    plan = subsets.subset_plan(values, [25, 100], mask_dir=str(tmp_path), make_config=lambda **kw: RunConfig(**kw))
+    assert len(plan) == 4 * (3 + 1)
+    path = {(lab["point"], lab["seed"], lab["selection"]): cfg.mask_path for lab, cfg in plan}
+    assert path["pretrained", 0, "fisher-global"] != path["pretrained", 1, "fisher-global"]  # the seed's own Fisher
+    assert path["pretrained", 0, "random"] != path["pretrained", 1, "random"]  # drawn per seed
+    assert path["pretrained", 0, "random"] == path["finetuned", 0, "random"]  # one run shared by the points
+    ids = {(lab["point"], lab["seed"], lab["selection"]): cfg.run_id() for lab, cfg in plan}
+    assert ids["pretrained", 0, "fisher-global"] != ids["pretrained", 1, "fisher-global"]
+    assert subsets.check_equal_sizes(plan) == 4
+    frame = pd.DataFrame([{**lab, "score": 1.0} for lab, _ in plan])
+    curve = subsets.with_reference_points(frame)
+    assert set(curve["selection"]) == set(subsets.SELECTIONS)
+    assert len(curve[curve["fraction"] == 100.0]) == 3 * 4
+
+
+def test_start_config():
+    make = lambda **kw: RunConfig(**kw)  # noqa: E731
+    assert subsets.start_config("pretrained", make, "sst2", 0) is None
+    assert subsets.start_config("head-warmup", make, "sst2", 1).method == "head"
+    assert subsets.start_config("finetuned", make, "sst2", 1) == RunConfig(task="sst2", method="layernorm", seed=1)
+    with pytest.raises(LnftError, match="unknown Fisher point"):
+        subsets.start_config("trained", make, "sst2", 0)
+
+
+def _predictions(correct: dict[str, float], n=400, seeds=(0, 1)):
+    """Fake runs of one task × point: per arm and seed, predictions with the given share correct."""
+    from lnft.result import Predictions
+
+    labels = np.random.default_rng(0).integers(0, 2, n)
+    rows, preds = [], {}
+    for (selection, fraction), share in correct.items():
+        for seed in seeds:
+            right = np.random.default_rng(zlib.crc32(f"{selection}{fraction}{seed}".encode())).random(n) < share
+            run_id = f"{selection}-{fraction}-{seed}"
+            preds[run_id] = {"dev": Predictions(np.where(right, labels, 1 - labels), labels, "same examples")}
+            rows.append({"task": "sst2", "point": "p", "selection": selection, "fraction": fraction, "seed": seed,
+                         "run_id": run_id})
+    return pd.DataFrame(rows), preds
+
+
+def test_verdicts_come_from_the_paired_bootstrap():
+    scores, preds = _predictions({("fisher-global", 1.0): 0.60, ("random", 1.0): 0.60, ("fisher-global", 10.0): 0.95,
+                                  ("random", 10.0): 0.70, (subsets.REFERENCE, 100.0): 0.95})
+    versus = subsets.fisher_vs_random(scores, predictions=preds).set_index("fraction")
+    assert versus.loc[10.0, "verdict"] == "better" and versus.loc[10.0, "lo"] > 15
+    assert versus.loc[1.0, "verdict"] in ("inconclusive", "equivalent within ±1 point")
+    within = subsets.fraction_within(scores, predictions=preds).iloc[0]
+    assert within["smallest % within 1 pt (means)"] <= 10.0 and within["smallest % within 1 pt (95 %)"] in (10.0, 100.0)
+    control = subsets.label_control(_minilm_like(0), _minilm_like(0), [1], task="sst2", point="p", seed=0)
+    table = subsets.verdict_table(subsets.label_free(control), subsets.fraction_within(scores, predictions=preds), versus.reset_index())
+    row = table.iloc[0]
+    assert row["ranking"] == "label-free" and row["Fisher − random @ 10 %"].startswith("better: +")
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick"])
+def test_notebook_3_reads_notebook_2s_runs(profile):
+    """The finetuned (and head-warmup) Fisher points and the reference lines are notebook 2's runs of the
+    same profile: read back from the store, not trained again."""
+    from lnft import profiles
+
+    nb2 = profiles.resolve("02_peft_comparison", profile)
+    nb3 = profiles.resolve("03_fisher_subsets", profile)
+    make = lambda **kw: nb3.run_config(lr=nb3.lr, **kw)  # noqa: E731 (as notebook 3 builds them)
+    shared = {nb2.run_config(task=t, method=m, seed=s, lr=lr, select_on=nb2.select_on).run_id()
+              for t in nb2.tasks for m in nb2.methods for lr in nb2.lr_grid.get(m, nb2.lr_grid["default"])
+              for s in nb2.seeds}
+    for task in nb3.tasks:
+        for seed in nb3.seeds:
+            for point in ("head-warmup", "finetuned"):
+                assert subsets.start_config(point, make, task, seed).run_id() in shared, (point, task, seed)
+            full = nb3.run_config(task=task, method="full", seed=seed, lr=nb3.baseline_lr["full"])
+            assert full.run_id() in shared
