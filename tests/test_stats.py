@@ -274,3 +274,13 @@ def test_fraction_and_reference_verdicts():
     smallest = stats.smallest_fraction(vs_all, accept=(stats.EQUIVALENT, stats.BETTER, stats.INCONCLUSIVE))
     assert smallest.set_index("rule").loc["fisher-global", "smallest fraction"] == 10.0
     assert pd.isna(smallest.set_index("rule").loc["random", "smallest fraction"])
+
+
+def test_predictions_of_the_selected_epoch_when_selecting_on_dev(tiny):
+    from lnft.train import finetune
+
+    out = finetune(tiny(task="stsb", method="head", epochs=2, select_on="dev"), progress=False)
+    pred, task = out.predictions, get_task("stsb")
+    assert set(pred) == {"validation", "dev"} and pred["dev"].digest != pred["validation"].digest
+    assert task.compute_metrics(pred["dev"].labels, pred["dev"].preds) == \
+        {k: v for k, v in out.result.metrics.items() if k != "score"}
