@@ -34,18 +34,18 @@ def test_run_stops_after_patience_evaluations_without_improvement_and_keeps_the_
 
 
 def test_the_best_checkpoint_is_kept_not_the_last_step(tiny, monkeypatch):
-    cfg = tiny(task="sst2", method="head", epochs=4, eval_every=3, lr=5e-2)  # evaluations at steps 3, 6, 9, 12
-    scripted_validation(monkeypatch, [10, 80, 20, 30])
+    cfg = tiny(task="sst2", method="head", epochs=2, eval_every=1, lr=5e-2)  # 6 steps, an evaluation after each
+    scripted_validation(monkeypatch, [10, 80, 20, 30, 40, 50])
     whole = finetune(cfg, progress=False)
-    assert [h["step"] for h in whole.result.history] == [3, 6, 9, 12] and whole.result.best_step == 6
+    assert [h["step"] for h in whole.result.history] == [1, 2, 3, 4, 5, 6] and whole.result.best_step == 2
     assert not whole.result.stopped_early  # patience 0: the whole budget
-    scripted_validation(monkeypatch, [10, 80, 20, 30])
-    stopped = finetune(dataclasses.replace(cfg, patience=1), progress=False)  # same steps, stops after step 9
-    assert stopped.result.steps == 9 and stopped.result.best_step == 6 and stopped.result.stopped_early
-    scripted_validation(monkeypatch, [10, 20, 30, 80])
+    scripted_validation(monkeypatch, [10, 80, 20])
+    stopped = finetune(dataclasses.replace(cfg, patience=1), progress=False)  # same steps, stops after step 3
+    assert stopped.result.steps == 3 and stopped.result.best_step == 2 and stopped.result.stopped_early
+    scripted_validation(monkeypatch, [10, 20, 30, 40, 50, 80])
     last = finetune(cfg, progress=False)  # the same training, but the last evaluation is the best
     for name, tensor in whole.trained.items():
-        assert torch.equal(tensor, stopped.trained[name]), name  # both kept step 6, bit for bit
+        assert torch.equal(tensor, stopped.trained[name]), name  # both kept step 2, bit for bit
         assert torch.equal(whole.model.state_dict()[name], tensor)  # and the model holds it
     assert any(not torch.equal(whole.trained[n], last.trained[n]) for n in whole.trained)
 
