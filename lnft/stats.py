@@ -31,6 +31,7 @@ Notebook use (a results list from ``sweep.run_all`` or a tidy frame with ``run_i
     from lnft import stats
     table = stats.method_verdicts(results, chosen, reference="layernorm")      # notebook 2
     table = stats.fraction_verdicts(subsets, store=store)                       # notebook 3
+    table = stats.reference_verdicts(subsets, store=store)                      # notebook 3, vs all-LN
     for line in stats.lines(table): print(line)
     lead = stats.change_lead(change_frame)                                      # notebook 1
 """
@@ -236,7 +237,8 @@ def _index(runs, on: str, by: tuple[str, ...]) -> tuple[pd.DataFrame, dict]:
     if missing:
         raise LnftError(f"cannot compare: column(s) {missing} missing; allowed input: RunResults, or a tidy frame "
                         f"with run_id, seed, {on} and {', '.join(by)}")
-    return frame.drop_duplicates("run_id")[["run_id", "seed", on, *by]].reset_index(drop=True), given
+    columns = list(dict.fromkeys(["run_id", "seed", on, *by]))
+    return frame[columns].drop_duplicates().reset_index(drop=True), given  # a run may serve several groups
 
 
 def _loader(given: dict, store, predictions: dict | None):
@@ -491,4 +493,36 @@ def change_lead(frame: pd.DataFrame, component: str = "output LN", measure: str 
                      "summary": (f"{task}: {component} {word} among {len(names)} components ({scope}); "
                                  f"{ratio:.2f}× the largest other, {names[runner]} ({LEVEL * 100:.0f} % CI "
                                  f"{ratio_lo:.2f}× to {ratio_hi:.2f}×); first in {first} of {len(seeds)} seeds")})
+    return pd.DataFrame(rows)
+
+
+def reference_verdicts(subsets: pd.DataFrame, reference: str = "all LayerNorm",
+                       rules=("fisher-global", "fisher-per-module", "random"), *, store=None,
+                       **options) -> pd.DataFrame:
+    """Notebook 3: each selection rule at each fraction minus training all LayerNorm parameters (the
+    ``reference`` runs, whatever their ``fraction`` value), per task and averaged over tasks. "Loses
+    little" reads *equivalent within ±1 point* (or *better*). ``subsets`` as for ``fraction_verdicts``.
+    Example::
+
+        vs_all = stats.reference_verdicts(subsets, store=store)
+        stats.smallest_fraction(vs_all)     # per task and rule: smallest fraction equivalent or better
+    """
+    present = [r for r in rules if r in set(subsets["selection"])]
+    ref = subsets[subsets["selection"] == reference]
+    fractions = sorted(subsets[subsets["selection"].isin(present)]["fraction"].unique())
+    frame = pd.concat([subsets[subsets["selection"].isin(present)], *[ref.assign(fraction=f) for f in fractions]],
+                      ignore_index=True)
+    tables = [compare(frame, rule, reference, on="selection", by=("task", "fraction"), store=store, **options)
+              for rule in present]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def smallest_fraction(table: pd.DataFrame, accept=(EQUIVALENT, BETTER)) -> pd.DataFrame:
+    """Per task and rule (column ``a``) of a ``reference_verdicts`` table: the smallest fraction whose
+    verdict is in ``accept`` (missing, NaN, when no fraction qualifies), with that row's summary."""
+    rows = []
+    for (task, rule), part in table.groupby(["task", "a"], sort=True):
+        ok = part[part["verdict"].isin(accept)].sort_values("fraction")
+        rows.append({"task": task, "rule": rule, "smallest fraction": ok["fraction"].iloc[0] if len(ok) else None,
+                     "summary": ok["summary"].iloc[0] if len(ok) else None, "fractions tried": len(part)})
     return pd.DataFrame(rows)

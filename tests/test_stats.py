@@ -181,6 +181,13 @@ def test_runs_store_predictions_and_unpaired_runs_are_refused(tiny, tmp_path):
     frame_table = stats.compare(pd.DataFrame([{"run_id": r.run_id, "task": "mrpc", "method": r.config.method,
                                                "seed": r.config.seed} for r in (a, b)]), "head", "bitfit", store=store)
     assert frame_table[["lo", "hi"]].equals(table[["lo", "hi"]])
+    from lnft import aggregate, sweep
+
+    frame = sweep.results_frame([a, b])  # what notebook 2 holds: runs x splits x metrics, plus the chosen rates
+    chosen = aggregate.select_lr(frame)
+    for runs in ([a, b], frame):
+        nb2 = stats.method_verdicts(runs, chosen, reference="head", store=store)
+        assert nb2[["b", "lo", "hi"]].equals(table.assign(b="bitfit")[["b", "lo", "hi"]])
     c = store.get_or_run(tiny(task="mrpc", method="bitfit", max_eval_samples=12), progress=False)
     with pytest.raises(LnftError, match=f"cannot pair runs {a.run_id} and {c.run_id}"):
         stats.compare([a, c], "head", "bitfit")
@@ -243,3 +250,37 @@ def test_ranks_by_seed_and_interval_figure():
     assert lead.iloc[0]["first_seeds"] == 2
     fig = plots.intervals(lead, label="task", value="ratio", lo="ratio_lo", hi="ratio_hi", ref=1.0, margin=None)
     assert len(fig.axes[0].lines) >= 1
+
+
+def test_fraction_and_reference_verdicts():
+    y, _ = _data("accuracy", n=400)
+    rng = np.random.default_rng(11)
+    noisy = lambda q: np.where(rng.random(400) < q, y, 1 - y)  # noqa: E731
+    rows, pred = [], {}
+    plan = [("all LayerNorm", 100.0, 0.80)] + [(sel, f, q) for f, qs in ((1.0, (0.70, 0.60)), (10.0, (0.80, 0.65)))
+                                                for sel, q in zip(("fisher-global", "random"), qs)]
+    for sel, fraction, q in plan:
+        for seed in (0, 1):
+            run_id = f"{sel}-{fraction}-{seed}"
+            rows.append({"run_id": run_id, "task": "sst2", "selection": sel, "fraction": fraction, "seed": seed})
+            pred[run_id] = {"dev": Predictions(noisy(q), y, "d")}
+    subsets = pd.DataFrame(rows)
+    versus = stats.fraction_verdicts(subsets, predictions=pred)
+    assert list(versus["fraction"]) == [1.0, 10.0] and (versus["a"] == "fisher-global").all()
+    assert (versus["verdict"] == "better").all()  # 70 vs 60 and 80 vs 65 % correct, 800 draws each
+    vs_all = stats.reference_verdicts(subsets, predictions=pred)
+    assert set(vs_all["a"]) == {"fisher-global", "random"} and (vs_all["b"] == "all LayerNorm").all()
+    assert len(vs_all) == 4 and (vs_all.query("fraction == 1.0")["verdict"] == "worse").all()
+    smallest = stats.smallest_fraction(vs_all, accept=(stats.EQUIVALENT, stats.BETTER, stats.INCONCLUSIVE))
+    assert smallest.set_index("rule").loc["fisher-global", "smallest fraction"] == 10.0
+    assert pd.isna(smallest.set_index("rule").loc["random", "smallest fraction"])
+
+
+def test_predictions_of_the_selected_epoch_when_selecting_on_dev(tiny):
+    from lnft.train import finetune
+
+    out = finetune(tiny(task="stsb", method="head", epochs=2, select_on="dev"), progress=False)
+    pred, task = out.predictions, get_task("stsb")
+    assert set(pred) == {"validation", "dev"} and pred["dev"].digest != pred["validation"].digest
+    assert task.compute_metrics(pred["dev"].labels, pred["dev"].preds) == \
+        {k: v for k, v in out.result.metrics.items() if k != "score"}
