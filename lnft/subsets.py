@@ -302,26 +302,25 @@ def fisher_vs_random(scores: pd.DataFrame, store=None, rule: str = "fisher-globa
                       .assign(point=point) for point, part in scores.groupby("point", sort=False)], ignore_index=True)
 
 
-def fraction_within(scores: pd.DataFrame, store=None, rule: str = "fisher-global", margin: float = 1.0,
-                    **options) -> pd.DataFrame:
-    """Per task × Fisher point: the smallest fraction at which ``rule`` is within ``margin`` points of
-    all-LayerNorm training (the 100 % runs of the same seeds): by the seed means, and at 95 % (the upper
-    end of the bootstrap interval of all-LayerNorm − rule is at most ``margin``). 100 % qualifies by definition."""
+def versus_all_layernorm(scores: pd.DataFrame, store=None, **options) -> pd.DataFrame:
+    """Per task × Fisher point: every rule at every fraction minus all-LayerNorm training (the 100 % runs of
+    the same seeds), with ``lnft.stats.reference_verdicts``' paired bootstrap; column ``point`` added."""
+    from . import stats
+
+    return pd.concat([stats.reference_verdicts(part, REFERENCE, SELECTIONS, store=store, **options).assign(point=point)
+                      for point, part in scores.groupby("point", sort=False)], ignore_index=True)
+
+
+def fraction_within(vs_all: pd.DataFrame, rule: str = "fisher-global") -> pd.DataFrame:
+    """Per task × Fisher point: the smallest fraction at which ``rule`` is *equivalent within ±1 point* to
+    all-LayerNorm training, or *better* (``lnft.stats.smallest_fraction``); None when no fraction is."""
     from . import stats
 
     rows = []
-    for point, part in scores.groupby("point", sort=False):
-        part = part[part["selection"].isin([rule, REFERENCE])]
-        part = part.assign(arm=[REFERENCE if s == REFERENCE else f"{f:g}" for s, f in zip(part["selection"], part["fraction"])])
-        arms = sorted(set(part["arm"]) - {REFERENCE}, key=float)
-        table = stats.compare(part, REFERENCE, arms, on="arm", by=("task",), store=store, average=False, **options)
-        for task, t in table.groupby("task", sort=False):
-            fractions = t["b"].astype(float)
-            by_mean = fractions[t["diff"] <= margin]
-            by_interval = fractions[t["hi"] <= margin]
-            rows.append({"task": task, "point": point, "rule": rule, "all-LN score": t["a_score"].iloc[0],
-                         f"smallest % within {margin:g} pt (means)": min([*by_mean, 100.0]),
-                         f"smallest % within {margin:g} pt (95 %)": min([*by_interval, 100.0])})
+    for (task, point), part in vs_all[vs_all["a"] == rule].groupby(["task", "point"], sort=False):
+        small = stats.smallest_fraction(part).iloc[0]
+        rows.append({"task": task, "point": point, "rule": rule, "all-LN score": part["b_score"].iloc[0],
+                     "smallest % within 1 pt of all-LN": small["smallest fraction"], "summary": small["summary"]})
     return pd.DataFrame(rows)
 
 
@@ -335,7 +334,8 @@ def verdict_table(label_free_table: pd.DataFrame, within: pd.DataFrame, versus: 
         rows.append({"task": lf["task"], "point": lf["point"],
                      "ranking": "label-free" if lf["label-free"] else "label-dependent",
                      f"Jaccard true vs permuted labels @ {lf['fraction']:g} %": lf["jaccard"],
-                     **{c: near[c].iloc[0] for c in near.columns if c.startswith("smallest")},
+                     "smallest % within 1 pt of all-LN": near["smallest % within 1 pt of all-LN"].iloc[0]
+                     if len(near) else None,
                      **{f"Fisher − random @ {g['fraction']:g} %": g["summary"] for _, g in gaps.iterrows()}})
     return pd.DataFrame(rows)
 

@@ -124,15 +124,21 @@ def _predictions(correct: dict[str, float], n=400, seeds=(0, 1)):
 def test_verdicts_come_from_the_paired_bootstrap():
     scores, preds = _predictions({("fisher-global", 1.0): 0.60, ("random", 1.0): 0.60, ("fisher-global", 10.0): 0.95,
                                   ("random", 10.0): 0.70, (subsets.REFERENCE, 100.0): 0.95})
+    for name in ("fisher-global-10.0-0", "fisher-global-10.0-1", f"{subsets.REFERENCE}-100.0-1"):
+        preds[name] = preds[f"{subsets.REFERENCE}-100.0-0"]  # Fisher top-k at 10 % predicts as all-LayerNorm
     versus = subsets.fisher_vs_random(scores, predictions=preds).set_index("fraction")
     assert versus.loc[10.0, "verdict"] == "better" and versus.loc[10.0, "lo"] > 15
     assert versus.loc[1.0, "verdict"] in ("inconclusive", "equivalent within ±1 point")
-    within = subsets.fraction_within(scores, predictions=preds).iloc[0]
-    assert within["smallest % within 1 pt (means)"] <= 10.0 and within["smallest % within 1 pt (95 %)"] in (10.0, 100.0)
+    vs_all = subsets.versus_all_layernorm(scores, predictions=preds)
+    assert set(vs_all["a"]) == {"fisher-global", "random"} and len(vs_all) == 4
+    within = subsets.fraction_within(vs_all)
+    assert within["smallest % within 1 pt of all-LN"].tolist() == [10.0]
+    assert within["summary"].iloc[0].startswith("equivalent within ±1 point: +0.0")
     control = subsets.label_control(_minilm_like(0), _minilm_like(0), [1], task="sst2", point="p", seed=0)
-    table = subsets.verdict_table(subsets.label_free(control), subsets.fraction_within(scores, predictions=preds), versus.reset_index())
+    table = subsets.verdict_table(subsets.label_free(control), within, versus.reset_index())
     row = table.iloc[0]
     assert row["ranking"] == "label-free" and row["Fisher − random @ 10 %"].startswith("better: +")
+    assert row["smallest % within 1 pt of all-LN"] == 10.0
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick"])
