@@ -23,7 +23,7 @@ import os
 STORE_SCHEMA = 3
 
 # The modules whose source decides a result (the store, CLI, notebooks and analyses do not).
-TRAINING_PATH = ("components", "config", "data", "methods", "models", "tasks", "train")
+TRAINING_PATH = ("components", "config", "data", "hub", "methods", "models", "result", "tasks", "train")
 MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
                "merges.txt", "sentencepiece.bpe.model", "spiece.model")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json")

@@ -59,7 +59,7 @@ PROFILES = {
                        patience=3, eval_every=None, batch_size=32, max_train_samples=None, max_eval_samples=None,
                        device="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
-        "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=PEFT_METHODS,
+        "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
                                    lr_grid={"full": FULL_LRS, "default": PEFT_LRS}),
         "03_fisher_subsets": dict(seeds=[0, 1, 2], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
                                   control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
