@@ -292,52 +292,146 @@ def check_equal_sizes(plan) -> int:
 
 
 # ------------------------------------------------------------------ verdicts (lnft.stats: paired bootstrap)
+STILL_IMPROVING = "still improving at the end of its budget"
+
+
+def flag_runs(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """Add ``undertrained`` (bool) and ``flags`` (text) to a verdict table of ``lnft.stats`` (columns task,
+    a, b, and point / fraction when present): a comparison is flagged when any run entering it was still
+    improving at the end of its budget (its best evaluation was its last: ``RunResult.still_improving``).
+    The runs entering a row: side a and side b, of that task (of every task for the ``average`` row), of
+    that Fisher point, at that fraction (at any fraction for all-LayerNorm, whose runs are the 100 % point).
+    ``scores``: one row per run with ``task, selection, fraction, still_improving`` (and ``point``); without
+    a ``still_improving`` column nothing is flagged."""
+    out = table.copy()
+    if "still_improving" not in scores or table.empty:
+        out["undertrained"], out["flags"] = False, ""
+        return out
+    marks, texts = [], []
+    for _, row in table.iterrows():
+        runs = scores if row["task"] == "average" else scores[scores["task"] == row["task"]]
+        if "point" in row.index and "point" in runs:
+            runs = runs[runs["point"] == row["point"]]
+        parts = []
+        for side in dict.fromkeys((row["a"], row["b"])):
+            part = runs[runs["selection"] == side]
+            if side != REFERENCE and "fraction" in row.index:
+                part = part[part["fraction"] == row["fraction"]]
+            n = int(part["still_improving"].astype(bool).sum())
+            if n:
+                parts.append(f"{side}: {STILL_IMPROVING} in {n} of {len(part)} runs")
+        marks.append(bool(parts))
+        texts.append("; ".join(parts))
+    out["undertrained"], out["flags"] = marks, texts
+    return out
+
+
 def fisher_vs_random(scores: pd.DataFrame, store=None, rule: str = "fisher-global", control: str = "random",
                      **options) -> pd.DataFrame:
     """Per task × Fisher point × fraction: ``rule`` minus ``control`` with a paired bootstrap interval and
-    the verdict vocabulary of ``lnft.stats``. One point at a time: a random-k run is shared by the points."""
+    the verdict vocabulary of ``lnft.stats``. One point at a time: a random-k run is shared by the points.
+    With ``still_improving`` in ``scores``, rows are flagged by ``flag_runs`` (``undertrained``, ``flags``)."""
     from . import stats
 
-    return pd.concat([stats.fraction_verdicts(part, rule, control, store=store, by=("task", "fraction"), **options)
-                      .assign(point=point) for point, part in scores.groupby("point", sort=False)], ignore_index=True)
+    table = pd.concat([stats.fraction_verdicts(part, rule, control, store=store, by=("task", "fraction"), **options)
+                       .assign(point=point) for point, part in scores.groupby("point", sort=False)], ignore_index=True)
+    return flag_runs(table, scores)
 
 
 def versus_all_layernorm(scores: pd.DataFrame, store=None, **options) -> pd.DataFrame:
     """Per task × Fisher point: every rule at every fraction minus all-LayerNorm training (the 100 % runs of
-    the same seeds), with ``lnft.stats.reference_verdicts``' paired bootstrap; column ``point`` added."""
+    the same seeds), with ``lnft.stats.reference_verdicts``' paired bootstrap; column ``point`` added, and
+    the ``flag_runs`` flags (``undertrained``, ``flags``)."""
     from . import stats
 
-    return pd.concat([stats.reference_verdicts(part, REFERENCE, SELECTIONS, store=store, **options).assign(point=point)
-                      for point, part in scores.groupby("point", sort=False)], ignore_index=True)
+    table = pd.concat([stats.reference_verdicts(part, REFERENCE, SELECTIONS, store=store, **options).assign(point=point)
+                       for point, part in scores.groupby("point", sort=False)], ignore_index=True)
+    return flag_runs(table, scores)
 
 
-def fraction_within(vs_all: pd.DataFrame, rule: str = "fisher-global") -> pd.DataFrame:
+def _join_flags(frame: pd.DataFrame) -> str:
+    if "flags" not in frame:
+        return ""
+    return "; ".join(dict.fromkeys(f for part in frame["flags"] if part for f in part.split("; ")))
+
+
+def fraction_within(vs_all: pd.DataFrame, rule: str = "fisher-global", margin: float | None = None) -> pd.DataFrame:
     """Per task × Fisher point: the smallest fraction at which ``rule`` is *equivalent within ±1 point* to
-    all-LayerNorm training, or *better* (``lnft.stats.smallest_fraction``); None when no fraction is."""
+    all-LayerNorm training, or *better* (``lnft.stats.smallest_fraction``); None when no fraction is.
+    Also the narrowest interval (``narrowest CI (points)``: hi − lo over the rule's fractions) and
+    ``resolution``: when even the narrowest interval is wider than 2 × ``margin`` (default
+    ``lnft.stats.MARGIN``), no fraction *could* be shown equivalent at this evaluation size — a missing
+    smallest fraction then says nothing about a loss. ``undertrained`` / ``flags``: any of the rule's rows
+    flagged (a flagged run at any fraction can move the smallest fraction)."""
     from . import stats
 
+    margin = stats.MARGIN if margin is None else margin
     rows = []
     for (task, point), part in vs_all[vs_all["a"] == rule].groupby(["task", "point"], sort=False):
         small = stats.smallest_fraction(part).iloc[0]
+        narrowest = float((part["hi"] - part["lo"]).min())
+        resolution = (f"no interval fits inside ±{margin:g} point: the narrowest is {narrowest:.1f} points wide "
+                      f"(> {2 * margin:g}) with {part['examples'].iloc[0]} examples, so equivalence cannot be shown "
+                      "at this evaluation size" if narrowest > 2 * margin else "")
+        flagged = bool(part["undertrained"].any()) if "undertrained" in part else False
         rows.append({"task": task, "point": point, "rule": rule, "all-LN score": part["b_score"].iloc[0],
-                     "smallest % within 1 pt of all-LN": small["smallest fraction"], "summary": small["summary"]})
+                     "smallest % within 1 pt of all-LN": small["smallest fraction"], "summary": small["summary"],
+                     "narrowest CI (points)": narrowest, "resolution": resolution,
+                     "undertrained": flagged, "flags": _join_flags(part)})
     return pd.DataFrame(rows)
 
 
 def verdict_table(label_free_table: pd.DataFrame, within: pd.DataFrame, versus: pd.DataFrame) -> pd.DataFrame:
     """One row per task × Fisher point: label-free or not, the smallest Fisher top-k fraction within 1 point
-    of all-LayerNorm training, and Fisher top-k − random-k at each fraction with its interval and verdict."""
+    of all-LayerNorm training (with ``resolution``: whether any interval could fit inside ±1 point), and
+    Fisher top-k − random-k at each fraction with its interval and verdict (" †" when a run entering it was
+    still improving at the end of its budget). ``undertrained`` / ``flags``: any run behind the row."""
     rows = []
     for _, lf in label_free_table.iterrows():
         near = within[(within["task"] == lf["task"]) & (within["point"] == lf["point"])]
         gaps = versus[(versus["task"] == lf["task"]) & (versus["point"] == lf["point"])]
+        marked = lambda frame: bool(frame["undertrained"].any()) if "undertrained" in frame else False  # noqa: E731
         rows.append({"task": lf["task"], "point": lf["point"],
                      "ranking": "label-free" if lf["label-free"] else "label-dependent",
                      f"Jaccard true vs permuted labels @ {lf['fraction']:g} %": lf["jaccard"],
                      "smallest % within 1 pt of all-LN": near["smallest % within 1 pt of all-LN"].iloc[0]
                      if len(near) else None,
-                     **{f"Fisher − random @ {g['fraction']:g} %": g["summary"] for _, g in gaps.iterrows()}})
+                     "resolution": near["resolution"].iloc[0] if len(near) and "resolution" in near else "",
+                     **{f"Fisher − random @ {g['fraction']:g} %": g["summary"] + (" †" if g.get("undertrained") else "")
+                        for _, g in gaps.iterrows()},
+                     "undertrained": marked(near) or marked(gaps),
+                     "flags": "; ".join(dict.fromkeys(x for x in (_join_flags(near), _join_flags(gaps)) if x))})
     return pd.DataFrame(rows)
+
+
+def lines(table: pd.DataFrame) -> list[str]:
+    """``lnft.stats.lines`` of a verdict table, each flagged row ending in
+    `` [† possibly undertrained: <flags>]``."""
+    from . import stats
+
+    plain = stats.lines(table.drop(columns=[c for c in ("undertrained", "flags") if c in table]))
+    if "undertrained" not in table:
+        return plain
+    return [line + (f" [† possibly undertrained: {flags}]" if marked else "")
+            for line, marked, flags in zip(plain, table["undertrained"], table["flags"])]
+
+
+def verdict_lines(verdicts: pd.DataFrame) -> list[str]:
+    """One printable line per row of ``verdict_table``: the ranking, the smallest fraction within 1 point of
+    all-LayerNorm (or why none can be: the evaluation-size limit), and the † flags."""
+    out = []
+    for _, row in verdicts.iterrows():
+        smallest = row["smallest % within 1 pt of all-LN"]
+        if pd.notna(smallest):
+            near = f"from {smallest:g} %"
+        elif row.get("resolution"):
+            near = f"not shown at any fraction tried below 100 % — {row['resolution']}"
+        else:
+            near = "at no fraction tried below 100 %"
+        caveat = f" [† possibly undertrained: {row['flags']}]" if row.get("undertrained") else ""
+        out.append(f"{row['task']} @ {row['point']}: ranking {row['ranking']}; Fisher top-k within 1 point of "
+                   f"all-LayerNorm: {near}{caveat}")
+    return out
 
 
 def start_config(point: str, make_config, task: str, seed: int):

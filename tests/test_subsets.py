@@ -141,6 +141,63 @@ def test_verdicts_come_from_the_paired_bootstrap():
     assert row["smallest % within 1 pt of all-LN"] == 10.0
 
 
+def test_verdicts_flag_runs_still_improving_at_the_end():
+    scores, preds = _predictions({("fisher-global", 1.0): 0.60, ("random", 1.0): 0.60, ("fisher-global", 10.0): 0.95,
+                                  ("random", 10.0): 0.70, (subsets.REFERENCE, 100.0): 0.95})
+    scores["still_improving"] = (scores["selection"] == "fisher-global") & (scores["fraction"] == 10.0) \
+        & (scores["seed"] == 1)
+    versus = subsets.fisher_vs_random(scores, predictions=preds).set_index("fraction")
+    assert versus.loc[10.0, "undertrained"] and not versus.loc[1.0, "undertrained"]
+    assert versus.loc[10.0, "flags"] == "fisher-global: still improving at the end of its budget in 1 of 2 runs"
+    vs_all = subsets.versus_all_layernorm(scores, predictions=preds)
+    marked = vs_all.set_index(["a", "fraction"])["undertrained"]
+    assert marked.to_dict() == {("fisher-global", 1.0): False, ("fisher-global", 10.0): True,
+                                ("random", 1.0): False, ("random", 10.0): False}
+    within = subsets.fraction_within(vs_all)
+    assert within["undertrained"].tolist() == [True]
+    control = subsets.label_control(_minilm_like(0), _minilm_like(0), [1], task="sst2", point="p", seed=0)
+    table = subsets.verdict_table(subsets.label_free(control), within, versus.reset_index())
+    row = table.iloc[0]
+    assert row["undertrained"] and row["Fisher − random @ 10 %"].endswith(" †")
+    assert not row["Fisher − random @ 1 %"].endswith("†") and "fisher-global: still improving" in row["flags"]
+    printed = subsets.lines(versus.reset_index())
+    assert "† possibly undertrained" in printed[1] and "†" not in printed[0]
+    assert "† possibly undertrained" in subsets.verdict_lines(table)[0]
+    # the all-LayerNorm runs enter every comparison with all-LayerNorm, at every fraction
+    scores["still_improving"] = scores["selection"] == subsets.REFERENCE
+    vs_all = subsets.versus_all_layernorm(scores, predictions=preds)
+    assert vs_all["undertrained"].all() and vs_all["flags"].str.startswith("all LayerNorm: still improving").all()
+    assert not subsets.fisher_vs_random(scores, predictions=preds)["undertrained"].any()
+    # no still_improving column: nothing flagged
+    assert not subsets.fisher_vs_random(scores.drop(columns="still_improving"), predictions=preds)["undertrained"].any()
+
+
+def test_flag_runs_average_row_sees_every_task():
+    scores = pd.DataFrame({"task": ["rte", "sst2", "rte", "sst2"], "point": "p",
+                           "selection": ["fisher-global", "fisher-global", "random", "random"],
+                           "fraction": 1.0, "still_improving": [False, False, False, True]})
+    table = pd.DataFrame({"task": ["rte", "sst2", "average"], "point": "p", "a": "fisher-global", "b": "random",
+                          "fraction": 1.0})
+    flagged = subsets.flag_runs(table, scores)
+    assert flagged["undertrained"].tolist() == [False, True, True]
+
+
+def test_fraction_within_says_when_no_interval_can_fit_the_margin():
+    def vs_all(width):
+        return pd.DataFrame({"task": "sst2", "point": "p", "a": "fisher-global", "b": subsets.REFERENCE,
+                             "fraction": [1.0, 10.0], "b_score": 90.0, "lo": [-5.0, -width / 2],
+                             "hi": [1.0, width / 2], "verdict": "inconclusive", "summary": "inconclusive",
+                             "examples": 400})
+    wide = subsets.fraction_within(vs_all(2.6)).iloc[0]
+    assert pd.isna(wide["smallest % within 1 pt of all-LN"]) and wide["narrowest CI (points)"] == pytest.approx(2.6)
+    assert "no interval fits inside ±1 point" in wide["resolution"] and "400 examples" in wide["resolution"]
+    assert subsets.fraction_within(vs_all(1.5)).iloc[0]["resolution"] == ""
+    row = {"task": "sst2", "point": "p", "ranking": "label-free", "smallest % within 1 pt of all-LN": None}
+    line = subsets.verdict_lines(pd.DataFrame([{**row, "resolution": wide["resolution"]}]))[0]
+    assert "cannot be shown at this evaluation size" in line
+    assert subsets.verdict_lines(pd.DataFrame([{**row, "resolution": ""}]))[0].endswith("at no fraction tried below 100 %")
+
+
 @pytest.mark.parametrize("profile", ["smoke", "quick"])
 def test_notebook_3_reads_notebook_2s_runs(profile):
     """The finetuned (and head-warmup) Fisher points and the reference lines are notebook 2's runs of the
