@@ -124,11 +124,14 @@ def fisher_heatmaps(mass: pd.DataFrame):
 
 def intervals(table: pd.DataFrame, label: str | list[str] = "task", value: str = "diff", lo: str = "lo",
               hi: str = "hi", ref: float = 0.0, margin: float | None = 1.0, xlabel: str = "difference (points)",
-              title: str = "", log: bool = False):
+              title: str = "", log: bool = False, flag: str = "undertrained"):
     """Forest plot: one row per comparison, a dot at the estimate and a bar over its interval (the table's
     ``lo``/``hi``: lnft.stats' 95 % paired bootstrap intervals); a solid line at ``ref`` (no difference)
-    and dashed lines at ``ref ± margin`` (the equivalence band; ``margin=None``: none)."""
+    and dashed lines at ``ref ± margin`` (the equivalence band; ``margin=None``: none). Rows whose ``flag``
+    column is true (possibly undertrained) are labelled with " †"."""
     labels = table[label].astype(str).agg(" · ".join, axis=1) if isinstance(label, list) else table[label].astype(str)
+    if flag in table:
+        labels = labels + np.where(table[flag].astype(bool), " †", "")
     fig, ax = plt.subplots(figsize=(7, 0.42 * len(table) + 1.4))
     y = np.arange(len(table))[::-1]
     ax.errorbar(table[value], y, xerr=[table[value] - table[lo], table[hi] - table[value]], fmt="o", capsize=3,
