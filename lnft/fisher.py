@@ -20,6 +20,7 @@ Three ways to get the per-example gradients, tested to agree:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -239,7 +240,7 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
             raise LnftError(f"Fisher point {at!r} needs a {wanted!r} run of task {cfg.task!r}, seed {cfg.seed}; "
                             f"got {start.method!r}, task {start.task!r}, seed {start.seed}")
     key = json.dumps([cfg.run_id(), n_samples, folds, kind, at, start.run_id() if start else None,
-                      permute_labels, algorithm], sort_keys=True)
+                      permute_labels, algorithm, batch_size, _source_digest()], sort_keys=True)
     cache_dir = os.path.join(store.root, "fisher") if store is not None else None
     stem = hashlib.sha256(key.encode()).hexdigest()[:16]
     if cache_dir and all(os.path.isfile(os.path.join(cache_dir, f"{stem}-{f}.safetensors")) for f in range(folds)):
@@ -260,7 +261,11 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
     seed_everything(cfg.seed)
     model = load_model(cfg.model, task.num_labels)
     if start is not None:
-        model.load_state_dict(store.tensors(store.get_or_run(start, progress=progress)), strict=False)
+        trained = store.tensors(store.get_or_run(start, progress=progress))
+        unexpected = model.load_state_dict(trained, strict=False).unexpected_keys
+        if unexpected or not trained:  # a silent mismatch would give the pre-trained Fisher under another name
+            raise LnftError(f"the trained tensors of run {start.run_id()} do not fit the model "
+                            f"({len(trained)} tensors, unexpected: {unexpected[:3]}); allowed: a run of this model")
     model.to(device)
     collate = Collator(tokenizer, task.is_regression, *target_scale(train, task, cfg.standardize_targets))
     out = {}  # regression targets on the scale the training loss sees
@@ -292,3 +297,11 @@ def mean_fisher(results: dict[int, FisherResult]) -> dict[str, torch.Tensor]:
     total = sum(r.n_examples for r in results.values())
     names = next(iter(results.values())).values
     return {n: sum(r.values[n] * r.n_examples for r in results.values()) / total for n in names}
+
+
+@functools.lru_cache(maxsize=1)
+def _source_digest() -> str:
+    """This module's source: a cached Fisher is reused only while the code that computed it is unchanged
+    (the run id already covers the training path, not this file)."""
+    with open(__file__, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()[:16]
