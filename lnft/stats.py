@@ -13,16 +13,17 @@ that changed most?) the same rule, without an equivalence margin (weight changes
 reads *largest* / *not largest* / *inconclusive* (``LEAD_WORDS``).
 
 The interval comes from a **two-level paired bootstrap** of the task score (the GLUE metric mean × 100):
-each replicate draws the seeds of each method with replacement (methods' seeds independently: different
-runs) and the evaluation examples with replacement, **the same example indices for both methods** (they
-were scored on the same examples, so example difficulty cancels). Each drawn seed's metric is recomputed
+each replicate draws the evaluation examples with replacement, **the same example indices for both
+methods** (they were scored on the same examples, so example difficulty cancels), and the seeds of each
+method with replacement (methods' seeds independently: different runs). Every seed's metric is recomputed
 on the drawn examples — for every GLUE metric (accuracy, F1, Matthews, Pearson, Spearman) from weighted
-sufficient statistics, so thousands of replicates cost one matrix product — and the method's replicate
-score is the mean over its drawn seeds. The interval is the 2.5–97.5 % percentile interval of the
-replicate differences (``REPLICATES`` = 2,000 by default, seeded). With few seeds a plain bootstrap of
-seeds is far too narrow (two seeds give the mean only three possible values), so each method's resampled
-seed mean is moved away from its all-seed mean by ``seed_inflation(n)`` = sqrt(n/(n−1))·t₍ₙ₋₁₎/z: the seed
-part of the interval then has the width of a Student-t interval over n seeds. A task average bootstraps each task
+sufficient statistics, so thousands of replicates cost one matrix product. A method's replicate score is
+its all-seed mean on the drawn examples (the example level) plus the mean of the drawn seeds' deviations
+(each seed's full-sample score minus the seed mean: the seed level). A plain bootstrap of two or three
+seeds is far too narrow (two seeds give a mean only three possible values), so the seed level is widened
+by ``seed_inflation(n)`` = sqrt(n/(n−1))·t₍ₙ₋₁₎/z: it then has the width of a Student-t interval over n
+seeds, and example noise is not amplified with it. The interval is the 2.5–97.5 % percentile interval of
+the replicate differences (``REPLICATES`` = 2,000 by default, seeded). A task average bootstraps each task
 and averages the replicates. With one seed per method only the examples are resampled: the interval then
 ignores training noise, which the seed counts in every table make visible.
 
@@ -219,11 +220,12 @@ def task_replicates(task, labels: dict[str, np.ndarray], preds: dict[str, dict[s
         scores = 100.0 * total[:, cols[m]] / n_metrics
         seeds = scores.shape[1]
         draw = _rng(seed, key, "seeds", m).integers(0, seeds, size=(replicates, seeds))
-        drawn = np.take_along_axis(scores, draw, axis=1).mean(axis=1)
-        if seeds > 1:  # widen the seed part: a plain bootstrap of 2-5 seeds is far too narrow
-            centre = scores.mean(axis=1)
-            drawn = centre + seed_inflation(seeds) * (drawn - centre)
-        out[m] = (100.0 * point[cols[m]] / n_metrics, drawn)
+        full_sample = 100.0 * point[cols[m]] / n_metrics
+        drawn = scores.mean(axis=1)  # the all-seed mean on the drawn examples: the example level
+        if seeds > 1:  # the seed level: drawn seeds' deviations at the full sample, widened (seed_inflation)
+            deviation = full_sample - full_sample.mean()
+            drawn = drawn + seed_inflation(seeds) * deviation[draw].mean(axis=1)
+        out[m] = (full_sample, drawn)
     return out
 
 
