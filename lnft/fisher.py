@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,7 +105,11 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
                 mask = additive_mask(batch["attention_mask"], next(model.parameters()).dtype)
                 fn = vmap(grad(lambda p, i, t, m, y: per_example(p, i, t, m, y, cls), has_aux=True),
                           in_dims=(None, 0, 0, 0, 0), chunk_size=chunk_size)
-                grads, probs = fn(ln, batch["input_ids"], token_type_ids, mask, target)
+                with warnings.catch_warnings():  # known and harmless: attention runs unbatched under vmap
+                    warnings.filterwarnings("ignore", category=UserWarning,
+                                            message="There is a performance drop because we have not yet "
+                                                    "implemented the batching rule")
+                    grads, probs = fn(ln, batch["input_ids"], token_type_ids, mask, target)
             else:
                 grads, probs = _loop(per_example, ln, batch, token_type_ids, target, cls)
             weight = probs[:, cls].double() if cls is not None else torch.ones(len(target), dtype=torch.float64,

@@ -1,8 +1,12 @@
 """Batch execution of the notebooks (papermill) into rendered reports (nbconvert) with an index page.
 
-``reports/<profile>/<notebook>.ipynb`` (executed), ``<notebook>.html`` and ``index.html``, which says
-when, with which profile, model, package versions and git commit the reports were made, and how long
-each notebook took. A failing notebook is marked failed; the others still run.
+``reports/<profile>/<notebook>.ipynb`` (executed), ``<notebook>.html``, what each notebook recorded
+(``<notebook>.verdicts.json`` and its key figure ``<notebook>.png``, see ``lnft.record``) and
+``index.html``, which leads with the answers: each claim of the paper with its verdicts per task, the key
+figures linking to the reports, then when, with which profile, model, tasks, seeds, package versions and
+git commit the reports were made, and how long each notebook took. A failing notebook is marked failed
+(and its claim says so); the others still run. Outputs carry no absolute path of the machine: the run
+store is passed relative to the notebooks' folder and papermill's recorded paths are cut to names.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ class NotebookReport:
     ipynb: str
     html: str | None
     error: str = ""
+    commit: str = ""  # git_commit() when the notebook ran (a merged index may hold older ones)
 
 
 def available_notebooks(notebooks_dir: str) -> list[str]:
@@ -39,7 +44,7 @@ def available_notebooks(notebooks_dir: str) -> list[str]:
 
 def run_reports(profile: str = "quick", names: list[str] | None = None, out: str = "reports",
                 notebooks_dir: str = "notebooks", runs_dir: str = "runs", kernel: str = KERNEL,
-                log=print) -> list[NotebookReport]:
+                log=print, parameters: dict | None = None) -> list[NotebookReport]:
     from .profiles import PROFILES
 
     if profile not in PROFILES:
@@ -52,16 +57,35 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
     target = os.path.abspath(os.path.join(out, profile))
     check_out(out, target)
     os.makedirs(target, exist_ok=True)
-    runs_dir = os.path.abspath(runs_dir)
+    runs_dir = os.path.relpath(os.path.abspath(runs_dir), os.path.abspath(notebooks_dir))  # papermill's cwd
+    commit = git_commit()
     reports = []
     for name in names:
         log(f"[lnft reports] {name} (profile {profile}) ...")
         report = execute(name, profile, notebooks_dir, target, runs_dir, kernel)
+        report.commit = commit
         log(f"[lnft reports] {name}: {report.status} in {report.seconds:.0f} s"
             + (f" — {report.error}" if report.error else ""))
         reports.append(report)
-    write_index(target, profile, _merge_previous(target, reports))
+    facts = run_facts(profile, commit, parameters)
+    write_index(target, profile, _merge_previous(target, reports, facts), facts)
     return reports
+
+
+def run_facts(profile: str, commit: str | None = None, parameters: dict | None = None) -> dict:
+    """What the index says about the run: when, profile, model, commit (short, and the full hash for
+    scripts/readme_results.py), package versions and, if given, the command line's overrides."""
+    from .models import display_name
+    from .profiles import PROFILES
+    from .train import versions
+
+    facts = {"made": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "profile": profile,
+             "model": display_name(PROFILES[profile]["common"]["model"]),
+             "git commit": commit or git_commit(), "commit hash": _git("rev-parse", "HEAD") or "unknown",
+             **{f"{k} version": v for k, v in versions().items()}}
+    if parameters:
+        facts["parameters"] = parameters
+    return facts
 
 
 def check_out(out: str, target: str) -> None:
@@ -79,10 +103,17 @@ def check_out(out: str, target: str) -> None:
 def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: str, kernel: str) -> NotebookReport:
     import papermill as pm
 
+    from .record import ENV, SUFFIX
+
     source = os.path.join(notebooks_dir, name + ".ipynb")
     ipynb = os.path.join(target, name + ".ipynb")
+    for old in (name + SUFFIX, name + ".png"):  # a failed run must not show the verdicts of an earlier one
+        if os.path.lexists(os.path.join(target, old)):
+            os.remove(os.path.join(target, old))
     started = time.perf_counter()
     status, error = "ok", ""
+    previous = os.environ.get(ENV)
+    os.environ[ENV] = target  # the kernel inherits it: lnft.record.save writes next to the executed notebook
     try:
         pm.execute_notebook(source, ipynb, parameters={"profile": profile, "runs_dir": runs_dir, "progress": False},
                             kernel_name=kernel, cwd=os.path.abspath(notebooks_dir), progress_bar=True,
@@ -90,11 +121,33 @@ def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: 
     except Exception as exc:  # a failing notebook is reported, the next one still runs
         status = "failed"
         error = (getattr(exc, "ename", type(exc).__name__) + ": " + str(getattr(exc, "evalue", exc)))[:300]
+    finally:
+        if previous is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = previous
     seconds = time.perf_counter() - started
     page = None
     if os.path.isfile(ipynb):
+        scrub_paths(ipynb, os.path.join(os.path.basename(os.path.abspath(notebooks_dir)), name + ".ipynb"))
         page = render_html(ipynb)
     return NotebookReport(name, status, seconds, os.path.basename(ipynb), page and os.path.basename(page), error)
+
+
+def scrub_paths(ipynb: str, source: str) -> None:
+    """Papermill records the absolute input and output paths in the notebook's metadata: keep the
+    notebook's path relative to the repository (``source``) and the output's file name."""
+    import nbformat
+
+    nb = nbformat.read(ipynb, as_version=4)
+    meta = nb.metadata.get("papermill")
+    if meta is None:
+        return
+    meta["input_path"] = source
+    meta["output_path"] = os.path.basename(ipynb)
+    tmp = f"{ipynb}.tmp-{os.getpid()}"
+    nbformat.write(nb, tmp)
+    os.replace(tmp, ipynb)
 
 
 def render_html(ipynb: str) -> str:
@@ -108,21 +161,24 @@ def render_html(ipynb: str) -> str:
     return page
 
 
-def _merge_previous(target: str, reports: list[NotebookReport]) -> list[NotebookReport]:
-    """Keep earlier reports of notebooks not re-run this time on the index."""
+def _merge_previous(target: str, reports: list[NotebookReport], facts: dict | None = None) -> list[NotebookReport]:
+    """Keep earlier reports of notebooks not re-run this time on the index. ``reports.json`` holds
+    ``{"facts": run_facts, "notebooks": [NotebookReport, ...]}`` (a plain list in older folders)."""
     state = os.path.join(target, "reports.json")
     previous = []
     if os.path.lexists(state):
         try:
             with open(state, encoding="utf-8") as fh:
-                previous = [NotebookReport(**r) for r in json.load(fh)]
+                loaded = json.load(fh)
+            previous = [NotebookReport(**r) for r in (loaded["notebooks"] if isinstance(loaded, dict) else loaded)]
         except Exception as exc:  # noqa: BLE001 — truncated, garbage or foreign: rebuilt from the files
             previous = reports_on_disk(target)
             print(f"lnft: warning: {state} is unreadable ({type(exc).__name__}); rebuilt from the "
                   f"{len(previous)} executed notebook(s) in {target}", file=sys.stderr, flush=True)
     names = {r.name for r in reports}
     merged = sorted([r for r in previous if r.name not in names] + reports, key=lambda r: r.name)
-    _write_atomic(state, json.dumps([r.__dict__ for r in merged], indent=1))
+    _write_atomic(state, json.dumps({"facts": facts or {}, "notebooks": [r.__dict__ for r in merged]},
+                                    indent=1, ensure_ascii=False))
     return merged
 
 
@@ -153,45 +209,141 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def git_commit() -> str:
+# What may differ between the commit a report names and the working tree that made it: the outputs.
+OUTPUTS = ("reports", "README.md")
+
+
+def _git(*args: str) -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()  # outputs don't count
-        return (commit + (" (uncommitted changes)" if dirty else "")) if commit else "unknown"
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def git_commit() -> str:
+    """The short commit of HEAD, with " (uncommitted changes)" when any file other than the outputs
+    (``OUTPUTS``: the reports and the README that quotes them) differs from it, untracked files
+    included (git's ignore rules apply); "unknown" outside a git checkout."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    if not commit:
         return "unknown"
+    dirty = _git("status", "--porcelain", "--untracked-files=normal", "--", ".", *[f":!{p}" for p in OUTPUTS])
+    return commit + (" (uncommitted changes)" if dirty else "")
 
 
-def write_index(target: str, profile: str, reports: list[NotebookReport]) -> str:
-    from .models import display_name
-    from .profiles import PROFILES
-    from .train import versions
+VERDICT_CLASS = {"better": "good", "largest": "good", "worse": "bad", "not largest": "bad",
+                 "inconclusive": "open"}
 
+
+def write_index(target: str, profile: str, reports: list[NotebookReport], facts: dict | None = None) -> str:
+    """The index: the claims with their recorded verdicts and key figures, then the run facts and the
+    notebooks. Every name and value is HTML-escaped; links are URL-quoted."""
+    from .record import CLAIMS, load
+
+    facts = dict(facts) if facts else run_facts(profile)
+    parameters = facts.pop("parameters", None)
+    facts.pop("commit hash", None)
+    by_name = {r.name: r for r in reports}
+    records = {r.name: load(target, r.name) if r.status == "ok" else None for r in reports}
+    claims = "\n".join(_claim_section(i, name, by_name.get(name), records.get(name))
+                       for i, name in enumerate(sorted(set(CLAIMS) | set(by_name)), 1))
+    facts["wall time"] = f"{sum(r.seconds for r in reports):.0f} s over {len(reports)} notebook(s)"
+    rows_facts = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                            for k, v in facts.items())
+    if parameters:
+        rows_facts += ("\n<tr><th>parameters</th><td><table class='params'>" + "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td><code>{html.escape(json.dumps(v, ensure_ascii=False))}"
+            f"</code></td></tr>" for k, v in parameters.items()) + "</table></td></tr>")
     rows = "\n".join(
         f"<tr class='{_attr(r.status)}'><td>{html.escape(r.name)}</td><td>{html.escape(r.status)}</td>"
-        f"<td>{r.seconds:.0f}</td><td>{_link(r.html, 'HTML') if r.html else '—'} · {_link(r.ipynb, 'notebook')}"
-        f"</td><td>{html.escape(r.error)}</td></tr>" for r in reports)
-    info = {"made": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "profile": profile,
-            "model": display_name(PROFILES[profile]["common"]["model"]), "git commit": git_commit(),
-            **{f"{k} version": v for k, v in versions().items()}}
-    facts = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
+        f"<td>{r.seconds:.0f}</td><td>{_fact(records.get(r.name), 'tasks')}</td>"
+        f"<td>{_fact(records.get(r.name), 'seeds')}</td>"
+        f"<td>{_link(r.html, 'HTML') if r.html else '—'} · {_link(r.ipynb, 'notebook')}</td>"
+        f"<td>{html.escape(r.commit)}</td><td>{html.escape(r.error)}</td></tr>" for r in reports)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>lnft reports — {html.escape(profile)}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}} td,th{{padding:.3em .8em;text-align:left}}
-tr.failed td{{color:#b00}} table{{border-collapse:collapse}} .runs td{{border-top:1px solid #ddd}}</style></head>
+<style>body{{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}}
+td,th{{padding:.3em .8em;text-align:left;vertical-align:top}} table{{border-collapse:collapse}}
+tr.failed td{{color:#b00}} .runs td,.verdicts td,.verdicts th{{border-top:1px solid #ddd}}
+section.claim{{display:flex;gap:1.5em;align-items:flex-start;border-top:2px solid #ccc;padding:1em 0}}
+section.claim .text{{flex:1}} img.thumb{{width:320px;border:1px solid #ccc}}
+.good{{color:#176d24;font-weight:bold}} .bad{{color:#b00;font-weight:bold}} .open{{color:#8a6d00;font-weight:bold}}
+.same{{color:#1a4f9c;font-weight:bold}} .ci{{color:#555;font-size:90%}} .missing{{color:#b00}}
+.legend{{color:#444;font-size:95%}} table.params td,table.params th{{padding:.1em .5em}}</style></head>
 <body><h1>lnft reports — profile <code>{html.escape(profile)}</code></h1>
-<p>Companion to <i>LayerNorm: A key component in parameter-efficient fine-tuning</i> (arXiv 2403.20284).</p>
-<table>{facts}</table>
+<p>Companion to <i>LayerNorm: A key component in parameter-efficient fine-tuning</i> (arXiv 2403.20284).
+Each claim below shows the verdicts its notebook computed and recorded (<code>lnft.record</code>); click a figure
+for the full report.</p>
+<p class="legend">Verdicts (<code>lnft.stats</code>): a difference with its 95 % paired-bootstrap interval;
+<span class="good">better</span> / <span class="bad">worse</span>: the interval lies above / below 0;
+<span class="same">equivalent within ±1 point</span>: it lies inside ±1 point;
+<span class="open">inconclusive</span>: the data cannot decide. Rankings read <span class="good">largest</span> /
+<span class="bad">not largest</span> / <span class="open">inconclusive</span>. † a possibly undertrained run enters
+the comparison (the report says why).</p>
+<h2>Claims and verdicts</h2>
+{claims}
+<h2>Run facts</h2>
+<table>{rows_facts}</table>
 <h2>Notebooks</h2>
-<table class="runs"><tr><th>notebook</th><th>status</th><th>seconds</th><th>report</th><th>error</th></tr>
+<table class="runs"><tr><th>notebook</th><th>status</th><th>seconds</th><th>tasks</th><th>seeds</th><th>report</th>
+<th>commit</th><th>error</th></tr>
 {rows}
 </table></body></html>
 """
     path = os.path.join(target, "index.html")
     _write_atomic(path, page)
     return path
+
+
+def _claim_section(number: int, name: str, report: NotebookReport | None, record: dict | None) -> str:
+    from .record import CLAIMS
+
+    claim = (record or {}).get("claim") or CLAIMS.get(name, "")
+    head = (f"<h3>Claim {number} · {_link(report.html, name) if report and report.html else html.escape(name)}</h3>"
+            f"<p>{html.escape(claim)}</p>")
+    if report is None:
+        body = "<p class='missing'>Not run in this folder: no verdict.</p>"
+    elif report.status != "ok":
+        body = (f"<p class='missing'>The notebook failed, so this claim has no verdict: "
+                f"{html.escape(report.error or report.status)}</p>")
+    elif record is None:
+        body = "<p class='missing'>The notebook recorded no verdicts (no <code>lnft.record.save</code> cell ran).</p>"
+    else:
+        body = _verdict_table(record.get("verdicts", []))
+    figure = ""
+    if record and record.get("figure") and report:
+        image = f"<img class='thumb' src=\"{_attr(urllib.parse.quote(record['figure']))}\" alt=\"key figure of {_attr(name)}\">"
+        figure = (f'<a href="{_attr(urllib.parse.quote(report.html))}">{image}</a>' if report.html else image)
+    return f"<section class='claim'><div class='text'>{head}{body}</div>{figure}</section>"
+
+
+def _verdict_table(verdicts: list[dict]) -> str:
+    """Rows: comparisons; columns: tasks, ``average`` last; a cell: the verdict word, the estimate and its
+    interval, † when flagged (the flags, or the summary, in its tooltip)."""
+    from .record import grid, numbers
+
+    comparisons, tasks, cells = grid(verdicts)
+    head = "<tr><th>comparison</th>" + "".join(f"<th>{html.escape(t)}</th>" for t in tasks) + "</tr>"
+    body = []
+    for comparison in comparisons:
+        tds = []
+        for task in tasks:
+            v = cells.get((comparison, task))
+            if v is None:
+                tds.append("<td>—</td>")
+                continue
+            word = str(v.get("verdict", ""))
+            css = "same" if word.startswith("equivalent") else VERDICT_CLASS.get(word, "open")
+            tip = _attr(v.get("flags") or v.get("summary") or "")
+            tds.append(f"<td title=\"{tip}\"><span class='{css}'>{html.escape(word)}</span>"
+                       f"{' †' if v.get('flagged') else ''}<br><span class='ci'>{html.escape(numbers(v))}</span></td>")
+        body.append(f"<tr><td>{html.escape(comparison)}</td>{''.join(tds)}</tr>")
+    return f"<table class='verdicts'>{head}{''.join(body)}</table>"
+
+
+def _fact(record: dict | None, key: str) -> str:
+    value = (record or {}).get("facts", {}).get(key)
+    return "—" if value is None else html.escape(", ".join(map(str, value)) if isinstance(value, list) else str(value))
 
 
 def _attr(text: str) -> str:

@@ -34,3 +34,17 @@ def pretrained_state():
 
 def replace(cfg, **kw):
     return dataclasses.replace(cfg, **kw)
+
+
+@pytest.fixture(scope="session")
+def smoke_reports(tmp_path_factory):
+    """Every notebook executed once on the smoke profile by ``lnft reports`` into a temporary folder
+    (runs from $LNFT_RUNS, shared with the nbval notebooks): the folder ``<out>/smoke``."""
+    from lnft.cli import main
+
+    out = tmp_path_factory.mktemp("reports")
+    notebooks = os.path.join(os.path.dirname(__file__), "..", "notebooks")
+    runs = os.environ.get("LNFT_RUNS") or str(tmp_path_factory.mktemp("runs"))
+    assert main(["reports", "--profile", "smoke", "--out", str(out), "--notebooks-dir", notebooks,
+                 "--runs", runs]) == 0
+    return out / "smoke"

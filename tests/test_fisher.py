@@ -117,3 +117,14 @@ def test_fisher_points_read_the_trained_run(tmp_path, tiny):
         fisher.fisher_for_task(cfg, n_samples=8, at="head-warmup", start=cfg, store=store)
     with pytest.raises(LnftError, match="unknown Fisher point 'warm'; allowed: pretrained, head-warmup, finetuned"):
         fisher.fisher_for_task(cfg, n_samples=8, at="warm", store=store)
+
+
+def test_vmap_silences_only_the_known_batching_rule_warning():
+    import warnings
+
+    task, model, batch = _batch("mrpc", n=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fisher.fisher_diagonal(model, [batch], algorithm="vmap", regression=False, num_labels=2, kind="empirical")
+        warnings.warn("a real warning", UserWarning)  # still shown after the call: the filter was local
+    assert [str(w.message) for w in caught] == ["a real warning"]

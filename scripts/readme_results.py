@@ -1,0 +1,98 @@
+"""Write (or check) the README's results block from the recorded verdicts of a reports folder.
+
+Why: the README quotes what the notebooks found; copied by hand those numbers drift from the reports.
+This script renders ``reports/quick/*.verdicts.json`` (``lnft.record.markdown``) between the markers
+``<!-- results:begin -->`` and ``<!-- results:end -->`` of README.md. ``--check`` changes nothing and
+exits 1 when the block differs from the records, or when the reports name a commit other than the one
+they were made from: a commit with uncommitted changes, or one that differs from HEAD in anything but
+``reports/`` and ``README.md`` (checked where git is available).
+
+    python scripts/readme_results.py            # rewrite the block
+    python scripts/readme_results.py --check    # exit 1 if README or reports are stale
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from lnft.record import markdown, read_state  # noqa: E402
+from lnft.reports import OUTPUTS  # noqa: E402
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def block(readme_text: str) -> tuple[int, int]:
+    """Where the generated text lies between the markers (exactly one pair, in order)."""
+    if readme_text.count(BEGIN) != 1 or readme_text.count(END) != 1 or readme_text.index(BEGIN) > readme_text.index(END):
+        raise SystemExit(f"readme_results: the README needs exactly one {BEGIN} ... {END} block")
+    return readme_text.index(BEGIN) + len(BEGIN), readme_text.index(END)
+
+
+def render(readme: str, reports: str) -> tuple[str, str]:
+    """(current README text, README text with the block regenerated)."""
+    with open(readme, encoding="utf-8") as fh:
+        text = fh.read()
+    start, end = block(text)
+    link = os.path.relpath(reports, os.path.dirname(os.path.abspath(readme))).replace(os.sep, "/")
+    return text, text[:start] + "\n" + markdown(reports, link) + text[end:]
+
+
+def commit_problems(reports: str, repo: str) -> list[str]:
+    """Why the reports do not name the commit they were made from (empty: they do, or git is absent)."""
+    state = read_state(reports)
+    runs = state.get("notebooks", [])
+    if not runs:
+        return [f"{reports}/reports.json lists no notebooks"]
+    problems = []
+    commits = {str(r.get("commit") or "unknown") for r in runs}
+    if len(commits) > 1:
+        problems.append(f"the reports were made at different commits: {sorted(commits)}")
+    for commit in sorted(commits):
+        if commit == "unknown" or "uncommitted" in commit:
+            problems.append(f"the reports name commit {commit!r}, not a clean commit")
+            continue
+        try:
+            changed = subprocess.run(["git", "-C", repo, "diff", "--name-only", commit, "HEAD", "--"],
+                                     capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            continue  # no git: nothing to compare with
+        if changed.returncode != 0:
+            problems.append(f"commit {commit} is not in this repository: {changed.stderr.strip()}")
+            continue
+        others = [f for f in changed.stdout.split() if not any(f == o or f.startswith(o + "/") for o in OUTPUTS)]
+        if others:
+            problems.append(f"the reports were made at {commit}, but HEAD differs from it outside "
+                            f"{', '.join(OUTPUTS)}: {', '.join(others[:8])}{' …' if len(others) > 8 else ''}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reports", default=os.path.join(ROOT, "reports", "quick"))
+    parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+    parser.add_argument("--repo", default=ROOT, help="the git checkout whose HEAD the reports must match")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is stale")
+    args = parser.parse_args(argv)
+    current, wanted = render(args.readme, args.reports)
+    if not args.check:
+        if wanted != current:
+            with open(args.readme, "w", encoding="utf-8") as fh:
+                fh.write(wanted)
+        print(f"readme_results: {'updated' if wanted != current else 'unchanged'}: {args.readme}")
+        return 0
+    problems = ([] if wanted == current else
+                [f"the results block of {args.readme} differs from {args.reports}/*.verdicts.json: "
+                 "run python scripts/readme_results.py"])
+    problems += commit_problems(args.reports, args.repo)
+    for p in problems:
+        print(f"readme_results: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
