@@ -268,7 +268,7 @@ tr.failed td{{color:#b00}} .runs td,.verdicts td,.verdicts th{{border-top:1px so
 section.claim{{display:flex;gap:1.5em;align-items:flex-start;border-top:2px solid #ccc;padding:1em 0}}
 section.claim .text{{flex:1}} img.thumb{{width:320px;border:1px solid #ccc}}
 .good{{color:#176d24;font-weight:bold}} .bad{{color:#b00;font-weight:bold}} .open{{color:#8a6d00;font-weight:bold}}
-.same{{color:#1a4f9c;font-weight:bold}} .ci{{color:#555;font-size:90%}} .missing{{color:#b00}}
+.same{{color:#1a4f9c;font-weight:bold}} .ci{{color:#555;font-size:90%;white-space:nowrap}} .missing{{color:#b00}}
 .legend{{color:#444;font-size:95%}} table.params td,table.params th{{padding:.1em .5em}}</style></head>
 <body><h1>lnft reports — profile <code>{html.escape(profile)}</code></h1>
 <p>Companion to <i>LayerNorm: A key component in parameter-efficient fine-tuning</i> (arXiv 2403.20284).
