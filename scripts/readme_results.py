@@ -53,7 +53,11 @@ def commit_problems(reports: str, repo: str) -> list[str]:
     if len(commits) > 1:
         problems.append(f"the reports were made at different commits: {sorted(commits)}")
     for commit in sorted(commits):
-        if commit == "unknown" or "uncommitted" in commit:
+        if commit == "unknown":
+            problems.append(f"{reports}/reports.json records no commit (made before reports named theirs, or "
+                            "outside git): run make reports")
+            continue
+        if "uncommitted" in commit:
             problems.append(f"the reports name commit {commit!r}, not a clean commit")
             continue
         try:
