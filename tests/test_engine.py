@@ -97,6 +97,18 @@ def test_a_resource_request_no_node_can_satisfy(ray_local, tiny, tmp_path):
     assert not os.path.exists(store.root) or os.listdir(store.root) == []
 
 
+def test_reports_refuse_a_gpu_request_on_a_cpu_only_cluster(ray_local, tmp_path, capsys):
+    from lnft.cli import main
+
+    notebooks = os.path.join(os.path.dirname(__file__), "..", "notebooks")
+    code = main(["reports", "--profile", "smoke", "--notebooks-dir", notebooks, "--engine", "ray", "--num-gpus",
+                 "0.25", "--out", str(tmp_path / "reports"), "--runs", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "num_gpus 0.25 per run cannot be satisfied" in err[0]
+    assert "allowed: num_gpus <= 0" in err[0] and not (tmp_path / "reports").exists()
+    assert not (tmp_path / "runs").exists()
+
+
 def test_engine_from_the_environment(monkeypatch):
     monkeypatch.setenv("LNFT_ENGINE", "ray")
     monkeypatch.setenv("LNFT_RAY_ADDRESS", "10.0.0.1:6379")
