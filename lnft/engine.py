@@ -136,6 +136,10 @@ def connect(cfg: EngineConfig):
         except ConnectionError as exc:
             raise LnftError(f"no Ray cluster answers at address {cfg.address!r} ({str(exc).splitlines()[0][:120]}); "
                             "allowed: the address of a running head (ray start --head) or none (a local Ray)") from None
+        except Exception as exc:  # noqa: BLE001 — e.g. a local Ray that does not start on an overloaded machine
+            where = f"at address {cfg.address!r}" if cfg.address else "locally"
+            raise LnftError(f"Ray could not be started or joined {where} ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); allowed: engine 'local', or retry") from None
     check_resources(cfg, [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)])
     return ray
 
