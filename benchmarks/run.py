@@ -13,7 +13,11 @@
    ``hooks`` algorithm), and the ``vmap`` path against the per-example ``loop`` on a common subset;
 4. warm run store: wall time of ``lnft reports --profile quick`` when every run is already stored;
 5. verdict table: ``lnft.stats.method_verdicts`` on stored per-example predictions of quick-profile size
-   (SST-2 and STS-B, 400 dev examples, 5 methods x 3 seeds, 2,000 replicates), reading included.
+   (SST-2 and STS-B, 400 dev examples, 5 methods x 3 seeds, 2,000 replicates), reading included;
+6. Ray sweep: the quick profile's runs (notebooks 1 and 2: the runs whose configs exist before any
+   Fisher; ``--ray-limit N``: the first N) from a cold store through ``engine="ray"`` (a local Ray, one
+   CPU and one torch thread per run, Ray's start-up included) vs ``engine="local"`` (one process, all
+   threads); metrics compared run by run.
 
 The last lines are ``key=value`` pairs (see KEYS), then a PASS/MISS line per target.
 """
@@ -47,11 +51,12 @@ from lnft.train import finetune, seed_everything  # noqa: E402
 KEYS = ["train_speedup_vs_run_glue_defaults", "dev_metric_delta_vs_run_glue_defaults",
         "train_speedup_vs_tuned_trainer", "layernorm_step_time_ratio_vs_full",
         "layernorm_peak_memory_ratio_vs_full", "fisher_1024_seconds", "fisher_vmap_speedup_vs_loop",
-        "warm_quick_reports_seconds", "verdict_table_seconds"]
+        "warm_quick_reports_seconds", "verdict_table_seconds", "ray_sweep_speedup_vs_local"]
 TARGETS = {"train_speedup_vs_run_glue_defaults": (">=", 2.0), "dev_metric_delta_vs_run_glue_defaults": ("abs<=", 1.0),
            "train_speedup_vs_tuned_trainer": (">=", 1.0), "layernorm_step_time_ratio_vs_full": ("<=", 0.7),
            "layernorm_peak_memory_ratio_vs_full": ("<=", 0.8), "fisher_1024_seconds": ("<=", 30.0),
-           "warm_quick_reports_seconds": ("<=", 60.0), "verdict_table_seconds": ("<=", 5.0)}
+           "warm_quick_reports_seconds": ("<=", 60.0), "verdict_table_seconds": ("<=", 5.0),
+           "ray_sweep_speedup_vs_local": (">=", 1.5)}
 STEP_METHODS = ["full", "layernorm", "bitfit", "lora", "head"]
 
 
@@ -343,6 +348,85 @@ def verdict_table(tasks=("sst2", "stsb"), methods_=("layernorm", "full", "bitfit
             "replicates": int(table["replicates"].iloc[0])}
 
 
+# ---------------------------------------------------------------- 6. Ray sweep vs local
+def ray_sweep(profile: str, limit: int | None, shrink: bool = False) -> dict:
+    """Wall seconds of one sweep from a cold store, local engine vs Ray (start-up included), and whether
+    the two gave the same dev scores. ``shrink`` (--tiny): 16 examples, one evaluation per run."""
+    import dataclasses
+
+    from lnft import plan, sweep
+    from lnft.engine import EngineConfig
+    from lnft.store import RunStore
+
+    configs, seen = [], set()
+    for nb in ("01_change_analysis", "02_peft_comparison"):
+        for p in plan.notebook_configs(nb, profile):
+            if p.config.run_id() not in seen:
+                seen.add(p.config.run_id())
+                configs.append(p.config)
+    configs = configs[:limit] if limit else configs
+    if shrink:
+        configs = [dataclasses.replace(c, max_train_samples=16, max_eval_samples=16, epochs=1, eval_every=None,
+                                       patience=0) for c in configs]
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    out = {"profile": profile, "runs": len(configs), "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        log(f"[ray] {len(configs)} {profile} runs, local engine")
+        tick = time.perf_counter()
+        local = sweep.run_all(configs, RunStore(os.path.join(tmp, "local")), engine="local", progress=False)
+        out["local_seconds"] = time.perf_counter() - tick
+        import ray
+
+        log("[ray] the same runs through a local Ray")
+        tick = time.perf_counter()
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 _temp_dir=os.path.join(tmp, "ray"))
+        out["ray_start_seconds"] = time.perf_counter() - tick
+        try:
+            remote = sweep.run_all(configs, RunStore(os.path.join(tmp, "ray")), progress=False,
+                                   engine=EngineConfig(name="ray", num_cpus=1))
+        finally:
+            out["ray_seconds"] = time.perf_counter() - tick
+            ray.shutdown()
+    diffs = [abs(a.metrics["score"] - b.metrics["score"]) for a, b in zip(local, remote)]
+    out["max_dev_score_difference"] = max(diffs)
+    out["speedup"] = out["local_seconds"] / out["ray_seconds"]
+    return out
+
+
+def gpu_packing(device, dry_run: bool, runs: int = 8) -> dict:
+    """Runs per hour on one GPU with 1 and with 4 runs packed on it (Ray tasks with num_gpus 1 and 0.25),
+    quick-profile SST-2 LayerNorm runs of distinct seeds, cold stores. Dry run (CPU): two smoke runs,
+    on a Ray that declares one stand-in GPU, to test the logic."""
+    import dataclasses
+
+    import ray
+
+    from lnft import profiles, sweep
+    from lnft.engine import EngineConfig
+    from lnft.store import RunStore
+
+    P = profiles.resolve("02_peft_comparison", "smoke" if dry_run else "quick")
+    runs = 2 if dry_run else runs
+    base = P.run_config(task="sst2", method="layernorm", lr=1e-2, device=device.type)
+    out = {"runs": runs}
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    with tempfile.TemporaryDirectory() as tmp:
+        ray.init(num_cpus=os.cpu_count(), num_gpus=1 if dry_run else None, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False, _temp_dir=os.path.join(tmp, "ray"))
+        try:
+            for per_gpu in (1, 4):
+                configs = [dataclasses.replace(base, seed=100 * per_gpu + i) for i in range(runs)]
+                tick = time.perf_counter()
+                sweep.run_all(configs, RunStore(os.path.join(tmp, f"runs-{per_gpu}")), progress=False,
+                              engine=EngineConfig(name="ray", num_gpus=1 / per_gpu, num_cpus=1))
+                out[f"runs_per_hour_{per_gpu}_per_gpu"] = runs / (time.perf_counter() - tick) * 3600
+        finally:
+            ray.shutdown()
+    out["packing_speedup"] = out["runs_per_hour_4_per_gpu"] / out["runs_per_hour_1_per_gpu"]
+    return out
+
+
 # ---------------------------------------------------------------- main
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
@@ -376,7 +460,9 @@ def main(argv=None) -> int:
     p.add_argument("--reports-profile", default=None, help="profile for the warm-store measurement")
     p.add_argument("--reports-notebooks", nargs="*", default=None, help="notebooks for it (default: all)")
     p.add_argument("--skip", nargs="*", action="extend", default=[],
-                   choices=["throughput", "steps", "memory", "fisher", "reports", "verdicts"])
+                   choices=["throughput", "steps", "memory", "fisher", "reports", "verdicts", "ray"])
+    p.add_argument("--ray-profile", default=None, help="profile of the Ray sweep (default: quick; tiny: smoke)")
+    p.add_argument("--ray-limit", type=int, default=None, help="Ray sweep: only the first N runs of the profile")
     p.add_argument("--json", help="also write every measurement to this JSON file")
     p.add_argument("--gpu-extras", action="store_true", help="also: matmul peak and BERT-large step times")
     p.add_argument("--dry-run", action="store_true", help="with --gpu-extras: tiny sizes, to test the logic on CPU")
@@ -431,9 +517,18 @@ def main(argv=None) -> int:
         report["verdicts"] = verdict_table()
         keys["verdict_table_seconds"] = report["verdicts"]["seconds"]
 
+    log("stage: ray")
+    if "ray" not in args.skip:
+        report["ray"] = ray_sweep(args.ray_profile or ("smoke" if size == "tiny" else "quick"),
+                                  args.ray_limit or (2 if size == "tiny" else None), shrink=size == "tiny")
+        keys["ray_sweep_speedup_vs_local"] = report["ray"]["speedup"]
+
     log("stage: gpu extras" if args.gpu_extras else "done")
     if args.gpu_extras:
         report["gpu"] = gpu_extras(device, args.dry_run, 3 if args.dry_run else 10)
+        if "ray" not in args.skip:
+            log("stage: gpu packing (Ray, 1 vs 4 runs per GPU)")
+            report["gpu_packing"] = gpu_packing(device, args.dry_run)
     print_table(report, keys)
     if args.json:
         with open(args.json, "w") as fh:
@@ -485,6 +580,16 @@ def print_table(report: dict, keys: dict) -> None:
         print(f"\nVerdict table (lnft.stats.method_verdicts): {v['rows']} rows from {v['runs']} runs' stored "
               f"predictions ({v['examples']} dev examples per task, {v['replicates']:,} replicates) in "
               f"{v['seconds']:.2f} s.")
+    if "ray" in report:
+        r = report["ray"]
+        print(f"\nRay sweep ({r['runs']} {r['profile']} runs, cold stores, {r['cpus']} cores): local engine "
+              f"{r['local_seconds']:.0f} s, Ray {r['ray_seconds']:.0f} s (of which {r['ray_start_seconds']:.0f} s "
+              f"starting Ray; one CPU per run): {r['speedup']:.2f}x; largest dev-score difference between the "
+              f"engines {r['max_dev_score_difference']:.2g} points.")
+    if "gpu_packing" in report:
+        g = report["gpu_packing"]
+        print(f"\nGPU packing (Ray, {g['runs']} runs): {g['runs_per_hour_1_per_gpu']:.0f} runs/hour at 1 run per "
+              f"GPU, {g['runs_per_hour_4_per_gpu']:.0f} at 4 per GPU ({g['packing_speedup']:.2f}x).")
     if "reports_profile" in report:
         print(f"\nWarm run store: `lnft reports --profile {report['reports_profile']}` "
               f"(notebooks: {report['reports_notebooks']}) took "

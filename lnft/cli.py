@@ -1,4 +1,4 @@
-"""Command line: ``lnft train``, ``lnft methods``, ``lnft runs``, ``lnft reports``.
+"""Command line: ``lnft train``, ``lnft methods``, ``lnft runs``, ``lnft reports``, ``lnft plan``.
 
 Bad input ends with one line on stderr (``lnft: error: ...``) and exit status 2, before any work.
 """
@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_reports_cli = None
     if add_reports_cli:
         add_reports_cli(sub)
+    from .plan import add_cli as add_plan_cli
+
+    add_plan_cli(sub)
     return parser
 
 

@@ -45,6 +45,27 @@ def available_notebooks(notebooks_dir: str) -> list[str]:
 def run_reports(profile: str = "quick", names: list[str] | None = None, out: str = "reports",
                 notebooks_dir: str = "notebooks", runs_dir: str = "runs", kernel: str = KERNEL,
                 log=print, parameters: dict | None = None) -> list[NotebookReport]:
+    """``parameters``: extra notebook parameters (e.g. engine, address), passed to every notebook and
+    shown on the index."""
+    names, target = check_request(profile, names, out, notebooks_dir)
+    os.makedirs(target, exist_ok=True)
+    runs_dir = os.path.relpath(os.path.abspath(runs_dir), os.path.abspath(notebooks_dir))  # papermill's cwd
+    commit = git_commit()
+    reports = []
+    for name in names:
+        log(f"[lnft reports] {name} (profile {profile}) ...")
+        report = execute(name, profile, notebooks_dir, target, runs_dir, kernel, parameters)
+        report.commit = commit
+        log(f"[lnft reports] {name}: {report.status} in {report.seconds:.0f} s"
+            + (f" — {report.error}" if report.error else ""))
+        reports.append(report)
+    facts = run_facts(profile, commit, parameters)
+    write_index(target, profile, _merge_previous(target, reports, facts), facts)
+    return reports
+
+
+def check_request(profile: str, names: list[str] | None, out: str, notebooks_dir: str) -> tuple[list[str], str]:
+    """The notebooks to run and the reports folder, after checking profile, names and --out."""
     from .profiles import PROFILES
 
     if profile not in PROFILES:
@@ -56,20 +77,7 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
         raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(known)}")
     target = os.path.abspath(os.path.join(out, profile))
     check_out(out, target)
-    os.makedirs(target, exist_ok=True)
-    runs_dir = os.path.relpath(os.path.abspath(runs_dir), os.path.abspath(notebooks_dir))  # papermill's cwd
-    commit = git_commit()
-    reports = []
-    for name in names:
-        log(f"[lnft reports] {name} (profile {profile}) ...")
-        report = execute(name, profile, notebooks_dir, target, runs_dir, kernel)
-        report.commit = commit
-        log(f"[lnft reports] {name}: {report.status} in {report.seconds:.0f} s"
-            + (f" — {report.error}" if report.error else ""))
-        reports.append(report)
-    facts = run_facts(profile, commit, parameters)
-    write_index(target, profile, _merge_previous(target, reports, facts), facts)
-    return reports
+    return names, target
 
 
 def run_facts(profile: str, commit: str | None = None, parameters: dict | None = None) -> dict:
@@ -100,7 +108,8 @@ def check_out(out: str, target: str) -> None:
         raise LnftError(f"reports --out {out!r} is not writable ({probe!r}); allowed: a writable directory")
 
 
-def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: str, kernel: str) -> NotebookReport:
+def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: str, kernel: str,
+            parameters: dict | None = None) -> NotebookReport:
     import papermill as pm
 
     from .record import ENV, SUFFIX
@@ -115,7 +124,8 @@ def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: 
     previous = os.environ.get(ENV)
     os.environ[ENV] = target  # the kernel inherits it: lnft.record.save writes next to the executed notebook
     try:
-        pm.execute_notebook(source, ipynb, parameters={"profile": profile, "runs_dir": runs_dir, "progress": False},
+        pm.execute_notebook(source, ipynb, parameters={**(parameters or {}), "profile": profile, "runs_dir": runs_dir,
+                                                         "progress": False},
                             kernel_name=kernel, cwd=os.path.abspath(notebooks_dir), progress_bar=True,
                             log_output=False, request_save_on_cell_execute=False)
     except Exception as exc:  # a failing notebook is reported, the next one still runs
@@ -363,7 +373,30 @@ def add_cli(sub) -> None:
     p.add_argument("--notebooks-dir", default="notebooks")
     p.add_argument("--runs", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
     p.add_argument("--kernel", default=KERNEL)
+    p.add_argument("--engine", default=None, help="local (default: $LNFT_ENGINE or local) or ray (one Ray task per run)")
+    p.add_argument("--address", default=None, help="ray: none starts a local Ray; auto, host:port or ray://host:port "
+                   "joins a running cluster")
+    p.add_argument("--num-cpus", type=float, default=None, help="ray: CPUs per run (default 1)")
+    p.add_argument("--num-gpus", type=float, default=None, help="ray: GPUs per run; 0.25 packs four runs on a GPU")
     p.set_defaults(func=_cmd_reports)
+
+
+def engine_parameters(args) -> dict:
+    """Check the engine options before any notebook runs (ray: join or start it now and check that a node
+    can hold one run) and return the notebook parameters and environment they become."""
+    from .engine import ENV, connect, resolve_engine
+
+    if args.engine is None and args.address is None and args.num_cpus is None and args.num_gpus is None:
+        return {}
+    cfg = resolve_engine(args.engine, args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
+    if cfg.name != "ray":
+        if args.num_cpus is not None or args.num_gpus is not None:
+            raise LnftError("--num-cpus/--num-gpus are only allowed with --engine ray, not "
+                            f"{cfg.name!r}")
+        return {"engine": cfg.name}
+    connect(cfg)  # a local Ray started here is joined by the notebooks ("auto") and ends with this process
+    os.environ[ENV["num_cpus"]], os.environ[ENV["num_gpus"]] = str(cfg.num_cpus), str(cfg.num_gpus)
+    return {"engine": "ray", "address": cfg.address or "auto", "num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus}
 
 
 def _cmd_reports(args) -> int:
@@ -372,7 +405,11 @@ def _cmd_reports(args) -> int:
     store = RunStore(args.runs)
     store.check_writable()
     started = time.perf_counter()
-    reports = run_reports(args.profile, args.notebooks, args.out, args.notebooks_dir, store.root, args.kernel)
+    check_request(args.profile, args.notebooks, args.out, args.notebooks_dir)  # before Ray starts
+    parameters = engine_parameters(args)
+    notebook_parameters = {k: v for k, v in parameters.items() if k in ("engine", "address")}
+    reports = run_reports(args.profile, args.notebooks, args.out, args.notebooks_dir, store.root, args.kernel,
+                          parameters=notebook_parameters)
     failed = [r.name for r in reports if r.status != "ok"]
     print(f"[lnft reports] {len(reports) - len(failed)} ok, {len(failed)} failed in "
           f"{time.perf_counter() - started:.0f} s; index: {os.path.join(args.out, args.profile, 'index.html')}")

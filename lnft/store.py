@@ -39,6 +39,7 @@ from .result import PREDICTIONS, Predictions, RunResult, write_predictions
 DEFAULT_ROOT = "runs"
 RECORD = "record.json"
 TRAINED = "trained.safetensors"
+FAILED = ".failed"  # failed-run records, one JSON per run id
 WAIT_POLL_S = 2.0
 _WARNED: set[str] = set()
 
@@ -230,8 +231,43 @@ class RunStore:
             except OSError:  # it appeared meanwhile: look again
                 continue
             result.run_dir = final
+            self.clear_failure(result.run_id)
             return result
         raise LnftError(f"could not store run {result.run_id} in {self.root!r}: the directory keeps changing")
+
+    # ---------------------------------------------------------------- failed runs
+    def record_failure(self, run_id: str, config: RunConfig, error: str, detail: str = "") -> str:
+        """Note a run that failed (``.failed/<run id>.json``: config, error, traceback); never served as a
+        result, removed when the run later succeeds."""
+        folder = os.path.join(self.root, FAILED)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{run_id}.json")
+        record = {"run_id": run_id, "config": config.to_dict(), "error": error, "detail": detail,
+                  "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(_finite(record), fh, indent=1, default=str)
+        os.replace(tmp, path)
+        return path
+
+    def failures(self) -> list[dict]:
+        """The failed-run records (newest last)."""
+        folder = os.path.join(self.root, FAILED)
+        found = []
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                        found.append(json.load(fh))
+                except (OSError, ValueError):
+                    continue
+        return sorted(found, key=lambda r: r.get("when", ""))
+
+    def clear_failure(self, run_id: str) -> None:
+        try:
+            os.remove(os.path.join(self.root, FAILED, f"{run_id}.json"))
+        except FileNotFoundError:
+            pass
 
     def remove(self, run_id: str) -> None:
         self._remove(self.run_dir(run_id))

@@ -23,17 +23,59 @@ def grid(base: RunConfig, **axes) -> list[RunConfig]:
     return [dataclasses.replace(base, **dict(zip(names, values))) for values in itertools.product(*axes.values())]
 
 
-def run_all(configs: list[RunConfig], store: RunStore, *, progress: bool = True, desc: str = "runs") -> list[RunResult]:
-    for cfg in configs:  # every config is checked before the first run starts
-        cfg.validate()
-    todo = [cfg for cfg in configs if store.get(cfg) is None]
+class SweepResults(list):
+    """run_all's results (one RunResult per config that succeeded, in config order) and its ``failures``."""
+
+    def __init__(self, results=(), failures=()):
+        super().__init__(results)
+        self.failures = list(failures)
+
+
+def run_all(configs: list[RunConfig], store: RunStore, *, engine=None, address: str | None = None,
+            progress: bool = True, desc: str = "runs", allow_failures: bool = False) -> SweepResults:
+    """Every config's result: read from the store, or trained by the engine (``local``: here, one after
+    another; ``ray``: one Ray task per run; see lnft/engine.py) and stored. ``engine``/``address``
+    None: $LNFT_ENGINE / $LNFT_RAY_ADDRESS, else local. Runs already in the store are never trained
+    again. A run that fails does not stop the others; at the end, ``RunsFailed`` lists the failures
+    (or, with ``allow_failures``, the results of the others are returned with ``.failures``)."""
+    from .engine import execute, resolve_engine
+    from .errors import RunsFailed
+
+    eng = resolve_engine(engine, address)
+    identities = [cfg.identity() for cfg in configs]  # validates every config before the first run starts
+    todo = {}
+    for cfg, (run_id, prints) in zip(configs, identities):
+        if run_id not in todo and store.load(run_id) is None:
+            todo[run_id] = (cfg, prints)
+    unique = len({run_id for run_id, _ in identities})
+    failures = []
     if todo:
         store.check_writable()
-    results, bar = [], progress_bar(configs, enabled=progress, desc=f"{desc} ({len(todo)} to train)")
-    for cfg in bar:
-        bar.set_postfix_str(f"{cfg.task} {cfg.method} seed={cfg.seed} lr={cfg.lr}")
-        results.append(store.get_or_run(cfg, progress=False))
-    return results
+        bar = progress_bar(total=unique, initial=unique - len(todo), enabled=progress,
+                           desc=f"{desc} ({len(todo)} to train, {eng.name})")
+
+        def done(cfg: RunConfig) -> None:
+            bar.update(1)
+            bar.set_postfix_str(f"{cfg.task} {cfg.method} seed={cfg.seed}" + (f", {len(failures)} failed" if failures else ""))
+
+        try:
+            failures += execute(todo, store, eng, done)
+        finally:
+            bar.close()
+    failed = {f.run_id for f in failures}
+    results = [store.load(run_id) for run_id, _ in identities if run_id not in failed]
+    if failures and not allow_failures:
+        lines = "; ".join(f.line() for f in failures[:5]) + (f"; ... ({len(failures) - 5} more)" if len(failures) > 5 else "")
+        raise RunsFailed(f"{len(failures)} of {unique} runs failed (the other runs are stored; details in "
+                         f"{store.root}/.failed/): {lines}", failures)
+    return SweepResults(results, failures)
+
+
+def failures_frame(failures) -> pd.DataFrame:
+    """One row per failed run (task, method, seed, lr, run id, error)."""
+    return pd.DataFrame([{"task": f.config.task, "method": f.config.method, "seed": f.config.seed, "lr": f.config.lr,
+                          "run_id": f.run_id, "error": f.error} for f in failures],
+                        columns=["task", "method", "seed", "lr", "run_id", "error"])
 
 
 def _labels(r: RunResult) -> dict:

@@ -20,6 +20,7 @@ import torch
 from . import __version__, methods
 from .config import RunConfig
 from .data import Collator, iterate, length_grouped_batches, load_task_data, random_batches, target_scale, tokenize
+from .errors import RunFailed
 from .models import display_name, load_model, load_tokenizer, resolve_device
 from .progress import progress_bar
 from .result import Predictions, RunResult, examples_digest
@@ -93,6 +94,8 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
+            if not math.isfinite(losses[-1]):
+                raise RunFailed(f"training loss is {losses[-1]} at step {step} (lr {cfg.lr:g}): the run diverged")
             if step % eval_every and step < max_steps:
                 continue
 

@@ -8,7 +8,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 KEYS = ["train_speedup_vs_run_glue_defaults", "dev_metric_delta_vs_run_glue_defaults",
         "train_speedup_vs_tuned_trainer", "layernorm_step_time_ratio_vs_full",
         "layernorm_peak_memory_ratio_vs_full", "fisher_1024_seconds", "fisher_vmap_speedup_vs_loop",
-        "warm_quick_reports_seconds", "verdict_table_seconds"]
+        "warm_quick_reports_seconds", "verdict_table_seconds", "ray_sweep_speedup_vs_local"]
 
 
 def _keys(stdout):
@@ -28,10 +28,12 @@ def test_benchmark_script_prints_every_key(tmp_path):
     found = _keys(proc.stdout)
     assert list(found) == KEYS and all(v == v for v in found.values()), proc.stdout  # all measured (no nan)
     assert "| sst2 | run_glue |" in proc.stdout and "target fisher_1024_seconds <= 30" in proc.stdout
+    assert "Ray sweep (2 smoke runs" in proc.stdout and "difference between the engines" in proc.stdout
 
 
 def test_gpu_script_dry_run_on_cpu():
-    proc = subprocess.run(["bash", "benchmarks/gpu.sh", "--dry-run", "--skip", "throughput", "memory", "fisher"], cwd=ROOT,
+    proc = subprocess.run(["bash", "benchmarks/gpu.sh", "--dry-run", "--skip", "throughput", "memory", "fisher",
+                           "ray"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, env={**os.environ, "PY": sys.executable})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "matmul peak" in proc.stdout and "% of peak" in proc.stdout

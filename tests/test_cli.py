@@ -112,7 +112,34 @@ def _bad_inputs(t):
         "reports out is a file": (["reports", "--profile", "smoke", "--out", str(blocker)], "is a file"),
         "runs prune without what": (["runs", "prune"], "runs prune needs --stale and/or --broken"),
         "runs dir is a file": (["runs", "list", "--runs", str(blocker)], "is a file"),
+        # -- issue 14: engines
+        "reports unknown engine": (_reports("--engine", "spark"), "unknown engine 'spark'; allowed: local, ray"),
+        "reports address without ray": (_reports("--address", "auto"), "address 'auto' is only allowed with engine 'ray'"),
+        "reports bad address": (_reports("--engine", "ray", "--address", "localhost"),
+                                "invalid Ray address 'localhost'; allowed: auto, host:port"),
+        "reports no cluster at address": (_reports("--engine", "ray", "--address", f"127.0.0.1:{_closed_port()}"),
+                                          "no Ray cluster answers at address '127.0.0.1:"),
+        "reports ray not installed": (_reports("--engine", "ray"), 'needs the ray package, which is not installed; '
+                                      'allowed: pip install "lnft[cluster]"'),
+        "reports num-gpus -1": (_reports("--engine", "ray", "--num-gpus", "-1"), "invalid num_gpus -1.0"),
+        "reports num-gpus with local": (_reports("--engine", "local", "--num-gpus", "1"),
+                                        "--num-cpus/--num-gpus are only allowed with --engine ray"),
+        "plan unknown profile": (["plan", "--profile", "huge"], "unknown profile 'huge'; allowed: smoke"),
+        "plan unknown notebook": (["plan", "--profile", "smoke", "--notebooks", "09_nope"],
+                                  "unknown notebook(s) ['09_nope']"),
     }
+
+
+def _reports(*flags):
+    return ["reports", "--profile", "smoke", "--notebooks-dir", NOTEBOOKS, *flags]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # bound, then closed: nobody listens there
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _defaults_not_in(argv):
@@ -159,6 +186,8 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch, no_work):
 
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA")
+    if case == "reports ray not installed":
+        monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as without the extra
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     monkeypatch.setenv("LNFT_RUNS", str(runs))
     if argv[0] == "train":

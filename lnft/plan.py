@@ -1,0 +1,198 @@
+"""``lnft plan``: what a profile will cost before it runs — runs per notebook, training examples × epochs
+(the budget; early stopping only shortens it), how many runs are in the store already, and hours on this
+machine from measured throughput (the store's own records, or a short calibration run per method).
+
+The configs are built as the notebooks build them (tests/test_plan.py executes the notebooks' own
+config lines and compares). Notebook 3's masked runs depend on Fisher values that do not exist before
+it runs: they are counted by rule (Fisher global, per module, random shared by the points; union and
+intersection) with the all-LayerNorm budget, and never "in the store"; Fisher passes are not counted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .config import RunConfig
+from .errors import LnftError
+
+NOTEBOOKS = ("01_change_analysis", "02_peft_comparison", "03_fisher_subsets")
+
+
+@dataclass(frozen=True)
+class Planned:
+    notebook: str
+    config: RunConfig  # for masked runs: the same budget without the (not yet existing) mask
+    group: str  # what the run is for, e.g. "full fine-tuning", "Fisher top-k (masked)"
+    known: bool = True  # False: its exact config (mask) is only known once the notebook runs
+
+
+def notebook_configs(notebook: str, profile: str) -> list[Planned]:
+    """The runs one notebook trains under a profile, in the notebook's order."""
+    from . import profiles
+
+    P = profiles.resolve(notebook, profile)
+    if notebook == "01_change_analysis":
+        runs = [Planned(notebook, P.run_config(task=t, method="full", seed=s, lr=P.lr), "full fine-tuning")
+                for t in P.tasks for s in P.seeds]
+        return runs + [Planned(notebook, P.run_config(task=P.tasks[0], method="layernorm", seed=P.seeds[0],
+                                                      lr=P.layernorm_lr), "layernorm (frozen-weights check)")]
+    if notebook == "02_peft_comparison":
+        return [Planned(notebook, P.run_config(task=t, method=m, seed=s, lr=lr, select_on=P.select_on), m)
+                for t in P.tasks for m in P.methods for lr in P.lr_grid.get(m, P.lr_grid["default"]) for s in P.seeds]
+    if notebook == "03_fisher_subsets":
+        return _fisher_runs(P)
+    raise LnftError(f"unknown notebook(s) [{notebook!r}]; allowed: {', '.join(NOTEBOOKS)}")
+
+
+def _fisher_runs(P) -> list[Planned]:
+    nb = "03_fisher_subsets"
+
+    def make(**fields):
+        return P.run_config(lr=P.lr, **fields)
+
+    starts = {"head-warmup": "head", "finetuned": "layernorm"}
+    out = [Planned(nb, make(task=t, method=starts[p], seed=s), f"{starts[p]} (Fisher start)")
+           for t in P.tasks for p in P.fisher_points if p in starts for s in P.seeds]
+    below = [f for f in P.fractions if f < 100]
+    masked = make(task=P.tasks[0], method="layernorm")  # the masked runs' budget (same method budget)
+    for t in P.tasks:
+        for s in P.seeds:
+            if any(f >= 100 for f in P.fractions):
+                out.append(Planned(nb, make(task=t, method="layernorm", seed=s), "layernorm (100 %)"))
+            for _ in below:
+                cfg = dataclasses.replace(masked, task=t, seed=s)
+                out += [Planned(nb, cfg, "Fisher top-k (masked)", known=False)] * (2 * len(P.fisher_points))
+                out.append(Planned(nb, cfg, "random-k (masked)", known=False))  # one per seed, shared by the points
+            for _ in P.cv_fractions:
+                cfg = dataclasses.replace(masked, task=t, seed=s)
+                out += [Planned(nb, cfg, "union / intersection (masked)", known=False)] * (2 * len(P.fisher_points))
+        out += [Planned(nb, P.run_config(task=t, method="full", seed=s, lr=P.baseline_lr["full"]), "full (baseline)")
+                for s in P.seeds]
+    return out
+
+
+def train_examples(cfg: RunConfig) -> int:
+    """Training examples of a config (after the validation hold-out and max_train_samples)."""
+    from .data import load_task_data
+    from .tasks import get_task
+
+    return len(load_task_data(cfg, get_task(cfg.task))["train"])
+
+
+def rates_from_store(results) -> dict[tuple[str, str, str], float]:
+    """Measured seconds per training example-step, (model, device, method) -> median over stored runs:
+    total seconds (steps, evaluations, loading) / (steps × batch size)."""
+    samples: dict[tuple[str, str, str], list[float]] = {}
+    for r in results:
+        if r.steps and r.total_seconds:
+            key = (r.config.model, r.device, r.config.method)
+            samples.setdefault(key, []).append(r.total_seconds / (r.steps * r.config.batch_size))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def calibrate(model: str, methods, device: str = "auto", examples: int = 64) -> dict[tuple[str, str, str], float]:
+    """Seconds per example-step from one short run per method (64 SST-2 examples, one epoch), not stored."""
+    from .models import resolve_device
+    from .train import finetune
+
+    rates = {}
+    for method in sorted(set(methods)):
+        cfg = RunConfig(task="sst2", method=method, model=model, max_train_samples=examples, max_eval_samples=64,
+                        epochs=1, device=device)
+        out = finetune(cfg, progress=False)
+        rates[(model, resolve_device(device).type, method)] = out.result.total_seconds / (
+            out.result.steps * cfg.batch_size)
+    return rates
+
+
+def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None = None) -> pd.DataFrame:
+    """One row per notebook × run group: runs, runs new to the plan, in the store, to train, examples ×
+    epochs of the runs to train, and the estimated hours (NaN where no throughput is known)."""
+    from .models import resolve_device
+    from .profiles import PROFILES
+
+    if profile not in PROFILES:
+        raise LnftError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    notebooks = list(notebooks or NOTEBOOKS)
+    unknown = [n for n in notebooks if n not in NOTEBOOKS]
+    if unknown:
+        raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
+    planned = [p for nb in notebooks for p in notebook_configs(nb, profile)]
+    rates = dict(rates or {})
+    if store is not None:
+        rates = {**rates_from_store(store.results()), **rates}
+    seen, sizes, rows = set(), {}, []
+    for p in planned:
+        cfg = p.config
+        run_id = cfg.run_id() if p.known else None
+        new = run_id is None or run_id not in seen
+        seen.add(run_id)
+        stored = bool(new and run_id and store is not None and store.load(run_id) is not None)
+        key = (cfg.task, cfg.data, cfg.max_train_samples, cfg.data_seed, cfg.validation_fraction)
+        if key not in sizes:
+            sizes[key] = train_examples(cfg)
+        steps = math.ceil(sizes[key] / cfg.batch_size) * cfg.epochs
+        rate = rates.get((cfg.model, resolve_device(cfg.device).type, cfg.method))
+        if rate is None and p.config.method == "layernorm-masked":
+            rate = rates.get((cfg.model, resolve_device(cfg.device).type, "layernorm"))
+        todo = new and not stored
+        rows.append({"notebook": p.notebook, "task": cfg.task, "group": p.group, "runs": 1, "new": int(new),
+                     "in store": int(stored), "to train": int(todo),
+                     "examples x epochs": sizes[key] * cfg.epochs if todo else 0,
+                     "max steps": steps if todo else 0,
+                     "hours": (rate * steps * cfg.batch_size / 3600 if rate is not None else math.nan) if todo else 0.0})
+    frame = pd.DataFrame(rows)
+    return (frame.groupby(["notebook", "task", "group"], sort=False, as_index=False)
+            .agg({"runs": "sum", "new": "sum", "in store": "sum", "to train": "sum", "examples x epochs": "sum",
+                  "max steps": "sum", "hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan}))
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("plan", help="what a profile will cost before it runs: runs, examples × epochs, in the "
+                       "store, estimated hours")
+    p.add_argument("--profile", default="quick", help="smoke, quick, full or paper")
+    p.add_argument("--notebooks", nargs="+", metavar="NAME", help="notebook names (default: all)")
+    p.add_argument("--runs", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="time one short run per method here when the store has no record of that method")
+    p.set_defaults(func=cmd_plan)
+
+
+def cmd_plan(args) -> int:
+    from .profiles import PROFILES
+    from .store import RunStore
+
+    if args.profile not in PROFILES:
+        raise LnftError(f"unknown profile {args.profile!r}; allowed: {', '.join(PROFILES)}")
+    unknown = [n for n in args.notebooks or () if n not in NOTEBOOKS]
+    if unknown:
+        raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
+    store = RunStore(args.runs)
+    rates = {}
+    if args.calibrate:
+        common = PROFILES[args.profile]["common"]
+        planned = [p.config.method for nb in args.notebooks or NOTEBOOKS for p in notebook_configs(nb, args.profile)]
+        measured = rates_from_store(store.results())
+        missing = [m for m in set(planned) - {"layernorm-masked"} if (common["model"], _device(common), m) not in measured]
+        rates = calibrate(common["model"], missing, common.get("device", "auto")) if missing else {}
+    frame = plan_frame(args.profile, args.notebooks, store, rates=rates)
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.2f}".format):
+        print(frame.to_string(index=False))
+    total = frame[["runs", "new", "in store", "to train", "examples x epochs"]].sum()
+    hours = frame["hours"].sum(min_count=1) if frame["hours"].notna().all() else math.nan
+    print(f"profile {args.profile}: {total['new']} distinct runs, {total['in store']} in the store ({store.root}), "
+          f"{total['to train']} to train ({total['examples x epochs']:,} examples × epochs); estimated "
+          + (f"{hours:.2f} hours here at most (early stopping shortens it; Fisher passes not counted)"
+             if not math.isnan(hours) else "hours: unknown for some methods (no stored run of them here; "
+             "run with --calibrate)"))
+    return 0
+
+
+def _device(common) -> str:
+    from .models import resolve_device
+
+    return resolve_device(common.get("device", "auto")).type

@@ -1,0 +1,154 @@
+"""The Ray engine against a real local Ray instance (started once for this module): the same metrics
+as the local engine, a worker killed mid-run is retried with nothing partial stored, a failing run is
+recorded and the rest finishes. Ray must be installed (make test installs the "cluster" extra): a
+missing Ray fails these tests, it does not skip them."""
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from lnft import engine, sweep
+from lnft.errors import LnftError, RunsFailed
+from lnft.store import RunStore
+
+ONE_THREAD = engine.EngineConfig(name="ray", num_cpus=1)  # one thread per worker, as the local side below
+
+
+@pytest.fixture(scope="module")
+def ray_local(tmp_path_factory):
+    import ray  # not importorskip: a missing extra is a failure
+
+    marker_dir = tmp_path_factory.mktemp("ray-markers")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # no token written under ~
+    os.environ[engine._KILL_ONCE] = str(marker_dir / "killed")  # read by workers (they inherit this env)
+    os.environ["LNFT_TEST_KILL_AFTER_S"] = "1.5"
+    open(marker_dir / "killed", "w").close()  # armed only by the kill test (it removes the marker)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             _temp_dir=str(tmp_path_factory.mktemp("ray")))
+    yield marker_dir / "killed"
+    ray.shutdown()
+    for name in (engine._KILL_ONCE, "LNFT_TEST_KILL_AFTER_S"):
+        os.environ.pop(name, None)
+
+
+def _tensors_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ray_gives_exactly_the_local_metrics(ray_local, tiny, tmp_path):
+    configs = [tiny(task="sst2", method="head", seed=0), tiny(task="stsb", method="layernorm", seed=1)]
+    local_store, ray_store = RunStore(tmp_path / "local"), RunStore(tmp_path / "ray")
+    local = sweep.run_all(configs, local_store, engine=engine.EngineConfig(torch_threads=1), progress=False)
+    remote = sweep.run_all(configs, ray_store, engine=ONE_THREAD, progress=False)
+    assert [r.run_id for r in local] == [r.run_id for r in remote]
+    for a, b in zip(local, remote):
+        assert a.metrics == b.metrics and a.validation_metrics == b.validation_metrics
+        assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+        assert _tensors_equal(local_store.tensors(a), ray_store.tensors(b))
+        for split, p in a.predictions().items():
+            assert np.array_equal(p.preds, b.predictions()[split].preds)
+        assert b.config == a.config and b.fingerprints == a.fingerprints
+    assert [e.status for e in ray_store.entries(deep=True)] == ["ok", "ok"]
+    # runs already in the store are never submitted: a third config trains alone, the others are read back
+    more = configs + [tiny(task="sst2", method="head", seed=2)]
+    again = sweep.run_all(more, ray_store, engine=ONE_THREAD, progress=False)
+    assert [r.created for r in again[:2]] == [r.created for r in remote] and len(ray_store.results()) == 3
+
+
+def test_a_killed_worker_is_retried_and_nothing_partial_is_stored(ray_local, tiny, tmp_path):
+    store = RunStore(tmp_path)
+    os.remove(ray_local)  # arm: the first task to start creates the marker and dies 1.5 s into its run
+    cfg = tiny(task="sst2", method="layernorm", seed=3, max_train_samples=48)
+    results = sweep.run_all([cfg], store, engine=dataclasses.replace(ONE_THREAD, max_retries=2), progress=False)
+    assert os.path.exists(ray_local), "the fault hook did not run"
+    assert [e.status for e in store.entries(deep=True)] == ["ok"] and results[0].run_id == cfg.run_id()
+    assert not [n for n in os.listdir(store.root) if n.startswith((".tmp", ".trash"))] and store.failures() == []
+    # without retries the same kill is a recorded failure, and nothing is stored
+    os.remove(ray_local)
+    other = RunStore(tmp_path / "no-retry")
+    with pytest.raises(RunsFailed, match="1 of 1 runs failed"):
+        sweep.run_all([cfg], other, engine=dataclasses.replace(ONE_THREAD, max_retries=0), progress=False)
+    assert other.entries() == [] and [f["run_id"] for f in other.failures()] == [cfg.run_id()]
+
+
+def test_a_failing_run_is_recorded_and_the_rest_finishes(ray_local, tiny, tmp_path):
+    store = RunStore(tmp_path)
+    good, diverging = tiny(task="sst2", method="head", seed=4), tiny(task="sst2", method="head", seed=4, lr=1e30)
+    with pytest.raises(RunsFailed) as info:
+        sweep.run_all([diverging, good], store, engine=ONE_THREAD, progress=False)
+    assert "1 of 2 runs failed" in str(info.value) and "training loss is" in str(info.value)
+    assert [f.run_id for f in info.value.failures] == [diverging.run_id()]
+    assert [r.run_id for r in store.results()] == [good.run_id()]
+    (record,) = store.failures()
+    assert record["run_id"] == diverging.run_id() and "RunFailed: training loss is" in record["error"]
+    kept = sweep.run_all([diverging, good], store, engine="local", progress=False, allow_failures=True)
+    assert [r.run_id for r in kept] == [good.run_id()] and len(kept.failures) == 1
+    assert list(sweep.failures_frame(kept.failures)["method"]) == ["head"]
+
+
+def test_a_resource_request_no_node_can_satisfy(ray_local, tiny, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    for fields, message in ((dict(num_gpus=0.25), "num_gpus 0.25 per run cannot be satisfied"),
+                            (dict(num_cpus=64), "num_cpus 64 per run cannot be satisfied")):
+        with pytest.raises(LnftError, match=message):
+            sweep.run_all([tiny(seed=5)], store, engine=dataclasses.replace(ONE_THREAD, **fields), progress=False)
+    assert not os.path.exists(store.root) or os.listdir(store.root) == []
+
+
+def test_reports_refuse_a_gpu_request_on_a_cpu_only_cluster(ray_local, tmp_path, capsys):
+    from lnft.cli import main
+
+    notebooks = os.path.join(os.path.dirname(__file__), "..", "notebooks")
+    code = main(["reports", "--profile", "smoke", "--notebooks-dir", notebooks, "--engine", "ray", "--num-gpus",
+                 "0.25", "--out", str(tmp_path / "reports"), "--runs", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "num_gpus 0.25 per run cannot be satisfied" in err[0]
+    assert "allowed: num_gpus <= 0" in err[0] and not (tmp_path / "reports").exists()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_engine_from_the_environment(monkeypatch):
+    monkeypatch.setenv("LNFT_ENGINE", "ray")
+    monkeypatch.setenv("LNFT_RAY_ADDRESS", "10.0.0.1:6379")
+    monkeypatch.setenv("LNFT_RAY_NUM_GPUS", "0.25")
+    cfg = engine.resolve_engine()
+    assert (cfg.name, cfg.address, cfg.num_gpus, cfg.threads) == ("ray", "10.0.0.1:6379", 0.25, 1)
+    assert engine.resolve_engine("local").name == "local" and engine.resolve_engine("local").address is None
+    monkeypatch.delenv("LNFT_ENGINE")
+    assert engine.resolve_engine().name == "local"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(engine="spark"), "unknown engine 'spark'; allowed: local, ray"),
+    (dict(engine="local", address="auto"), "only allowed with engine 'ray'"),
+    (dict(engine="ray", address="localhost"), "invalid Ray address 'localhost'"),
+    (dict(engine="ray", num_gpus=-1), "invalid num_gpus -1"),
+    (dict(engine="ray", num_gpus=1.5), "invalid num_gpus 1.5"),
+    (dict(engine="ray", max_retries=-1), "invalid max_retries -1"),
+])
+def test_bad_engine_settings(kwargs, message):
+    with pytest.raises(LnftError, match=message.replace("(", r"\(")):
+        engine.resolve_engine(**kwargs)
+
+
+def test_no_cluster_at_the_address_fails_fast(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    with pytest.raises(LnftError, match=f"no Ray cluster answers at address '127.0.0.1:{port}'"):
+        engine.connect(engine.resolve_engine("ray", f"127.0.0.1:{port}", connect_timeout_s=5))
+    assert time.perf_counter() - started < 30
+
+
+def test_ray_missing_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(LnftError, match='pip install "lnft\\[cluster\\]"'):
+        engine.ray_module()

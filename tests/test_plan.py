@@ -1,0 +1,77 @@
+"""``lnft plan`` builds the configs the notebooks build: checked against the notebooks' own code (their
+config lines executed here) and, for notebook 3's masked runs, against ``subsets.subset_plan`` on
+stand-in Fisher values."""
+import json
+import os
+import re
+
+import pytest
+import torch
+
+from lnft import plan, profiles, subsets
+from lnft.cli import main
+from lnft.store import RunStore
+
+NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
+
+
+def _cells(name):
+    with open(os.path.join(NOTEBOOKS, name + ".ipynb"), encoding="utf-8") as fh:
+        return ["".join(c["source"]) for c in json.load(fh)["cells"] if c["cell_type"] == "code"]
+
+
+def _notebook_configs(name, profile, tmp_path):
+    """Run the notebook's parameters and setup cells, then its config lines (up to the sweep call)."""
+    cells = _cells(name)
+    scope = {}
+    exec(cells[0] + f"\nprofile = {profile!r}\nruns_dir = {str(tmp_path)!r}", scope)
+    exec(cells[1], scope)
+    run_cell = next(c for c in cells if "sweep.run_all(configs" in c)
+    exec(run_cell[:run_cell.index("results = sweep.run_all")], scope)
+    return scope
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_plan_builds_the_notebooks_configs(profile, tmp_path):
+    scope = _notebook_configs("01_change_analysis", profile, tmp_path)
+    planned = [p.config for p in plan.notebook_configs("01_change_analysis", profile)]
+    check = re.search(r"store\.get_or_run\((P\.run_config\(.*?\)),\s*\n", _cells("01_change_analysis")[-1], re.S)
+    assert planned == scope["configs"] + [eval(check.group(1), scope)]
+    scope = _notebook_configs("02_peft_comparison", profile, tmp_path)
+    assert [p.config for p in plan.notebook_configs("02_peft_comparison", profile)] == scope["configs"]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick"])
+def test_plan_counts_notebook_3s_runs(profile, tmp_path, pretrained_state):
+    P = profiles.resolve("03_fisher_subsets", profile)
+    ln = {n: v for n, v in pretrained_state.items() if "LayerNorm" in n}
+    gen = torch.Generator().manual_seed(0)
+    fishers = {(t, p, s): {n: torch.rand(v.shape, generator=gen) for n, v in ln.items()}
+               for t in P.tasks for p in P.fisher_points for s in P.seeds}
+
+    def make(**fields):
+        return P.run_config(lr=P.lr, **fields)
+
+    runs = [c for _, c in subsets.subset_plan(fishers, P.fractions, make, str(tmp_path / "masks"))]
+    runs += [P.run_config(task=t, method="full", seed=s, lr=P.baseline_lr["full"]) for t in P.tasks for s in P.seeds]
+    runs += [c for t in P.tasks for p in P.fisher_points for s in P.seeds
+             if (c := subsets.start_config(p, make, t, s)) is not None]
+    assert not P.cv_fractions  # (both profiles): union / intersection runs are counted by rule only
+    planned = plan.notebook_configs("03_fisher_subsets", profile)
+    known = {p.config.run_id() for p in planned if p.known}
+    assert len({c.run_id() for c in runs}) == len(known) + sum(not p.known for p in planned)
+    assert known <= {c.run_id() for c in runs}
+
+
+def test_plan_command_counts_the_store(tiny, tmp_path, capsys):
+    store = RunStore(tmp_path)
+    first = plan.notebook_configs("02_peft_comparison", "smoke")[0].config
+    store.get_or_run(first, progress=False)
+    assert main(["plan", "--profile", "smoke", "--notebooks", "02_peft_comparison", "--runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    frame = plan.plan_frame("smoke", ["02_peft_comparison"], store)
+    assert frame["in store"].sum() == 1 and frame["to train"].sum() == frame["new"].sum() - 1
+    assert f"{frame['new'].sum()} distinct runs, 1 in the store" in out
+    row = frame[frame["group"] == first.method].iloc[0]  # measured: this method has a rate, so hours are known
+    assert row["to train"] == 0 or row["hours"] > 0
+    assert frame[frame["group"] == "lora"]["hours"].isna().all()  # no record of lora here: unknown, not guessed
