@@ -18,7 +18,6 @@ import math
 import os
 import socket
 import tempfile
-import threading
 import traceback
 from dataclasses import dataclass
 
@@ -173,7 +172,7 @@ def train_remote(config, run_id: str, mask: bytes | None, threads: int | None):
 
     if threads:
         torch.set_num_threads(threads)
-    timer = _fault_hook()
+    doomed = _fault_hook()
     tmp = None
     try:
         if mask is not None:
@@ -188,29 +187,27 @@ def train_remote(config, run_id: str, mask: bytes | None, threads: int | None):
         from .train import finetune
 
         output = finetune(config, progress=False, run_id=run_id)
+        if doomed:
+            os._exit(1)  # the worker dies with the trained run in its memory, before the driver has any of it
         return output.result, output.trained, output.predictions
     finally:
-        if timer is not None:
-            timer.cancel()
         if tmp:
             os.unlink(tmp)
 
 
-def _fault_hook():
+def _fault_hook() -> bool:
     """Tests only: with LNFT_TEST_KILL_WORKER_ONCE=<marker file>, the first task to see no marker creates
-    it and kills its own worker process a moment later, mid-run (what an OOM kill or a lost node does)."""
+    it and its worker process dies after training, before returning (what an OOM kill or a lost node
+    does to a task in flight)."""
     marker = os.environ.get(_KILL_ONCE)
     if not marker:
-        return None
+        return False
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        return None
+        return False
     os.close(fd)
-    timer = threading.Timer(float(os.environ.get("LNFT_TEST_KILL_AFTER_S", "1.0")), os._exit, (1,))
-    timer.daemon = True
-    timer.start()
-    return timer
+    return True
 
 
 @dataclass
