@@ -6,6 +6,7 @@ each notebook took. A failing notebook is marked failed; the others still run.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import LnftError
 
@@ -29,6 +30,7 @@ class NotebookReport:
     ipynb: str
     html: str | None
     error: str = ""
+    parameters: dict = field(default_factory=dict)  # the command line's overrides this notebook received
 
 
 def available_notebooks(notebooks_dir: str) -> list[str]:
@@ -39,7 +41,9 @@ def available_notebooks(notebooks_dir: str) -> list[str]:
 
 def run_reports(profile: str = "quick", names: list[str] | None = None, out: str = "reports",
                 notebooks_dir: str = "notebooks", runs_dir: str = "runs", kernel: str = KERNEL,
-                log=print) -> list[NotebookReport]:
+                log=print, parameters: dict | None = None) -> list[NotebookReport]:
+    """``parameters``: overrides (papermill parameters: model, data, data_dir, tasks, seeds, any other
+    name) given to every notebook that has that parameter; checked before any notebook starts."""
     from .profiles import PROFILES
 
     if profile not in PROFILES:
@@ -49,6 +53,8 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
     unknown = [n for n in names if n not in known]
     if unknown:
         raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(known)}")
+    parameters = dict(parameters or {})
+    per_notebook = plan_parameters(profile, names, notebooks_dir, parameters)
     target = os.path.abspath(os.path.join(out, profile))
     check_out(out, target)
     os.makedirs(target, exist_ok=True)
@@ -56,12 +62,73 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
     reports = []
     for name in names:
         log(f"[lnft reports] {name} (profile {profile}) ...")
-        report = execute(name, profile, notebooks_dir, target, runs_dir, kernel)
+        report = execute(name, profile, notebooks_dir, target, runs_dir, kernel, per_notebook[name])
         log(f"[lnft reports] {name}: {report.status} in {report.seconds:.0f} s"
             + (f" — {report.error}" if report.error else ""))
         reports.append(report)
-    write_index(target, profile, _merge_previous(target, reports))
+    write_index(target, profile, _merge_previous(target, reports), parameters)
     return reports
+
+
+RESERVED = ("profile", "runs_dir")  # set by --profile and --runs
+
+
+def plan_parameters(profile: str, names: list[str], notebooks_dir: str, parameters: dict) -> dict[str, dict]:
+    """notebook -> the overrides it takes (those among its papermill parameters). Fails (LnftError) on a
+    name no selected notebook has, and on values the notebook's RunConfigs would refuse (task, model,
+    data, seeds...), so nothing runs on a bad override."""
+    import papermill as pm
+
+    from .config import RunConfig
+    from .profiles import resolve
+
+    reserved = sorted(set(parameters) & set(RESERVED))
+    if reserved:
+        raise LnftError(f"parameter(s) {reserved} are set by --profile/--runs; allowed: any other notebook parameter")
+    plan, seen = {}, set()
+    for name in names:
+        own = set(pm.inspect_notebook(os.path.join(notebooks_dir, name + ".ipynb")))
+        plan[name] = {k: v for k, v in parameters.items() if k in own}
+        seen |= set(plan[name])
+    unknown = sorted(set(parameters) - seen)
+    if unknown:
+        raise LnftError(f"unknown parameter(s) {unknown} for notebooks {', '.join(names)}; allowed: the notebooks' "
+                        "parameters (see their first cells), e.g. model, data, data_dir, tasks, seeds")
+    for name in names:
+        from .profiles import PROFILES
+
+        known = {**PROFILES[profile]["common"], **PROFILES[profile].get(name, {})}
+        given = {k: v for k, v in plan[name].items() if k in known or k == "data_dir"}
+        P = resolve(name, profile, **given)
+        seeds = P.values.get("seeds") or [RunConfig.seed]
+        if not isinstance(seeds, (list, tuple)) or not seeds:
+            raise LnftError(f"invalid seeds {seeds!r}; allowed: a non-empty list of integers")
+        tasks = P.values.get("tasks")
+        if not isinstance(tasks, (list, tuple)) or not tasks:
+            raise LnftError(f"invalid tasks {tasks!r}; allowed: a non-empty list of task names")
+        fields = {f.name for f in dataclasses.fields(RunConfig)} - {"task", "method", "seed", "epochs"}
+        extra = {k: P.values[k] for k in given if k in fields}  # e.g. -p lr 0.01: checked as RunConfig checks it
+        for task in tasks:
+            for seed in seeds:
+                P.run_config(**{"task": task, "method": "layernorm", "seed": seed, **extra}).validate()
+    return plan
+
+
+def parse_value(text: str):
+    """A ``-p NAME VALUE`` value as papermill reads it: a Python or YAML literal (1, 0.5, True, None,
+    [0, 1], {"full": 2}), else the string itself."""
+    import ast
+
+    import yaml
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def check_out(out: str, target: str) -> None:
@@ -76,7 +143,8 @@ def check_out(out: str, target: str) -> None:
         raise LnftError(f"reports --out {out!r} is not writable ({probe!r}); allowed: a writable directory")
 
 
-def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: str, kernel: str) -> NotebookReport:
+def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: str, kernel: str,
+            parameters: dict | None = None) -> NotebookReport:
     import papermill as pm
 
     source = os.path.join(notebooks_dir, name + ".ipynb")
@@ -84,7 +152,8 @@ def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: 
     started = time.perf_counter()
     status, error = "ok", ""
     try:
-        pm.execute_notebook(source, ipynb, parameters={"profile": profile, "runs_dir": runs_dir, "progress": False},
+        pm.execute_notebook(source, ipynb, parameters={"profile": profile, "runs_dir": runs_dir, "progress": False,
+                                                       **(parameters or {})},
                             kernel_name=kernel, cwd=os.path.abspath(notebooks_dir), progress_bar=True,
                             log_output=False, request_save_on_cell_execute=False)
     except Exception as exc:  # a failing notebook is reported, the next one still runs
@@ -94,7 +163,8 @@ def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: 
     page = None
     if os.path.isfile(ipynb):
         page = render_html(ipynb)
-    return NotebookReport(name, status, seconds, os.path.basename(ipynb), page and os.path.basename(page), error)
+    return NotebookReport(name, status, seconds, os.path.basename(ipynb), page and os.path.basename(page), error,
+                          dict(parameters or {}))
 
 
 def render_html(ipynb: str) -> str:
@@ -164,7 +234,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-def write_index(target: str, profile: str, reports: list[NotebookReport]) -> str:
+def write_index(target: str, profile: str, reports: list[NotebookReport], parameters: dict | None = None) -> str:
     from .models import display_name
     from .profiles import PROFILES
     from .train import versions
@@ -174,7 +244,8 @@ def write_index(target: str, profile: str, reports: list[NotebookReport]) -> str
         f"<td>{r.seconds:.0f}</td><td>{_link(r.html, 'HTML') if r.html else '—'} · {_link(r.ipynb, 'notebook')}"
         f"</td><td>{html.escape(r.error)}</td></tr>" for r in reports)
     info = {"made": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "profile": profile,
-            "model": display_name(PROFILES[profile]["common"]["model"]), "git commit": git_commit(),
+            "model": display_name((parameters or {}).get("model") or PROFILES[profile]["common"]["model"]),
+            **({"overrides": json.dumps(parameters)} if parameters else {}), "git commit": git_commit(),
             **{f"{k} version": v for k, v in versions().items()}}
     facts = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
     page = f"""<!doctype html>
@@ -211,7 +282,28 @@ def add_cli(sub) -> None:
     p.add_argument("--notebooks-dir", default="notebooks")
     p.add_argument("--runs", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
     p.add_argument("--kernel", default=KERNEL)
+    # overrides of the profile, given to every notebook that has the parameter (checked before any runs)
+    p.add_argument("--model", help="'embedded', a hub name or a local model directory")
+    p.add_argument("--data", help="'embedded' or a hub dataset name (nyu-mll/glue)")
+    p.add_argument("--data-dir", help="a local directory in the GLUE layout (<TASK>/train.tsv, <TASK>/dev.tsv)")
+    p.add_argument("--tasks", nargs="+", metavar="TASK")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="any notebook parameter; VALUE is read as a Python/YAML literal, as papermill does")
     p.set_defaults(func=_cmd_reports)
+
+
+def overrides(args) -> dict:
+    """The command line's overrides as notebook parameters (``-p`` first; the named flags win)."""
+    out = {name: parse_value(value) for name, value in args.parameter}
+    flags = {"model": args.model, "data": args.data, "data_dir": args.data_dir, "tasks": args.tasks,
+             "seeds": args.seeds}
+    out.update({k: v for k, v in flags.items() if v is not None})
+    for key in ("model", "data", "data_dir"):  # notebooks run in their own directory: local paths made absolute
+        value = out.get(key)
+        if isinstance(value, str) and (key == "data_dir" or os.path.exists(os.path.expanduser(value))):
+            out[key] = os.path.abspath(os.path.expanduser(value))
+    return out
 
 
 def _cmd_reports(args) -> int:
@@ -220,7 +312,8 @@ def _cmd_reports(args) -> int:
     store = RunStore(args.runs)
     store.check_writable()
     started = time.perf_counter()
-    reports = run_reports(args.profile, args.notebooks, args.out, args.notebooks_dir, store.root, args.kernel)
+    reports = run_reports(args.profile, args.notebooks, args.out, args.notebooks_dir, store.root, args.kernel,
+                          parameters=overrides(args))
     failed = [r.name for r in reports if r.status != "ok"]
     print(f"[lnft reports] {len(reports) - len(failed)} ok, {len(failed)} failed in "
           f"{time.perf_counter() - started:.0f} s; index: {os.path.join(args.out, args.profile, 'index.html')}")

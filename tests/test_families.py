@@ -1,0 +1,204 @@
+"""Every architecture family in lnft.components, on a tiny random model saved to a directory and used
+through the public path (RunConfig(model=DIR), lnft.methods, the run store, lnft train).
+
+The expected counts are computed here from the module tree (module types, forward-hook call order,
+parameter identity), not from lnft's maps, so a wrong map entry fails a test."""
+import os
+import re
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from lnft import RunConfig, changes, fisher, methods
+from lnft.components import COMPONENT_ORDER, LAYERNORM_COMPONENTS, describe_model
+from lnft.models import load_model
+
+FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "distilbert", "albert", "mpnet"]
+# LoRA's default targets per family as the original papers/peft apply them (query and value projections)
+LORA_TARGETS = {"deberta-v2": ("query_proj", "value_proj"), "distilbert": ("q_lin", "v_lin"), "mpnet": ("q", "v")}
+TINY = dict(task="sst2", max_train_samples=16, max_eval_samples=8, epochs=1, batch_size=8, device="cpu")
+
+
+def _config(model_type: str, vocab_size: int):
+    from transformers import AutoConfig
+
+    if model_type == "distilbert":
+        kw = dict(n_layers=2, dim=32, n_heads=2, hidden_dim=37)
+    else:
+        kw = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=37)
+    if model_type in ("albert", "electra"):
+        kw["embedding_size"] = 16  # ALBERT's factorised embedding, ELECTRA's embeddings_project
+    if model_type == "deberta-v2":  # DeBERTa-v3's settings: relative positions with their own LayerNorm
+        kw.update(relative_attention=True, position_buckets=8, norm_rel_ebd="layer_norm", share_att_key=True,
+                  pos_att_type=["p2c", "c2p"], max_relative_positions=-1)
+    return AutoConfig.for_model(model_type, vocab_size=vocab_size, pad_token_id=0, max_position_embeddings=130,
+                                **kw)
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory):
+    """family -> a directory with a tiny random model and the embedded BERT tokenizer (vocabulary matched)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from lnft.models import embedded_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_path())
+    root = tmp_path_factory.mktemp("families")
+    out = {}
+    for family in FAMILIES:
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_config(_config(family, len(tokenizer)))
+        path = root / family
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        out[family] = str(path)
+    return out
+
+
+def _encoder(model):
+    return getattr(model, model.base_model_prefix)
+
+
+def _independent(model) -> dict[str, set[str]]:
+    """Parameter names per method, from the module tree alone."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    encoder = {id(p) for p in _encoder(model).parameters()}
+    head = {n for i, n in names.items() if i not in encoder}
+    ln_modules = {n: m for n, m in model.named_modules() if isinstance(m, nn.LayerNorm)}
+    layernorm = {f"{n}.{p}" for n, m in ln_modules.items() for p, _ in m.named_parameters(recurse=False)}
+    # LayerNorms inside a layer (a module path "...<digit>." above them), in the order a forward pass calls them
+    order = []
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: order.append(n)) for n, m in ln_modules.items()]
+    with torch.no_grad():
+        model.eval()(input_ids=torch.tensor([[101, 2023, 2003, 102]]), attention_mask=torch.ones(1, 4, dtype=torch.long))
+    for h in hooks:
+        h.remove()
+    first_call = {n: order.index(n) for n in ln_modules}
+    per_layer = {}
+    for n in ln_modules:
+        match = re.match(r"(.*\.\d+)\.[^\d]", n)
+        if match and match.group(1).startswith(model.base_model_prefix):
+            per_layer.setdefault(match.group(1), []).append(n)
+    for layer in per_layer.values():
+        layer.sort(key=first_call.get)
+        assert len(layer) == 2, layer  # an attention-output and an output LayerNorm per layer
+    ln_params = lambda mods: {f"{n}.{p}" for n in mods for p in ("weight", "bias")}  # noqa: E731
+    biases = {f"{n}.bias" for n, m in model.named_modules()
+              if isinstance(getattr(m, "bias", None), nn.Parameter) and id(m.bias) in encoder}
+    return {"head": head, "layernorm": layernorm | head, "bitfit": biases | head,
+            "layernorm-attention": ln_params(layer[0] for layer in per_layer.values()) | head,
+            "layernorm-output": ln_params(layer[-1] for layer in per_layer.values()) | head}
+
+
+def _count(model, names) -> int:
+    params = dict(model.named_parameters())
+    return sum(params[n].numel() for n in names)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trainable_counts_match_the_module_tree(family, model_dirs):
+    path = model_dirs[family]
+    model = load_model(path, 2)
+    expected = _independent(model)
+    for method in ["head", "layernorm", "bitfit", "layernorm-attention", "layernorm-output"]:
+        cfg = RunConfig(model=path, method=method, **TINY).validate()
+        prepared = methods.prepare(load_model(path, 2), cfg)
+        assert set(prepared.trainable) == expected[method], (family, method)
+        assert prepared.trainable_params == _count(model, expected[method]), (family, method)
+    # LoRA: r·(in + out) per targeted projection (query and value of every layer), plus the head
+    cfg = RunConfig(model=path, method="lora", **TINY).validate()
+    targets = LORA_TARGETS.get(family, ("query", "value"))
+    assert cfg.lora_targets == targets  # the family's default, explicit in the run id
+    linears = [m for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith(targets)]
+    assert len(linears) == 2 * (1 if family == "albert" else 2)  # ALBERT: one shared layer
+    lora = sum(cfg.lora_r * (m.in_features + m.out_features) for m in linears)
+    prepared = methods.prepare(load_model(path, 2), cfg)
+    assert prepared.trainable_params == lora + _count(model, expected["head"])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_encoder_parameter_has_a_label(family, model_dirs):
+    model = load_model(model_dirs[family], 2)
+    infos = describe_model(model)
+    encoder = {id(p) for p in _encoder(model).parameters()}
+    layernorm = _independent(model)["layernorm"] - _independent(model)["head"]
+    for name, p in model.named_parameters():
+        info = infos[name]
+        assert (info.group == "head") == (id(p) not in encoder), name
+        if info.group != "head":
+            assert info.component in COMPONENT_ORDER and info.group in ("embeddings", "layer", "pooler"), name
+            assert info.is_layernorm == (name in layernorm) == (info.component in LAYERNORM_COMPONENTS), name
+    layers = {i.layer for i in infos.values() if i.group == "layer"}
+    assert layers == ({0} if family == "albert" else {0, 1})  # ALBERT's one shared layer counts as layer 0
+    in_layer = [i.component for i in infos.values() if i.group == "layer" and i.layer == 0 and i.kind == "weight"]
+    assert in_layer == [c for c in COMPONENT_ORDER[:8] if c in in_layer] or family == "albert"  # forward order
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_masked_run_changes_and_fisher(family, model_dirs, tmp_path):
+    from lnft.store import RunStore
+
+    path = model_dirs[family]
+    store = RunStore(tmp_path / "runs")
+    pre = {n: p.detach().clone() for n, p in load_model(path, 2).named_parameters()}
+    ln_names = methods.layernorm_param_names(load_model(path, 2))
+    gen = torch.Generator().manual_seed(0)
+    masks = {n: torch.rand(pre[n].shape, generator=gen) < 0.5 for n in ln_names}
+    mask_path = methods.save_masks(masks, str(tmp_path / "masks.safetensors"))
+    cfg = RunConfig(model=path, method="layernorm-masked", mask_path=mask_path, lr=5e-2, **TINY)
+    result = store.get_or_run(cfg, progress=False)
+    trained = store.tensors(result)
+    moved = 0
+    for name, mask in masks.items():
+        after = trained.get(name, pre[name])
+        assert torch.equal(after[~mask], pre[name][~mask]), name  # bit-identical outside the mask
+        moved += int((after[mask] != pre[name][mask]).sum())
+    assert moved > 0
+    frame = changes.run_changes(result, store)
+    labels = set(frame["component"].astype(str))
+    assert {"attn-out LN", "output LN", "emb LN"} <= labels <= set(COMPONENT_ORDER)
+    changed = frame[(frame["kind"] == "all") & (frame["measure"] == "mean_abs") & (frame["value"] > 0)]
+    assert set(changed["component"].astype(str)) <= set(LAYERNORM_COMPONENTS)
+    values = fisher.mean_fisher(fisher.fisher_for_task(RunConfig(model=path, method="layernorm", **TINY),
+                                                       n_samples=8, store=store))
+    assert set(values) == set(ln_names)
+    mass = fisher.mass_frame(values, task="sst2")
+    assert set(mass["component"]) <= set(LAYERNORM_COMPONENTS) and mass["fisher_mass"].gt(0).all()
+
+
+def test_an_unknown_model_type_warns_once_and_labels_layernorms_by_type(model_dirs, tmp_path):
+    """The generic rule: an encoder type without a map (here a BERT saved as 'megatron-bert')."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from lnft import components
+
+    config = AutoConfig.for_model("megatron-bert", vocab_size=64, num_hidden_layers=2, hidden_size=32,
+                                  num_attention_heads=2, intermediate_size=37)
+    model = AutoModelForSequenceClassification.from_config(config)
+    components._warned.discard("megatron-bert")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        infos = describe_model(model)
+        describe_model(model)
+    assert len([w for w in caught if "megatron-bert" in str(w.message)]) == 1
+    ln = {f"{n}.{p}" for n, m in model.named_modules() if isinstance(m, nn.LayerNorm) for p in ("weight", "bias")}
+    assert {n for n, i in infos.items() if i.is_layernorm} == ln and ln
+    with pytest.raises(Exception, match="needs a component map"):
+        methods.prepare(model, RunConfig(method="layernorm-output"))
+
+
+def test_lnft_train_on_a_model_directory(model_dirs, tmp_path, capsys):
+    import json
+
+    from lnft.cli import main
+
+    argv = ["train", "--task", "sst2", "--method", "layernorm", "--model", model_dirs["distilbert"],
+            "--max-train-samples", "16", "--max-eval-samples", "8", "--epochs", "1", "--batch-size", "8",
+            "--device", "cpu", "--no-progress", "--json", "--out", str(tmp_path / "runs")]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    model = load_model(model_dirs["distilbert"], 2)
+    assert record["trainable_params"] == _count(model, _independent(model)["layernorm"])
+    assert record["model"] == model_dirs["distilbert"]
