@@ -202,3 +202,48 @@ def test_lnft_train_on_a_model_directory(model_dirs, tmp_path, capsys):
     model = load_model(model_dirs["distilbert"], 2)
     assert record["trainable_params"] == _count(model, _independent(model)["layernorm"])
     assert record["model"] == model_dirs["distilbert"]
+
+
+NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
+
+
+def test_reports_overrides_reach_every_notebook(model_dirs, tmp_path):
+    from lnft import reports
+
+    (tmp_path / "glue" / "RTE").mkdir(parents=True)
+    rows = "index\tsentence1\tsentence2\tlabel\n" + "".join(
+        f"{i}\ta b {i}\tc\t{'entailment' if i % 2 else 'not_entailment'}\n" for i in range(20))
+    for split in ("train", "dev"):
+        (tmp_path / "glue" / "RTE" / f"{split}.tsv").write_text(rows)
+    given = {"model": model_dirs["albert"], "data_dir": str(tmp_path / "glue"), "tasks": ["rte"], "seeds": [3],
+             "lr": 0.05}
+    names = reports.available_notebooks(NOTEBOOKS)
+    plan = reports.plan_parameters("smoke", names, NOTEBOOKS, given)
+    for name in names:
+        assert {k: plan[name][k] for k in ("model", "data_dir", "tasks", "seeds")} == \
+            {k: given[k] for k in ("model", "data_dir", "tasks", "seeds")}, name
+    assert "lr" in plan["01_change_analysis"] and "lr" not in plan["02_peft_comparison"]  # nb 2 has lr_grid
+    assert reports.parse_value("[0, 1]") == [0, 1] and reports.parse_value("{full: 2}") == {"full": 2}
+    assert reports.parse_value("None") is None and reports.parse_value("sst2") == "sst2"
+
+
+def test_smoke_reports_on_a_local_model(model_dirs, tmp_path):
+    """lnft reports --model DIR: notebook 1 (smoke) on a tiny DistilBERT, its overrides on the index."""
+    import json
+
+    import nbformat
+
+    from lnft.cli import main
+
+    out, runs = tmp_path / "reports", tmp_path / "runs"
+    code = main(["reports", "--profile", "smoke", "--notebooks", "01_change_analysis", "--notebooks-dir", NOTEBOOKS,
+                 "--model", model_dirs["distilbert"], "--tasks", "sst2", "--out", str(out), "--runs", str(runs)])
+    target = out / "smoke"
+    assert code == 0, (target / "reports.json").read_text()
+    [record] = json.loads((target / "reports.json").read_text())
+    assert record["parameters"] == {"model": model_dirs["distilbert"], "tasks": ["sst2"]}
+    assert model_dirs["distilbert"] in (target / "index.html").read_text()
+    nb = nbformat.read(target / "01_change_analysis.ipynb", as_version=4)
+    text = "".join(str(o.get("text", "")) + str(o.get("data", {})) for c in nb.cells for o in c.get("outputs", []))
+    injected = [c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "checks passed" in text and model_dirs["distilbert"] in injected[0]
