@@ -38,6 +38,7 @@ from .models import accepts
 KINDS = ("empirical", "expected")
 FISHER_AT = ("pretrained", "head-warmup", "finetuned")
 ALGORITHMS = ("hooks", "vmap", "loop")
+ADDITIVE_MASK_FAMILIES = ("bert", "electra")  # vmap/loop's ready 4-D additive mask is read as such (tested: bert)
 
 
 # ------------------------------------------------------------------ per-example gradients
@@ -68,6 +69,12 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
         raise LnftError(f"unknown Fisher algorithm {algorithm!r}; allowed: {', '.join(ALGORITHMS)}")
     from .progress import progress_bar
 
+    if algorithm != "hooks":
+        from .components import family_of
+
+        if family_of(model).name not in ADDITIVE_MASK_FAMILIES:
+            raise LnftError(f"Fisher algorithm {algorithm!r} passes BERT's additive 4-D attention mask, which "
+                            f"model family {family_of(model).name!r} reads otherwise; allowed: hooks")
     started = time.perf_counter()
     device = device or next(model.parameters()).device
     model.eval()

@@ -247,3 +247,49 @@ def test_smoke_reports_on_a_local_model(model_dirs, tmp_path):
     text = "".join(str(o.get("text", "")) + str(o.get("data", {})) for c in nb.cells for o in c.get("outputs", []))
     injected = [c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert "checks passed" in text and model_dirs["distilbert"] in injected[0]
+
+
+@pytest.mark.parametrize("family", ["albert", "deberta-v2", "distilbert"])
+def test_fisher_hooks_agree_with_the_loop(family, model_dirs):
+    """Closed-form per-example gradients where a LayerNorm runs several times per forward (ALBERT's shared
+    layer) or its output is shared by all examples (DeBERTa's relative-position LN), and without token types."""
+    from lnft.data import Collator, load_task_data, tokenize
+    from lnft.models import load_tokenizer
+    from lnft.tasks import get_task
+
+    path, task = model_dirs[family], get_task("mrpc")
+    cfg = RunConfig(model=path, task="mrpc", max_train_samples=20).validate()
+    tok = load_tokenizer(path)
+    train = tokenize(load_task_data(cfg, task), tok, task, 48)["train"]
+    batch = Collator(tok, False)([train[i] for i in range(5)])
+    torch.manual_seed(0)
+    model = load_model(path, 2)
+    ref = _fisher_one_by_one(model, batch)
+    got = fisher.fisher_diagonal(model, [batch], regression=False, num_labels=2, algorithm="hooks").values
+    assert set(got) == set(ref) == set(methods.layernorm_param_names(model))
+    scale = max(float(v.abs().max()) for v in ref.values())
+    assert scale > 0
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], atol=1e-6 * scale, rtol=1e-4)
+
+
+def _fisher_one_by_one(model, batch):
+    """The empirical Fisher the plain way: one unpadded example at a time, autograd, the usual 2-D mask."""
+    from lnft.models import accepts
+
+    model.eval()
+    names = methods.layernorm_param_names(model)
+    params = dict(model.named_parameters())
+    for name in names:
+        params[name].requires_grad_(True)
+    total = {n: torch.zeros_like(params[n], dtype=torch.float64) for n in names}
+    lengths = batch["attention_mask"].sum(-1).tolist()
+    for i, length in enumerate(lengths):
+        inputs = {"input_ids": batch["input_ids"][i:i + 1, :length],
+                  "attention_mask": batch["attention_mask"][i:i + 1, :length]}
+        if accepts(model, "token_type_ids"):
+            inputs["token_type_ids"] = batch["token_type_ids"][i:i + 1, :length]
+        logp = torch.log_softmax(model(**inputs).logits.float(), -1)[0, batch["labels"][i]]
+        for name, g in zip(names, torch.autograd.grad(logp, [params[n] for n in names])):
+            total[name] += g.double() ** 2
+    return {n: t / len(lengths) for n, t in total.items()}
