@@ -103,7 +103,11 @@ def cmd_methods(args) -> int:
         if method.masked:
             print(f"{name:<22}{'(mask)':>12}{'':>10}  {method.summary}")
             continue
-        prepared = methods.prepare(load_model(args.model, args.num_labels), RunConfig(method=name))
+        try:
+            prepared = methods.prepare(load_model(args.model, args.num_labels), RunConfig(method=name))
+        except LnftError as exc:  # e.g. layernorm-output on a model type without a component map
+            print(f"{name:<22}{'—':>12}{'':>10}  not available: {str(exc).split(';')[0]}")
+            continue
         share = 100 * prepared.trainable_params / prepared.total_params
         print(f"{name:<22}{prepared.trainable_params:>12,}{share:>10.4f}  {method.summary}")
     return 0

@@ -19,7 +19,7 @@ group g is layer g). Change analysis and Fisher therefore show ALBERT with one l
 from __future__ import annotations
 
 import re
-import warnings
+import sys
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -138,13 +138,15 @@ class ParamInfo:
 
 
 def family_for(model_type: str | None, warn: bool = True) -> Family:
-    """The map of a ``config.model_type``; the generic rule (with one warning per type) for others."""
+    """The map of a ``config.model_type``; the generic rule for others, with one warning line on stderr per
+    type and process."""
     if model_type in FAMILIES:
         return FAMILIES[model_type]
     if warn and model_type not in _warned:
         _warned.add(model_type)
-        warnings.warn(f"lnft: no component map for model_type {model_type!r} (known: {', '.join(SUPPORTED)}); "
-                      "generic rule: LayerNorm modules by type, other parts keep their module path", stacklevel=2)
+        print(f"lnft: warning: no component map for model_type {model_type!r} (known: {', '.join(SUPPORTED)}); "
+              "generic rule: LayerNorm modules by type, other parts keep their module path", file=sys.stderr,
+              flush=True)
     return GENERIC
 
 
@@ -213,12 +215,6 @@ def describe_model(model: nn.Module) -> dict[str, ParamInfo]:
     layernorms = set(layernorm_param_names(model))
     return {name: dataclasses.replace(describe(name, prefix, family), layernorm=name in layernorms)
             for name, _ in model.named_parameters()}
-
-
-def unlabelled(model: nn.Module) -> list[str]:
-    """Encoder parameters the family's map does not name (the tests require none for known families)."""
-    return [n for n, i in describe_model(model).items()
-            if i.group != "head" and (i.component not in COMPONENT_ORDER or i.group == "other")]
 
 
 def naming(names) -> tuple[str, Family]:

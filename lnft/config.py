@@ -123,7 +123,7 @@ class RunConfig:
 
         check_data(self.data, task)  # a local directory's files are read and checked here
         models.check_model_name(self.model)
-        methods.check_family(method, models.family(self.model))
+        methods.check_family(method, models.family(self.model, warn=False))  # warned once where it is used
         targets = self.lora_targets
         if method.name == "lora":
             targets = targets or models.default_lora_targets(self.model)  # explicit in the run id

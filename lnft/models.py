@@ -107,16 +107,16 @@ def model_type(name: str) -> str | None:
     return AutoConfig.from_pretrained(path).model_type
 
 
-def family(name: str):
+def family(name: str, warn: bool = True):
     """The component map (``lnft.components.Family``) of a model."""
     from .components import family_for
 
-    return family_for(model_type(name))
+    return family_for(model_type(name), warn=warn)
 
 
 def default_lora_targets(name: str) -> tuple[str, ...]:
     """The family's default LoRA targets; for an unknown type, peft's default for it, if it has one."""
-    targets = family(name).lora_targets
+    targets = family(name, warn=False).lora_targets
     if not targets:
         from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
 
