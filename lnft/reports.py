@@ -80,7 +80,7 @@ def plan_parameters(profile: str, names: list[str], notebooks_dir: str, paramete
     import papermill as pm
 
     from .config import RunConfig
-    from .profiles import resolve
+    from .profiles import PROFILES, resolve
 
     reserved = sorted(set(parameters) & set(RESERVED))
     if reserved:
@@ -95,8 +95,6 @@ def plan_parameters(profile: str, names: list[str], notebooks_dir: str, paramete
         raise LnftError(f"unknown parameter(s) {unknown} for notebooks {', '.join(names)}; allowed: the notebooks' "
                         "parameters (see their first cells), e.g. model, data, data_dir, tasks, seeds")
     for name in names:
-        from .profiles import PROFILES
-
         known = {**PROFILES[profile]["common"], **PROFILES[profile].get(name, {})}
         given = {k: v for k, v in plan[name].items() if k in known or k == "data_dir"}
         P = resolve(name, profile, **given)
@@ -108,9 +106,9 @@ def plan_parameters(profile: str, names: list[str], notebooks_dir: str, paramete
             raise LnftError(f"invalid tasks {tasks!r}; allowed: a non-empty list of task names")
         fields = {f.name for f in dataclasses.fields(RunConfig)} - {"task", "method", "seed", "epochs"}
         extra = {k: P.values[k] for k in given if k in fields}  # e.g. -p lr 0.01: checked as RunConfig checks it
-        for task in tasks:
-            for seed in seeds:
-                P.run_config(**{"task": task, "method": "layernorm", "seed": seed, **extra}).validate()
+        pairs = {(task, seeds[0]) for task in tasks} | {(tasks[0], seed) for seed in seeds}  # each value once
+        for task, seed in sorted(pairs, key=str):
+            P.run_config(**{"task": task, "method": "layernorm", "seed": seed, **extra}).validate()
     return plan
 
 
