@@ -95,6 +95,8 @@ def plan_parameters(profile: str, names: list[str], notebooks_dir: str, paramete
         raise LnftError(f"unknown parameter(s) {unknown} for notebooks {', '.join(names)}; allowed: the notebooks' "
                         "parameters (see their first cells), e.g. model, data, data_dir, tasks, seeds")
     for name in names:
+        if not plan[name] or name not in PROFILES[profile]:  # nothing to check, or a notebook lnft has no profile of
+            continue
         known = {**PROFILES[profile]["common"], **PROFILES[profile].get(name, {})}
         given = {k: v for k, v in plan[name].items() if k in known or k == "data_dir"}
         P = resolve(name, profile, **given)
