@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .components import COMPONENT_ORDER, clean_name, describe
+from .components import COMPONENT_ORDER, clean_name, describe, naming
 
 MEASURES = ("mean_abs", "relative_l2")
 PAPER_MEASURE = "mean_abs"
@@ -22,14 +22,18 @@ GROUP_ORDER = ("embeddings", "layer", "pooler")
 
 
 def change_frame(pretrained: dict[str, torch.Tensor], finetuned: dict[str, torch.Tensor], *,
-                 base_prefix: str = "bert", **labels) -> pd.DataFrame:
+                 base_prefix: str | None = None, family=None, **labels) -> pd.DataFrame:
     """Tidy frame: one row per (layer, component, kind, measure); ``labels`` (task, seed...) become columns.
 
     ``finetuned`` may hold only the parameters that trained: every other parameter counts as unchanged.
+    ``base_prefix``/``family`` (``lnft.components``): the encoder's; guessed from the names when not given.
     """
+    if base_prefix is None:
+        base_prefix, guessed = naming(pretrained)
+        family = family or guessed
     sums = []
     for name, before in pretrained.items():
-        info = describe(name, base_prefix)
+        info = describe(name, base_prefix, family)
         if info.group not in GROUP_ORDER:
             continue
         after = finetuned.get(name, before)
@@ -94,7 +98,26 @@ def run_changes(result, store) -> pd.DataFrame:
     pre = pretrained_state(cfg.model)
     scaling = cfg.lora_alpha / cfg.lora_r if cfg.method == "lora" else None
     fine = effective_weights(store.tensors(result), pre, scaling)
-    return change_frame(pre, fine, task=cfg.task, method=cfg.method, seed=cfg.seed, run_id=result.run_id)
+    prefix, family = encoder_naming(cfg.model)
+    return change_frame(pre, fine, base_prefix=prefix, family=family, task=cfg.task, method=cfg.method,
+                        seed=cfg.seed, run_id=result.run_id)
+
+
+def model_components(model: str) -> set[str]:
+    """The component labels of a model's encoder (its family's map): what a change frame of a full
+    fine-tuning run of it must show (13 for BERT; DistilBERT has no token types and no pooler)."""
+    from .components import describe_model
+    from .models import _load_pretrained
+
+    return {i.component for i in describe_model(_load_pretrained(model, 2)).values() if i.group != "head"}
+
+
+def encoder_naming(model: str):
+    """(encoder prefix, component map) of a model, from the loaded model itself (cached by models)."""
+    from .components import base_prefix
+    from .models import _load_pretrained, family
+
+    return base_prefix(_load_pretrained(model, 2)), family(model)
 
 
 def layer_average(frame: pd.DataFrame) -> pd.DataFrame:

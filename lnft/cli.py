@@ -40,7 +40,8 @@ def _train_args(sub):
     p.add_argument("--lora-r", type=int, default=RunConfig.lora_r)
     p.add_argument("--lora-alpha", type=int, default=RunConfig.lora_alpha)
     p.add_argument("--lora-dropout", type=float, default=RunConfig.lora_dropout)
-    p.add_argument("--lora-targets", nargs="+", default=list(RunConfig.lora_targets))
+    p.add_argument("--lora-targets", nargs="+", default=list(RunConfig.lora_targets),
+                   help="module name suffixes for LoRA (default: the model family's, e.g. query value for BERT)")
     p.add_argument("--mask", dest="mask_path", help="layernorm-masked: safetensors file of LN masks")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
@@ -102,7 +103,11 @@ def cmd_methods(args) -> int:
         if method.masked:
             print(f"{name:<22}{'(mask)':>12}{'':>10}  {method.summary}")
             continue
-        prepared = methods.prepare(load_model(args.model, args.num_labels), RunConfig(method=name))
+        try:
+            prepared = methods.prepare(load_model(args.model, args.num_labels), RunConfig(method=name))
+        except LnftError as exc:  # e.g. layernorm-output on a model type without a component map
+            print(f"{name:<22}{'—':>12}{'':>10}  not available: {str(exc).split(';')[0]}")
+            continue
         share = 100 * prepared.trainable_params / prepared.total_params
         print(f"{name:<22}{prepared.trainable_params:>12,}{share:>10.4f}  {method.summary}")
     return 0

@@ -46,7 +46,7 @@ class RunConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
-    lora_targets: tuple[str, ...] = ("query", "value")
+    lora_targets: tuple[str, ...] = ()  # module name suffixes; (): the model family's default (resolved by validate)
     mask_path: str | None = None  # layernorm-masked: a safetensors file of boolean masks per LN tensor
     mask_digest: str | None = None  # sha256 of the mask file, filled (or checked) by validate(): the run id's mask
     device: str = "auto"
@@ -119,16 +119,18 @@ class RunConfig:
             _positive_int("lora_alpha", self.lora_alpha)
             if not 0 <= self.lora_dropout < 1:
                 raise LnftError(f"invalid lora_dropout {self.lora_dropout!r}; allowed: 0 <= x < 1")
-            if not self.lora_targets:
-                raise LnftError("lora_targets is empty; allowed: module name suffixes such as query, value")
         from .data import check_data
 
         check_data(self.data, task)  # a local directory's files are read and checked here
         models.check_model_name(self.model)
+        methods.check_family(method, models.family(self.model, warn=False))  # warned once where it is used
+        targets = self.lora_targets
         if method.name == "lora":
-            models.check_module_suffixes(self.model, self.lora_targets, "lora target")
+            targets = targets or models.default_lora_targets(self.model)  # explicit in the run id
+            models.check_module_suffixes(self.model, targets, "lora target")
         lr = self.lr if self.lr is not None else method.default_lr
-        return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr), mask_digest=digest)
+        return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr), mask_digest=digest,
+                                   lora_targets=tuple(targets))
 
     # ---------------------------------------------------------------- identity
     def run_id(self) -> str:

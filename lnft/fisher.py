@@ -31,13 +31,15 @@ import pandas as pd
 import torch
 from torch.func import functional_call, grad, vmap
 
-from .components import describe
+from .components import describe, naming
 from .errors import LnftError
 from .methods import layernorm_param_names
+from .models import accepts
 
 KINDS = ("empirical", "expected")
 FISHER_AT = ("pretrained", "head-warmup", "finetuned")
 ALGORITHMS = ("hooks", "vmap", "loop")
+ADDITIVE_MASK_FAMILIES = ("bert", "electra")  # vmap/loop's ready 4-D additive mask is read as such (tested: bert)
 
 
 # ------------------------------------------------------------------ per-example gradients
@@ -68,6 +70,12 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
         raise LnftError(f"unknown Fisher algorithm {algorithm!r}; allowed: {', '.join(ALGORITHMS)}")
     from .progress import progress_bar
 
+    if algorithm != "hooks":
+        from .components import family_of
+
+        if family_of(model).name not in ADDITIVE_MASK_FAMILIES:
+            raise LnftError(f"Fisher algorithm {algorithm!r} passes BERT's additive 4-D attention mask, which "
+                            f"model family {family_of(model).name!r} reads otherwise; allowed: hooks")
     started = time.perf_counter()
     device = device or next(model.parameters()).device
     model.eval()
@@ -79,10 +87,12 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
     count = 0
     classes = range(num_labels) if (kind == "expected" and not regression) else [None]
 
+    with_types = accepts(model, "token_type_ids")
+
     def per_example(ln_params, input_ids, token_type_ids, mask, target, cls):
+        types = {"token_type_ids": token_type_ids[None]} if with_types else {}
         out = functional_call(model, {**frozen, **ln_params},
-                              kwargs=dict(input_ids=input_ids[None], token_type_ids=token_type_ids[None],
-                                          attention_mask=mask[None]))
+                              kwargs=dict(input_ids=input_ids[None], attention_mask=mask[None], **types))
         logits = out.logits[0].float()
         if kind == "expected" and regression:
             value = logits[0]  # the prediction itself: Fisher of a unit-variance Gaussian
@@ -126,15 +136,16 @@ def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labe
     """Per-example LayerNorm gradients from one batched backward (see the module docstring)."""
     from torch import nn
 
-    modules = {name: m for name, m in model.named_modules() if isinstance(m, nn.LayerNorm)}
-    seen, handles = {}, []
+    ln_names = {n.rsplit(".", 1)[0] for n in layernorm_param_names(model)}
+    modules = {name: m for name, m in model.named_modules() if name in ln_names}
+    seen, handles = {}, []  # module name -> [(x̂, output)] per call (ALBERT's shared layer runs many times)
 
     def hook(name):
         def capture(module, inputs, output):
             x = inputs[0].float()
             mean = x.mean(-1, keepdim=True)
             var = x.var(-1, unbiased=False, keepdim=True)
-            seen[name] = (((x - mean) * torch.rsqrt(var + module.eps)).detach(), output)
+            seen.setdefault(name, []).append((((x - mean) * torch.rsqrt(var + module.eps)).detach(), output))
         return capture
 
     for name, module in modules.items():
@@ -144,8 +155,8 @@ def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labe
         module.weight.requires_grad_(True)  # so that the LayerNorm outputs are part of the graph
     try:
         with torch.enable_grad():
-            logits = model(input_ids=batch["input_ids"], token_type_ids=token_type_ids,
-                           attention_mask=batch["attention_mask"]).logits.float()
+            types = {"token_type_ids": token_type_ids} if accepts(model, "token_type_ids") else {}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **types).logits.float()
             if kind == "expected" and regression:
                 values = logits[:, 0]
             elif regression:
@@ -154,20 +165,34 @@ def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labe
                 chosen = target if cls is None else torch.nn.functional.one_hot(
                     torch.full((len(logits),), cls, device=logits.device), num_labels).float()
                 values = (torch.log_softmax(logits, -1) * chosen).sum(-1)
-            names = list(seen)
-            outs = torch.autograd.grad(values.sum(), [seen[n][1] for n in names])
+            calls = [(name, xhat, out) for name in seen for xhat, out in seen[name]]
+            n = len(logits)
+            batched = [c for c in calls if c[2].shape[0] == n]
+            outs = torch.autograd.grad(values.sum(), [c[2] for c in batched], retain_graph=True)
+            # a LayerNorm whose output all examples share (DeBERTa's relative-position LN): one backward
+            # per example gives each example's gradient at that output
+            shared = [c for c in calls if c[2].shape[0] != n]
+            per_ex = [torch.autograd.grad(values[i], [c[2] for c in shared], retain_graph=True)
+                      for i in range(n)] if shared else []
     finally:
         for h in handles:
             h.remove()
-        for n, p in model.named_parameters():
-            p.requires_grad_(flags[n])
+        for name_, p in model.named_parameters():
+            p.requires_grad_(flags[name_])
     grads = {}
-    for name, g in zip(names, outs):
-        xhat = seen[name][0]
+
+    def add(name, weight, bias):
+        grads[f"{name}.weight"] = grads.get(f"{name}.weight", 0) + weight
+        grads[f"{name}.bias"] = grads.get(f"{name}.bias", 0) + bias
+
+    for (name, xhat, _), g in zip(batched, outs):
         g = g.float()
         reduce = tuple(range(1, g.dim() - 1))
-        grads[f"{name}.weight"] = (g * xhat).sum(reduce)
-        grads[f"{name}.bias"] = g.sum(reduce)
+        add(name, (g * xhat).sum(reduce), g.sum(reduce))
+    for j, (name, xhat, _) in enumerate(shared):
+        g = torch.stack([per_ex[i][j] for i in range(n)]).float()  # [examples, *output shape]
+        reduce = tuple(range(1, g.dim() - 1))
+        add(name, (g * xhat[None]).sum(reduce), g.sum(reduce))
     return grads, torch.softmax(logits.detach(), -1)
 
 
@@ -192,11 +217,16 @@ def additive_mask(attention_mask: torch.Tensor, dtype) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ tidy frames
-def mass_frame(fisher: dict[str, torch.Tensor], base_prefix: str = "bert", **labels) -> pd.DataFrame:
-    """Fisher mass (sum over elements) per LayerNorm tensor: layer, component (emb/attn-out/output LN), kind."""
+def mass_frame(fisher: dict[str, torch.Tensor], base_prefix: str | None = None, family=None,
+               **labels) -> pd.DataFrame:
+    """Fisher mass (sum over elements) per LayerNorm tensor: layer, component (emb/attn-out/output LN), kind.
+    ``base_prefix``/``family``: the encoder's (``lnft.components``); guessed from the names when not given."""
+    if base_prefix is None:
+        base_prefix, guessed = naming(fisher)
+        family = family or guessed
     rows = []
     for name, values in fisher.items():
-        info = describe(name, base_prefix)
+        info = describe(name, base_prefix, family)
         rows.append({**labels, "layer": info.layer, "component": info.component, "kind": info.kind,
                      "fisher_mass": float(values.sum()), "n_elements": values.numel(), "name": name})
     frame = pd.DataFrame(rows)

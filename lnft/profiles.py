@@ -133,6 +133,12 @@ class Params:
 
 
 def resolve(notebook: str, profile: str, **overrides) -> Params:
+    """``overrides`` may include ``data_dir`` (a local GLUE directory), which becomes ``data`` (absolute)."""
+    import os
+
+    data_dir = overrides.pop("data_dir", None)
+    if data_dir is not None:
+        overrides["data"] = os.path.abspath(os.path.expanduser(str(data_dir)))
     if profile not in PROFILES:
         raise LnftError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     spec = PROFILES[profile]

@@ -10,6 +10,7 @@ store is passed relative to the notebooks' folder and papermill's recorded paths
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import LnftError
 
@@ -34,6 +35,7 @@ class NotebookReport:
     html: str | None
     error: str = ""
     commit: str = ""  # git_commit() when the notebook ran (a merged index may hold older ones)
+    parameters: dict = field(default_factory=dict)  # the command line's overrides this notebook received
 
 
 def available_notebooks(notebooks_dir: str) -> list[str]:
@@ -45,16 +47,19 @@ def available_notebooks(notebooks_dir: str) -> list[str]:
 def run_reports(profile: str = "quick", names: list[str] | None = None, out: str = "reports",
                 notebooks_dir: str = "notebooks", runs_dir: str = "runs", kernel: str = KERNEL,
                 log=print, parameters: dict | None = None) -> list[NotebookReport]:
-    """``parameters``: extra notebook parameters (e.g. engine, address), passed to every notebook and
-    shown on the index."""
+    """``parameters``: notebook parameters from the command line (overrides of the profile such as model,
+    data, data_dir, tasks, seeds, any other name; engine, address), given to every notebook that has that
+    parameter and checked before any notebook starts; recorded in the run facts."""
     names, target = check_request(profile, names, out, notebooks_dir)
+    parameters = dict(parameters or {})
+    per_notebook = plan_parameters(profile, names, notebooks_dir, parameters)
     os.makedirs(target, exist_ok=True)
     runs_dir = os.path.relpath(os.path.abspath(runs_dir), os.path.abspath(notebooks_dir))  # papermill's cwd
     commit = git_commit()
     reports = []
     for name in names:
         log(f"[lnft reports] {name} (profile {profile}) ...")
-        report = execute(name, profile, notebooks_dir, target, runs_dir, kernel, parameters)
+        report = execute(name, profile, notebooks_dir, target, runs_dir, kernel, per_notebook[name])
         report.commit = commit
         log(f"[lnft reports] {name}: {report.status} in {report.seconds:.0f} s"
             + (f" — {report.error}" if report.error else ""))
@@ -88,12 +93,73 @@ def run_facts(profile: str, commit: str | None = None, parameters: dict | None =
     from .train import versions
 
     facts = {"made": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "profile": profile,
-             "model": display_name(PROFILES[profile]["common"]["model"]),
+             "model": display_name((parameters or {}).get("model") or PROFILES[profile]["common"]["model"]),
              "git commit": commit or git_commit(), "commit hash": _git("rev-parse", "HEAD") or "unknown",
              **{f"{k} version": v for k, v in versions().items()}}
     if parameters:
         facts["parameters"] = parameters
     return facts
+
+
+RESERVED = ("profile", "runs_dir")  # set by --profile and --runs
+
+
+def plan_parameters(profile: str, names: list[str], notebooks_dir: str, parameters: dict) -> dict[str, dict]:
+    """notebook -> the overrides it takes (those among its papermill parameters). Fails (LnftError) on a
+    name no selected notebook has, and on values the notebook's RunConfigs would refuse (task, model,
+    data, seeds...), so nothing runs on a bad override."""
+    import papermill as pm
+
+    from .config import RunConfig
+    from .profiles import PROFILES, resolve
+
+    reserved = sorted(set(parameters) & set(RESERVED))
+    if reserved:
+        raise LnftError(f"parameter(s) {reserved} are set by --profile/--runs; allowed: any other notebook parameter")
+    plan, seen = {}, set()
+    for name in names:
+        own = set(pm.inspect_notebook(os.path.join(notebooks_dir, name + ".ipynb")))
+        plan[name] = {k: v for k, v in parameters.items() if k in own}
+        seen |= set(plan[name])
+    unknown = sorted(set(parameters) - seen)
+    if unknown:
+        raise LnftError(f"unknown parameter(s) {unknown} for notebooks {', '.join(names)}; allowed: the notebooks' "
+                        "parameters (see their first cells), e.g. model, data, data_dir, tasks, seeds")
+    for name in names:
+        if not plan[name] or name not in PROFILES[profile]:  # nothing to check, or a notebook lnft has no profile of
+            continue
+        known = {**PROFILES[profile]["common"], **PROFILES[profile].get(name, {})}
+        given = {k: v for k, v in plan[name].items() if k in known or k == "data_dir"}
+        P = resolve(name, profile, **given)
+        seeds = P.values.get("seeds") or [RunConfig.seed]
+        if not isinstance(seeds, (list, tuple)) or not seeds:
+            raise LnftError(f"invalid seeds {seeds!r}; allowed: a non-empty list of integers")
+        tasks = P.values.get("tasks")
+        if not isinstance(tasks, (list, tuple)) or not tasks:
+            raise LnftError(f"invalid tasks {tasks!r}; allowed: a non-empty list of task names")
+        fields = {f.name for f in dataclasses.fields(RunConfig)} - {"task", "method", "seed", "epochs"}
+        extra = {k: P.values[k] for k in given if k in fields}  # e.g. -p lr 0.01: checked as RunConfig checks it
+        pairs = {(task, seeds[0]) for task in tasks} | {(tasks[0], seed) for seed in seeds}  # each value once
+        for task, seed in sorted(pairs, key=str):
+            P.run_config(**{"task": task, "method": "layernorm", "seed": seed, **extra}).validate()
+    return plan
+
+
+def parse_value(text: str):
+    """A ``-p NAME VALUE`` value as papermill reads it: a Python or YAML literal (1, 0.5, True, None,
+    [0, 1], {"full": 2}), else the string itself."""
+    import ast
+
+    import yaml
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def check_out(out: str, target: str) -> None:
@@ -124,8 +190,8 @@ def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: 
     previous = os.environ.get(ENV)
     os.environ[ENV] = target  # the kernel inherits it: lnft.record.save writes next to the executed notebook
     try:
-        pm.execute_notebook(source, ipynb, parameters={**(parameters or {}), "profile": profile, "runs_dir": runs_dir,
-                                                         "progress": False},
+        pm.execute_notebook(source, ipynb, parameters={"profile": profile, "runs_dir": runs_dir, "progress": False,
+                                                       **(parameters or {})},
                             kernel_name=kernel, cwd=os.path.abspath(notebooks_dir), progress_bar=True,
                             log_output=False, request_save_on_cell_execute=False)
     except Exception as exc:  # a failing notebook is reported, the next one still runs
@@ -141,7 +207,8 @@ def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: 
     if os.path.isfile(ipynb):
         scrub_paths(ipynb, os.path.join(os.path.basename(os.path.abspath(notebooks_dir)), name + ".ipynb"))
         page = render_html(ipynb)
-    return NotebookReport(name, status, seconds, os.path.basename(ipynb), page and os.path.basename(page), error)
+    return NotebookReport(name, status, seconds, os.path.basename(ipynb), page and os.path.basename(page), error,
+                          dict(parameters or {}))
 
 
 def scrub_paths(ipynb: str, source: str) -> None:
@@ -378,6 +445,14 @@ def add_cli(sub) -> None:
                    "joins a running cluster")
     p.add_argument("--num-cpus", type=float, default=None, help="ray: CPUs per run (default 1)")
     p.add_argument("--num-gpus", type=float, default=None, help="ray: GPUs per run; 0.25 packs four runs on a GPU")
+    # overrides of the profile, given to every notebook that has the parameter (checked before any runs)
+    p.add_argument("--model", help="'embedded', a hub name or a local model directory")
+    p.add_argument("--data", help="'embedded' or a hub dataset name (nyu-mll/glue)")
+    p.add_argument("--data-dir", help="a local directory in the GLUE layout (<TASK>/train.tsv, <TASK>/dev.tsv)")
+    p.add_argument("--tasks", nargs="+", metavar="TASK")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="any notebook parameter; VALUE is read as a Python/YAML literal, as papermill does")
     p.set_defaults(func=_cmd_reports)
 
 
@@ -399,17 +474,32 @@ def engine_parameters(args) -> dict:
     return {"engine": "ray", "address": cfg.address or "auto", "num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus}
 
 
+def overrides(args) -> dict:
+    """The command line's overrides as notebook parameters (``-p`` first; the named flags win)."""
+    out = {name: parse_value(value) for name, value in args.parameter}
+    flags = {"model": args.model, "data": args.data, "data_dir": args.data_dir, "tasks": args.tasks,
+             "seeds": args.seeds}
+    out.update({k: v for k, v in flags.items() if v is not None})
+    for key in ("model", "data", "data_dir"):  # notebooks run in their own directory: local paths made absolute
+        value = out.get(key)
+        if isinstance(value, str) and (key == "data_dir" or os.path.exists(os.path.expanduser(value))):
+            out[key] = os.path.abspath(os.path.expanduser(value))
+    return out
+
+
 def _cmd_reports(args) -> int:
     from .store import RunStore
 
     store = RunStore(args.runs)
     store.check_writable()
     started = time.perf_counter()
-    check_request(args.profile, args.notebooks, args.out, args.notebooks_dir)  # before Ray starts
+    names, _ = check_request(args.profile, args.notebooks, args.out, args.notebooks_dir)
+    given = overrides(args)
+    plan_parameters(args.profile, names, args.notebooks_dir, given)  # bad overrides fail before Ray starts
     parameters = engine_parameters(args)
-    notebook_parameters = {k: v for k, v in parameters.items() if k in ("engine", "address")}
+    given.update({k: v for k, v in parameters.items() if k in ("engine", "address")})
     reports = run_reports(args.profile, args.notebooks, args.out, args.notebooks_dir, store.root, args.kernel,
-                          parameters=notebook_parameters)
+                          parameters=given)
     failed = [r.name for r in reports if r.status != "ok"]
     print(f"[lnft reports] {len(reports) - len(failed)} ok, {len(failed)} failed in "
           f"{time.perf_counter() - started:.0f} s; index: {os.path.join(args.out, args.profile, 'index.html')}")

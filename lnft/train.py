@@ -21,7 +21,7 @@ from . import __version__, methods
 from .config import RunConfig
 from .data import Collator, iterate, length_grouped_batches, load_task_data, random_batches, target_scale, tokenize
 from .errors import RunFailed
-from .models import display_name, load_model, load_tokenizer, resolve_device
+from .models import accepts, display_name, load_model, load_tokenizer, resolve_device
 from .progress import progress_bar
 from .result import Predictions, RunResult, examples_digest
 from .tasks import Task, get_task
@@ -54,6 +54,7 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
     seed_everything(cfg.seed)  # the head's initialisation does not depend on data loading
     prepared = methods.prepare(load_model(cfg.model, task.num_labels), cfg)
     model = prepared.model.to(device)
+    inputs = {k for k in (*Collator.MODEL_KEYS, "labels") if accepts(model, k)}  # DistilBERT: no token types
     params = list(prepared.trainable.values())
     decay = [p for n, p in prepared.trainable.items() if n not in prepared.no_decay]
     no_decay = [p for n, p in prepared.trainable.items() if n in prepared.no_decay]
@@ -84,7 +85,7 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
         bar = progress_bar(epochs_of_batches(), total=max_steps, enabled=progress,
                            desc=f"{task.name} {cfg.method} (≤ {cfg.epochs} epochs)")
         for step, batch in enumerate(bar, start=1):
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = {k: v.to(device) for k, v in batch.items() if k in inputs}
             with autocast:
                 loss = model(**batch).loss
             loss.backward()
@@ -168,7 +169,7 @@ def predict(model, dataset, task: Task, collate: Collator, device, batch_size: i
     for idx, batch in zip(batches, iterate(dataset, batches, collate)):
         batch.pop("labels")
         with autocast:
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
+            logits = model(**{k: v.to(device) for k, v in batch.items() if accepts(model, k)}).logits.float()
         preds[idx] = (logits[:, 0] if task.is_regression else logits.argmax(-1)).cpu().numpy()
     return collate.unscale(preds), np.asarray(dataset["label"][:])
 

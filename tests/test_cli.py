@@ -52,6 +52,7 @@ def _bad_inputs(t):
     (t / "no-config").mkdir()
     (t / "garbage.safetensors").write_bytes(b"\x00garbage" * 10)
     blocker = t / "a-file"
+    models = _model_dirs(t)
     return {
         # -- handled before issue 11 (kept as rows so they stay handled)
         "unknown task": (["train", "--task", "glu", "--method", "head"], "unknown task 'glu'; allowed: cola"),
@@ -127,6 +128,27 @@ def _bad_inputs(t):
         "plan unknown profile": (["plan", "--profile", "huge"], "unknown profile 'huge'; allowed: smoke"),
         "plan unknown notebook": (["plan", "--profile", "smoke", "--notebooks", "09_nope"],
                                   "unknown notebook(s) ['09_nope']"),
+        # -- issue 13: model directories of other architectures, overrides of lnft reports
+        "gpt2 model dir": (_head("--model", models["gpt2"]), "(model_type 'gpt2') is not an encoder with a "
+                           "sequence-classification head; allowed: an encoder of family bert, roberta"),
+        "t5 model dir": (_head("--model", models["t5"]), "(model_type 't5') is not an encoder"),
+        "unreadable config.json": (_head("--model", models["garbage"]), "config.json cannot be read"),
+        "layernorm-output without a map": (["train", "--task", "rte", "--method", "layernorm-output", "--model",
+                                            models["megatron-bert"]], "method 'layernorm-output' needs a component map"),
+        "reports unknown parameter": (["reports", "--profile", "smoke", "-p", "nosuch", "1", "--notebooks-dir", NOTEBOOKS],
+                                      "unknown parameter(s) ['nosuch'] for notebooks 01_change_analysis"),
+        "reports bad task": (["reports", "--profile", "smoke", "--tasks", "glu", "--notebooks-dir", NOTEBOOKS],
+                             "unknown task 'glu'; allowed: cola"),
+        "reports bad seeds": (["reports", "--profile", "smoke", "--seeds", "-1", "--notebooks-dir", NOTEBOOKS],
+                              "invalid seed -1; allowed: an integer from 0"),
+        "reports bad model dir": (["reports", "--profile", "smoke", "--model", models["gpt2"], "--notebooks-dir",
+                                   NOTEBOOKS], "(model_type 'gpt2') is not an encoder"),
+        "reports missing data dir": (["reports", "--profile", "smoke", "--data-dir", str(t / "nope"), "--notebooks-dir",
+                                      NOTEBOOKS], "does not exist"),
+        "reports bad -p value": (["reports", "--profile", "smoke", "-p", "lr", "abc", "--notebooks-dir", NOTEBOOKS],
+                                 "invalid lr 'abc'; allowed: a finite number"),
+        "reports -p profile": (["reports", "--profile", "smoke", "-p", "profile", "full", "--notebooks-dir", NOTEBOOKS],
+                               "are set by --profile/--runs"),
     }
 
 
@@ -140,6 +162,21 @@ def _closed_port() -> int:
     with socket.socket() as s:  # bound, then closed: nobody listens there
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _model_dirs(t):
+    """Config-only model directories (save_pretrained of a config): a decoder, an encoder-decoder, an encoder
+    type without a component map, and a config.json that is not JSON."""
+    from transformers import AutoConfig
+
+    out = {}
+    for model_type in ("gpt2", "t5", "megatron-bert"):
+        AutoConfig.for_model(model_type).save_pretrained(t / model_type)
+        out[model_type] = str(t / model_type)
+    (t / "garbage").mkdir()
+    (t / "garbage" / "config.json").write_text("{not json")
+    out["garbage"] = str(t / "garbage")
+    return out
 
 
 def _defaults_not_in(argv):
