@@ -18,6 +18,7 @@ import math
 import os
 import socket
 import tempfile
+import threading
 import traceback
 from dataclasses import dataclass
 
@@ -129,9 +130,17 @@ def connect(cfg: EngineConfig):
     if not ray.is_initialized():  # else: this process joined Ray already (ray.init by the caller); it is used
         try:
             if cfg.address is None:
+                # a Ray of this command's own, ended with it: no token file written into ~ (and no warning
+                # line in every notebook); a cluster's own auth settings are left alone when joining one
+                os.environ.setdefault("RAY_AUTH_MODE", "disabled")
                 ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:
-                ray.init(address=cfg.address, log_to_driver=False, configure_logging=False)
+                _init_within(ray, cfg.connect_timeout_s + 10, address=cfg.address, log_to_driver=False,
+                             configure_logging=False)
+        except TimeoutError as exc:
+            raise LnftError(f"no Ray cluster answers at address {cfg.address!r} ({exc}; something listens there, "
+                            "but not a Ray head's GCS); allowed: the address of a running head (ray start --head), "
+                            "ray://host:port for Ray Client, 'auto' or none (a local Ray)") from None
         except ConnectionError as exc:
             raise LnftError(f"no Ray cluster answers at address {cfg.address!r} ({str(exc).splitlines()[0][:120]}); "
                             "allowed: the address of a running head (ray start --head) or none (a local Ray)") from None
@@ -141,6 +150,27 @@ def connect(cfg: EngineConfig):
                             f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); allowed: engine 'local', or retry") from None
     check_resources(cfg, [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)])
     return ray
+
+
+def _init_within(ray, seconds: float, **kwargs) -> None:
+    """``ray.init(**kwargs)``, or TimeoutError after ``seconds``: ray.init waits without end on a port
+    where something other than Ray answers (it retries the GCS forever)."""
+    box: dict = {}
+
+    def join() -> None:
+        try:
+            ray.init(**kwargs)
+            box["ok"] = True
+        except BaseException as exc:  # noqa: BLE001 — handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=join, name="lnft-ray-init", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {seconds:.0f} s")
+    if "error" in box:
+        raise box["error"]
 
 
 def _probe(cfg: EngineConfig) -> None:
@@ -259,10 +289,22 @@ def _execute_local(todo, store, cfg, on_done) -> list[Failure]:
     return failures
 
 
+def check_devices(devices: set[str], cfg: EngineConfig) -> None:
+    """The device each run trains on is resolved on the driver (the run id records it); Ray must give
+    those runs a GPU share, and not reserve GPUs for runs that train on the CPU."""
+    if "cuda" in devices and not cfg.num_gpus:
+        raise LnftError("runs on device 'cuda' need a GPU share per Ray task; allowed: --num-gpus > 0 (e.g. 0.25), "
+                        "or device 'cpu'")
+    if cfg.num_gpus and devices == {"cpu"}:
+        raise LnftError(f"num_gpus {cfg.num_gpus:g} reserves GPUs for runs on device 'cpu'; allowed: num_gpus 0, or "
+                        "a driver that resolves device 'cuda' (the run id records the device)")
+
+
 def _execute_ray(todo, store, cfg, on_done) -> list[Failure]:
     from .models import resolve_device
 
     ray = connect(cfg)
+    check_devices({resolve_device(config.device).type for config, _ in todo.values()}, cfg)
     task = ray.remote(train_remote).options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
                                             max_retries=cfg.max_retries, retry_exceptions=False)
     pending = {}

@@ -182,7 +182,8 @@ def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: 
 
     source = os.path.join(notebooks_dir, name + ".ipynb")
     ipynb = os.path.join(target, name + ".ipynb")
-    for old in (name + SUFFIX, name + ".png"):  # a failed run must not show the verdicts of an earlier one
+    for old in (name + SUFFIX, name + ".png", name + ".ipynb", name + ".html"):  # a failed run must not show
+        # the verdicts, figure or report of an earlier one
         if os.path.lexists(os.path.join(target, old)):
             os.remove(os.path.join(target, old))
     started = time.perf_counter()
@@ -208,7 +209,7 @@ def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: 
         scrub_paths(ipynb, os.path.join(os.path.basename(os.path.abspath(notebooks_dir)), name + ".ipynb"))
         page = render_html(ipynb)
     return NotebookReport(name, status, seconds, os.path.basename(ipynb), page and os.path.basename(page), error,
-                          dict(parameters or {}))
+                          parameters=dict(parameters or {}))
 
 
 def scrub_paths(ipynb: str, source: str) -> None:
@@ -290,21 +291,27 @@ def _write_atomic(path: str, text: str) -> None:
 OUTPUTS = ("reports", "README.md")
 
 
-def _git(*args: str) -> str:
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout holding this package
+
+
+def _git(*args: str, where: str | None = None) -> str:
+    """git in ``where`` (default: the checkout holding this lnft package, whatever the current directory)."""
     try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                              cwd=where or CHECKOUT).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
 
-def git_commit() -> str:
+def git_commit(where: str | None = None) -> str:
     """The short commit of HEAD, with " (uncommitted changes)" when any file other than the outputs
     (``OUTPUTS``: the reports and the README that quotes them) differs from it, untracked files
     included (git's ignore rules apply); "unknown" outside a git checkout."""
-    commit = _git("rev-parse", "--short", "HEAD")
+    commit = _git("rev-parse", "--short", "HEAD", where=where)
     if not commit:
         return "unknown"
-    dirty = _git("status", "--porcelain", "--untracked-files=normal", "--", ".", *[f":!{p}" for p in OUTPUTS])
+    dirty = _git("status", "--porcelain", "--untracked-files=normal", "--", ":/",
+                 *[f":(top,exclude){p}" for p in OUTPUTS], where=where)  # the whole checkout, from any directory
     return commit + (" (uncommitted changes)" if dirty else "")
 
 

@@ -67,7 +67,7 @@ def run_all(configs: list[RunConfig], store: RunStore, *, engine=None, address: 
     if failures and not allow_failures:
         lines = "; ".join(f.line() for f in failures[:5]) + (f"; ... ({len(failures) - 5} more)" if len(failures) > 5 else "")
         raise RunsFailed(f"{len(failures)} of {unique} runs failed (the other runs are stored; details in "
-                         f"{store.root}/.failed/): {lines}", failures)
+                         f"the run store's .failed/ folder): {lines}", failures)
     return SweepResults(results, failures)
 
 

@@ -13,6 +13,7 @@ from lnft import engine, sweep
 from lnft.errors import LnftError, RunsFailed
 from lnft.store import RunStore
 
+NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 ONE_THREAD = engine.EngineConfig(name="ray", num_cpus=1)  # one thread per worker, as the local side below
 
 
@@ -151,3 +152,42 @@ def test_ray_missing_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(LnftError, match='pip install "lnft\\[cluster\\]"'):
         engine.ray_module()
+
+
+@pytest.mark.parametrize("devices, fields, message", [
+    ({"cuda"}, dict(num_gpus=0), "runs on device 'cuda' need a GPU share"),
+    ({"cpu"}, dict(num_gpus=0.25), "num_gpus 0.25 reserves GPUs for runs on device 'cpu'"),
+])
+def test_ray_gpu_share_must_match_the_run_device(devices, fields, message):
+    """The device is resolved on the driver: a CUDA run with no GPU share would train on a GPU Ray did not
+    give it; a GPU share for CPU runs would idle the GPUs."""
+    from lnft.engine import check_devices
+
+    with pytest.raises(LnftError, match=message):
+        check_devices(devices, dataclasses.replace(ONE_THREAD, **fields))
+    check_devices({"cpu"}, ONE_THREAD)
+    check_devices({"cuda"}, dataclasses.replace(ONE_THREAD, num_gpus=0.25))
+
+
+def test_an_address_where_something_else_answers_fails_within_30_s(tmp_path):
+    """A port that is open but is no Ray head: ray.init alone would retry for ever."""
+    import subprocess
+    import sys
+    import time
+
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = int(server.stdout.readline().split(" port ")[1].split()[0])
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "lnft", "reports", "--profile", "smoke", "--engine", "ray",
+                               "--address", f"127.0.0.1:{port}", "--out", str(tmp_path / "reports"),
+                               "--runs", str(tmp_path / "runs"), "--notebooks-dir", NOTEBOOKS],
+                              capture_output=True, text=True, timeout=90)
+        seconds = time.monotonic() - started
+    finally:
+        server.kill()
+    err = [line for line in done.stderr.splitlines() if line.startswith("lnft:")]
+    assert done.returncode == 2 and len(err) == 1, done.stderr[-2000:]
+    assert f"no Ray cluster answers at address '127.0.0.1:{port}'" in err[0] and seconds < 45
+    assert not (tmp_path / "reports").exists()

@@ -238,8 +238,10 @@ def test_smoke_reports_on_a_local_model(model_dirs, tmp_path):
                  "--model", model_dirs["distilbert"], "--tasks", "sst2", "--out", str(out), "--runs", str(runs)])
     target = out / "smoke"
     assert code == 0, (target / "reports.json").read_text()
-    [record] = json.loads((target / "reports.json").read_text())
+    state = json.loads((target / "reports.json").read_text())
+    [record] = state["notebooks"]
     assert record["parameters"] == {"model": model_dirs["distilbert"], "tasks": ["sst2"]}
+    assert state["facts"]["parameters"] == {"model": model_dirs["distilbert"], "tasks": ["sst2"]}
     assert model_dirs["distilbert"] in (target / "index.html").read_text()
     nb = nbformat.read(target / "01_change_analysis.ipynb", as_version=4)
     text = "".join(str(o.get("text", "")) + str(o.get("data", {})) for c in nb.cells for o in c.get("outputs", []))

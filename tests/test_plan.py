@@ -35,7 +35,7 @@ def _notebook_configs(name, profile, tmp_path):
 def test_plan_builds_the_notebooks_configs(profile, tmp_path):
     scope = _notebook_configs("01_change_analysis", profile, tmp_path)
     planned = [p.config for p in plan.notebook_configs("01_change_analysis", profile)]
-    check = re.search(r"store\.get_or_run\((P\.run_config\(.*?\)),\s*\n", _cells("01_change_analysis")[-1], re.S)
+    check = re.search(r"store\.get_or_run\((P\.run_config\(.*?\)),\s*\n", "\n".join(_cells("01_change_analysis")), re.S)
     assert planned == scope["configs"] + [eval(check.group(1), scope)]
     scope = _notebook_configs("02_peft_comparison", profile, tmp_path)
     assert [p.config for p in plan.notebook_configs("02_peft_comparison", profile)] == scope["configs"]

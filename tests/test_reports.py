@@ -145,7 +145,7 @@ def test_index_escapes_recorded_verdicts_and_shows_parameters(tmp_path):
     assert page.count("not run in this folder".capitalize()) == 2  # claims 1 and 3 say they have no verdict
 
 
-def test_git_commit_names_uncommitted_code_but_not_outputs(tmp_path, monkeypatch):
+def test_git_commit_names_uncommitted_code_but_not_outputs(tmp_path):
     import subprocess
 
     from lnft.reports import git_commit
@@ -159,12 +159,14 @@ def test_git_commit_names_uncommitted_code_but_not_outputs(tmp_path, monkeypatch
     (tmp_path / "README.md").write_text("r\n")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
-    monkeypatch.chdir(tmp_path)
-    clean = git_commit()
+    clean = git_commit(str(tmp_path))
     assert clean and "uncommitted" not in clean and clean != "unknown"
     (tmp_path / "README.md").write_text("results\n")
     (tmp_path / "reports" / "quick").mkdir(parents=True)
     (tmp_path / "reports" / "quick" / "index.html").write_text("x")
-    assert git_commit() == clean  # outputs do not count
+    assert git_commit(str(tmp_path)) == clean  # outputs do not count
+    (tmp_path / "notebooks").mkdir()
     (tmp_path / "lnft" / "b.py").write_text("y = 2\n")  # a new, untracked module does
-    assert git_commit() == clean + " (uncommitted changes)"
+    assert git_commit(str(tmp_path)) == clean + " (uncommitted changes)"
+    # asked from another directory of the checkout, the whole checkout still counts
+    assert git_commit(str(tmp_path / "reports")) == clean + " (uncommitted changes)"
