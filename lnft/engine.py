@@ -75,10 +75,12 @@ class EngineConfig:
 
 
 def resolve_engine(engine: "str | EngineConfig | None" = None, address: str | None = None, **fields) -> EngineConfig:
-    """An EngineConfig from a name or config, an address and fields; whatever is None comes from the
-    environment (LNFT_ENGINE, LNFT_RAY_ADDRESS, LNFT_RAY_NUM_CPUS, LNFT_RAY_NUM_GPUS), else the default."""
+    """An EngineConfig from a name or config, an address and fields. Given a name (or None), whatever is
+    None comes from the environment (LNFT_ENGINE, LNFT_RAY_ADDRESS, LNFT_RAY_NUM_CPUS, LNFT_RAY_NUM_GPUS),
+    else the default; an EngineConfig is taken as it is (the environment never overrides it)."""
     if isinstance(engine, EngineConfig):
-        cfg = engine
+        fields = {k: v for k, v in fields.items() if v is not None}
+        return dataclasses.replace(engine, **fields, **({"address": address} if address is not None else {})).validate()
     else:
         name = engine if engine is not None else (os.environ.get(ENV["name"]) or "local")
         if not isinstance(name, str):

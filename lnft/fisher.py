@@ -167,11 +167,13 @@ def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labe
                 values = (torch.log_softmax(logits, -1) * chosen).sum(-1)
             calls = [(name, xhat, out) for name in seen for xhat, out in seen[name]]
             n = len(logits)
-            batched = [c for c in calls if c[2].shape[0] == n]
+            # a per-example output is [examples, tokens, hidden]; DeBERTa's relative-position LN gives
+            # [positions, hidden], whose first size may equal the batch size by chance
+            batched = [c for c in calls if c[2].dim() >= 3 and c[2].shape[0] == n]
             outs = torch.autograd.grad(values.sum(), [c[2] for c in batched], retain_graph=True)
             # a LayerNorm whose output all examples share (DeBERTa's relative-position LN): one backward
             # per example gives each example's gradient at that output
-            shared = [c for c in calls if c[2].shape[0] != n]
+            shared = [c for c in calls if not (c[2].dim() >= 3 and c[2].shape[0] == n)]
             per_ex = [torch.autograd.grad(values[i], [c[2] for c in shared], retain_graph=True)
                       for i in range(n)] if shared else []
     finally:
@@ -183,7 +185,8 @@ def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labe
 
     def add(name, weight, bias):
         grads[f"{name}.weight"] = grads.get(f"{name}.weight", 0) + weight
-        grads[f"{name}.bias"] = grads.get(f"{name}.bias", 0) + bias
+        if getattr(modules[name], "bias", None) is not None:  # LayerNorm(bias=False), e.g. ModernBERT
+            grads[f"{name}.bias"] = grads.get(f"{name}.bias", 0) + bias
 
     for (name, xhat, _), g in zip(batched, outs):
         g = g.float()

@@ -87,6 +87,11 @@ def prepare(model: nn.Module, cfg) -> Prepared:
     if method.wrap is not None:
         model = method.wrap(model, cfg)
     infos = describe_model(model)  # the family's labels; LayerNorms by module type
+    if method.name.startswith("layernorm") and not any(i.is_layernorm for i in infos.values()):
+        norms = sorted({type(m).__name__ for m in model.modules() if "norm" in type(m).__name__.lower()})
+        raise LnftError(f"method {method.name!r}: this model has no LayerNorm module lnft recognises (nn.LayerNorm "
+                        f"or a family's class; found {', '.join(norms) or 'no normalisation module'}), so it would "
+                        "train the head alone; allowed: a model with LayerNorms, or add its class to its Family")
     masks = load_masks(cfg.mask_path, model) if method.masked else {}
     for name, param in model.named_parameters():
         info = infos[name]

