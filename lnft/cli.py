@@ -10,7 +10,7 @@ import os
 import sys
 
 from .config import EMBEDDED, RunConfig
-from .errors import LnftError
+from .errors import LnftError, RunFailed
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,11 +64,15 @@ def cmd_train(args) -> int:
     cfg.validate()
     store = RunStore(args.out)
     store.check_writable()
-    cached = store.get(cfg)
-    result = cached or store.get_or_run(cfg, progress=not args.no_progress)
+    try:
+        result, trained = store.fetch_or_run(cfg, progress=not args.no_progress)
+    except RunFailed as exc:  # diverged: one line, recorded in .failed/ (not bad input: exit 1)
+        print(f"lnft: run failed: {exc}; recorded in {os.path.join(store.root, '.failed', cfg.run_id() + '.json')}",
+              file=sys.stderr)
+        return 1
     s = result.summary()
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in s["metrics"].items())
-    print(f"{s['task']} {s['method']} seed={s['seed']} lr={s['lr']:g} ({'cached' if cached else 'trained'})")
+    print(f"{s['task']} {s['method']} seed={s['seed']} lr={s['lr']:g} ({'trained' if trained else 'cached'})")
     stop = "stopped early" if s["stopped_early"] else "budget used up"
     print(f"  dev: {metrics}  (step {s['best_step']} of {s['steps']}, epoch {s['best_epoch']}, chosen on "
           f"{cfg.select_on}; {stop})")
@@ -117,7 +121,8 @@ def _runs_args(sub):
     p = sub.add_parser("runs", help="list, verify or prune the run store")
     actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     for name, text in (("list", "every run: task, method, seed, lr, dev score, date, status (ok/stale/broken/unknown)"),
-                       ("verify", "read every record and file (sha256, tensors); exit 1 if any run is broken"),
+                       ("verify", "read every record and file (sha256, tensors), recompute the metrics from the stored "
+                                  "predictions; exit 1 if any run is broken"),
                        ("prune", "remove stale and/or broken runs (prints what it removes)")):
         a = actions.add_parser(name, help=text)
         a.add_argument("--runs", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
@@ -134,13 +139,19 @@ def cmd_runs(args) -> int:
     if args.action == "prune" and not (args.stale or args.broken):
         raise LnftError("runs prune needs --stale and/or --broken; allowed: --stale, --broken, --dry-run")
     store = RunStore(args.runs)
+    if args.action == "prune" and not args.dry_run and os.path.isdir(store.root):
+        store.check_writable()
     entries = store.entries(deep=args.action == "verify")
     if args.action == "prune":
         doomed = [e for e in entries if (args.stale and e.status == "stale") or (args.broken and e.status == "broken")]
         for e in doomed:
-            print(f"{'would remove' if args.dry_run else 'removed'} {e.run_id} ({e.status}: {e.reason})")
             if not args.dry_run:
-                store.remove(e.run_id)
+                try:
+                    store.remove(e.run_id)
+                except OSError as exc:  # e.g. a read-only store: say so, claim nothing
+                    raise LnftError(f"cannot remove run {e.run_id} from {store.root!r} ({exc.strerror or exc}); "
+                                    "allowed: a writable run store") from None
+            print(f"{'would remove' if args.dry_run else 'removed'} {e.run_id} ({e.status}: {e.reason})")
         if not args.dry_run:
             store.clean_leftovers()
         print(f"{len(doomed)} run(s) {'to remove' if args.dry_run else 'removed'}, {len(entries) - len(doomed)} kept "

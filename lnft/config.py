@@ -124,6 +124,10 @@ class RunConfig:
         check_data(self.data, task)  # a local directory's files are read and checked here
         models.check_model_name(self.model)
         methods.check_family(method, models.family(self.model, warn=False))  # warned once where it is used
+        if method.masked:  # names and shapes against the model's config, before any weight is read
+            from safetensors.torch import load_file
+
+            methods.check_masks(self.mask_path, load_file(self.mask_path), models.layernorm_shapes(self.model))
         targets = self.lora_targets
         if method.name == "lora":
             targets = targets or models.default_lora_targets(self.model)  # explicit in the run id
@@ -148,6 +152,8 @@ class RunConfig:
         payload = dataclasses.asdict(cfg)
         payload["device"] = resolve_device(cfg.device).type
         payload["mask_path"] = None  # the mask enters by content, in the fingerprints
+        payload.update(_by_content(cfg))
+        payload.update(_ignored(cfg))
         prints = fingerprints(cfg)
         return f"{cfg.task}-{cfg.method}-{digest([payload, prints])[:12]}", prints
 
@@ -161,6 +167,42 @@ class RunConfig:
         if unknown:
             raise LnftError(f"unknown config field(s) {unknown}; allowed: {sorted(names)}")
         return cls(**values)
+
+
+# Fields a method or task does not read: their defaults enter the run id whatever they are set to, so
+# `--lora-r 4 --method head` is the same run as `--method head`. The ids of runs that use them (lora for the
+# lora fields, regression tasks for standardize_targets) do not change; neither do those of runs that left
+# them at their defaults. Adding an option only some methods read: one entry here.
+IGNORED_UNLESS = {
+    "lora_r": lambda cfg, task: cfg.method == "lora",
+    "lora_alpha": lambda cfg, task: cfg.method == "lora",
+    "lora_dropout": lambda cfg, task: cfg.method == "lora",
+    "lora_targets": lambda cfg, task: cfg.method == "lora",
+    "standardize_targets": lambda cfg, task: task.is_regression,
+}
+
+
+def _ignored(cfg: "RunConfig") -> dict:
+    from .tasks import get_task
+
+    task = get_task(cfg.task)
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    return {name: list(defaults[name]) if isinstance(defaults[name], tuple) else defaults[name]
+            for name, used in IGNORED_UNLESS.items() if not used(cfg, task)}
+
+
+def _by_content(cfg: "RunConfig") -> dict:
+    """A local data or model directory enters the run id by its content (the fingerprints), not its path:
+    moving or copying the directory keeps the id."""
+    from .data import source_kind
+    from .models import _looks_like_path
+
+    out = {}
+    if source_kind(cfg.data) == "local":
+        out["data"] = "local directory"
+    if cfg.model != EMBEDDED and _looks_like_path(cfg.model):
+        out["model"] = "local directory"
+    return out
 
 
 def _positive_int(name: str, value) -> None:

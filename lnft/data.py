@@ -86,7 +86,12 @@ def check_data(data: str, task: Task) -> None:
 def read_glue_tsv(path: str, task: Task) -> pd.DataFrame:
     """Read one GLUE TSV exactly: no quoting (STS-B has stray quotes), BOM-tolerant (MRPC),
     headerless CoLA; a malformed row raises an error naming the file and line."""
-    _check_field_counts(path)
+    header = _check_field_counts(path)
+    if task.header:  # pandas would rename a repeated column ("label.1") and silently use the first
+        used = [c for c in (*task.text_columns, task.label_column) if header.count(c) > 1]
+        if used:
+            raise LnftError(f"malformed TSV {path}: the header names column {used[0]!r} {header.count(used[0])} "
+                            "times; allowed: each column once")
     try:
         frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, header=0 if task.header else None,
                             dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig")
@@ -104,8 +109,8 @@ def read_glue_tsv(path: str, task: Task) -> pd.DataFrame:
     raw_labels = frame[task.label_column].str.strip()
     if task.is_regression:
         labels = pd.to_numeric(raw_labels, errors="coerce")
-        bad = labels.isna().to_numpy()
-        allowed = "a number"
+        bad = ~np.isfinite(labels.to_numpy(dtype=float))  # unparsable (NaN), "inf", "nan" or 1e400 alike
+        allowed = "a finite number"
     else:
         labels = raw_labels.map({name: i for i, name in enumerate(task.labels)})
         bad = labels.isna().to_numpy()
@@ -122,10 +127,11 @@ def read_glue_tsv(path: str, task: Task) -> pd.DataFrame:
     return out
 
 
-def _check_field_counts(path: str) -> None:
+def _check_field_counts(path: str) -> list[str]:
     """Every line must have as many tab-separated fields as the first one (pandas would silently
-    pad a short row with empty strings)."""
+    pad a short row with empty strings). Returns the first line's fields."""
     opener = gzip.open if path.endswith(".gz") else open
+    first: list[str] = []
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
             expected = None
@@ -133,6 +139,7 @@ def _check_field_counts(path: str) -> None:
                 fields = line.rstrip("\r\n").count("\t") + 1
                 if expected is None:
                     expected = fields
+                    first = line.rstrip("\r\n").split("\t")
                 elif fields != expected and line.strip():
                     what = "too few" if fields < expected else "too many"
                     raise LnftError(f"malformed TSV {path}: line {number} has {what} fields "
@@ -142,6 +149,7 @@ def _check_field_counts(path: str) -> None:
     except (EOFError, OSError, zlib.error) as exc:  # a truncated or corrupt .gz
         raise LnftError(f"unreadable data file {path}: {exc or type(exc).__name__}; "
                         "allowed: a complete (optionally gzipped) GLUE TSV") from None
+    return first
 
 
 def load_raw(data: str, task: Task) -> DatasetDict:

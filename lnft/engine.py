@@ -19,10 +19,9 @@ import os
 import socket
 import tempfile
 import threading
-import traceback
 from dataclasses import dataclass
 
-from .errors import LnftError
+from .errors import LnftError, error_text
 
 ENGINES = ("local", "ray")
 ENV = {"name": "LNFT_ENGINE", "address": "LNFT_RAY_ADDRESS", "num_cpus": "LNFT_RAY_NUM_CPUS",
@@ -257,10 +256,7 @@ class Failure:
         return f"{c.task} {c.method} seed={c.seed} lr={lr} ({self.run_id}): {self.error}"
 
 
-def _error_text(exc: BaseException) -> tuple[str, str]:
-    cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the worker's exception
-    text = f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
-    return text[:300], "".join(traceback.format_exception(cause))[-4000:]
+_error_text = error_text  # (kept under its old name)
 
 
 def execute(todo: dict, store, cfg: EngineConfig, on_done) -> list[Failure]:

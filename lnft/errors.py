@@ -15,3 +15,12 @@ class RunsFailed(RuntimeError):
     def __init__(self, message: str, failures=()):
         super().__init__(message)
         self.failures = list(failures)
+
+
+def error_text(exc: BaseException) -> tuple[str, str]:
+    """(one line naming the error, the traceback) of a failed run, as ``.failed/<run id>.json`` holds them."""
+    import traceback
+
+    cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the worker's exception
+    text = f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
+    return text[:300], "".join(traceback.format_exception(cause))[-4000:]

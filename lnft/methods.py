@@ -140,13 +140,19 @@ def load_masks(path: str, model: nn.Module) -> dict[str, torch.Tensor]:
 
     masks = load_file(path)
     params = dict(model.named_parameters())
-    layernorms = set(layernorm_param_names(model))
+    check_masks(path, masks, {n: tuple(params[n].shape) for n in layernorm_param_names(model)})
+    return {n: m.bool() for n, m in masks.items() if bool(m.any())}
+
+
+def check_masks(path: str, masks: dict[str, torch.Tensor], layernorms: dict[str, tuple]) -> None:
+    """Every mask names a LayerNorm parameter (``layernorms``: name -> shape) and has its shape; used by
+    ``RunConfig.validate`` (shapes from the model's config, before any weight loads) and ``load_masks``."""
     for name, mask in masks.items():
         if name not in layernorms:
-            raise LnftError(f"mask file {path!r} names {name!r}, which is not a LayerNorm parameter of the model")
-        if tuple(mask.shape) != tuple(params[name].shape):
-            raise LnftError(f"mask for {name!r} has shape {tuple(mask.shape)}; allowed: {tuple(params[name].shape)}")
-    return {n: m.bool() for n, m in masks.items() if bool(m.any())}
+            raise LnftError(f"mask file {path!r} names {name!r}, which is not a LayerNorm parameter of the model; "
+                            f"allowed: names such as {next(iter(layernorms), '—')!r}")
+        if tuple(mask.shape) != layernorms[name]:
+            raise LnftError(f"mask for {name!r} has shape {tuple(mask.shape)}; allowed: {layernorms[name]}")
 
 
 def save_masks(masks: dict[str, torch.Tensor], path: str) -> str:

@@ -55,6 +55,7 @@ def check_model_name(name: str) -> None:
         if not found:  # transformers would build a tiny tokenizer from the config: every word [UNK], exit 0
             raise LnftError(f"model path {name!r} has no tokenizer files; allowed: a directory with the model's "
                             f"tokenizer saved beside it (tokenizer.save_pretrained: one of {', '.join(TOKENIZER_FILES)})")
+        check_weights(name)
         return
     from . import hub
 
@@ -62,6 +63,89 @@ def check_model_name(name: str) -> None:
     if reason and not hub.cached_model(name):
         raise LnftError(f"hub model {name!r} cannot be loaded: {reason} and not cached; "
                         "use the embedded model (--model embedded) or a local model directory")
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_weights(name: str) -> None:
+    """A local model directory's weights, checked before anything loads (their headers only, cached per
+    content): a weight file is present; every safetensors file is complete; every encoder parameter
+    the config implies is in the checkpoint with the config's shape."""
+    path = os.path.expanduser(name)
+    present = [f for f in WEIGHT_FILES if os.path.isfile(os.path.join(path, f))]
+    if not present:
+        raise LnftError(f"model path {name!r} has no weights; allowed: a directory saved by save_pretrained "
+                        f"(one of {', '.join(WEIGHT_FILES)})")
+    files = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))
+    key = tuple((f, os.stat(os.path.join(path, f)).st_size, os.stat(os.path.join(path, f)).st_mtime_ns)
+                for f in ["config.json", *files])
+    _check_weights_cached(os.path.abspath(path), name, key)
+
+
+@functools.lru_cache(maxsize=16)
+def _check_weights_cached(path: str, name: str, key: tuple) -> None:
+    from safetensors import safe_open
+
+    shapes = {}
+    for file, *_ in key[1:]:
+        try:
+            with safe_open(os.path.join(path, file), framework="pt") as fh:
+                for tensor in fh.keys():
+                    shapes[tensor] = tuple(fh.get_slice(tensor).get_shape())
+        except Exception as exc:  # noqa: BLE001 — truncated, garbage: not a usable checkpoint
+            raise LnftError(f"model path {name!r}: {file} is unreadable ({str(exc).splitlines()[0][:120]}); "
+                            "allowed: complete weights saved by save_pretrained") from None
+    if not shapes:
+        return  # pytorch_model.bin only: its pickle is not opened before loading
+    expected = _encoder_shapes(path)
+    prefix = expected.pop("", "")
+    missing, wrong = [], []
+    for param, shape in expected.items():
+        legacy = param.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+        got = next((shapes[k] for k in (param, f"{prefix}.{param}", legacy, f"{prefix}.{legacy}") if k in shapes), None)
+        if got is None:
+            if "pooler" not in param:  # some checkpoints (MLM heads) have no pooler; transformers adds one
+                missing.append(param)
+        elif got != shape:
+            wrong.append(f"{param} {got} (config: {shape})")
+    if wrong:
+        raise LnftError(f"model path {name!r}: weights do not fit its config.json: {wrong[0]}"
+                        f"{f' and {len(wrong) - 1} more' if len(wrong) > 1 else ''}; allowed: config and weights "
+                        "saved together by save_pretrained")
+    if missing:
+        raise LnftError(f"model path {name!r}: the weights lack {len(missing)} parameter(s) its config.json implies, "
+                        f"e.g. {missing[0]}; allowed: config and weights saved together by save_pretrained")
+
+
+def _encoder_shapes(path: str) -> dict:
+    """Parameter shapes of the encoder a config describes (built on the meta device: nothing is read),
+    named without the base-model prefix; key "" holds that prefix."""
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+        with torch.device("meta"):
+            model = AutoModel.from_config(config)
+    except Exception as exc:  # noqa: BLE001 — a config transformers cannot build
+        raise LnftError(f"model path {path!r}: config.json does not describe a model transformers can build "
+                        f"({str(exc).splitlines()[0][:120]})") from None
+    return {"": getattr(model, "base_model_prefix", ""), **{n: tuple(p.shape) for n, p in model.named_parameters()}}
+
+
+@functools.lru_cache(maxsize=8)
+def layernorm_shapes(name: str) -> dict[str, tuple]:
+    """The LayerNorm parameters of a model as ``load_model`` names them, with their shapes, from its config
+    alone (meta device): masks are checked against these before any weight is read."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from .components import layernorm_param_names
+
+    config = AutoConfig.from_pretrained(model_path(name))
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(config)
+    shapes = dict(model.named_parameters())
+    return {n: tuple(shapes[n].shape) for n in layernorm_param_names(model)}
 
 
 def _read_config(path: str) -> dict:

@@ -131,3 +131,63 @@ class RunResult:
         cfg["lora_targets"] = tuple(cfg.get("lora_targets", ()))
         cfg["extra"] = tuple(tuple(kv) for kv in cfg.get("extra", ()))
         return cls(config=RunConfig.from_dict(cfg), **values)
+
+
+def nonfinite(result: "RunResult | None" = None, trained: dict | None = None,
+              predictions: dict[str, Predictions] | None = None) -> str:
+    """What is not finite in a run's output (metrics, history, trained tensors, predictions), or "" when
+    everything is: a run with a NaN or infinite value anywhere is a failed run, never stored."""
+    import math
+
+    import torch
+
+    if result is not None:
+        for where, values in (("dev metric", result.metrics), ("validation metric", result.validation_metrics)):
+            for key, value in values.items():
+                if not isinstance(value, (int, float)) or not math.isfinite(value):
+                    return f"{where} {key} is {value!r}"
+        for row in result.history:
+            for key, value in row.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    return f"{key} is {value!r} at step {row.get('step')}"
+    for name, tensor in (trained or {}).items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            return f"trained tensor {name} has {bad} non-finite value(s) of {tensor.numel()}"
+    for split, p in (predictions or {}).items():
+        for what, values in (("predictions", p.preds), ("labels", p.labels)):
+            values = np.asarray(values)
+            if values.dtype.kind == "f" and not np.isfinite(values).all():
+                return f"{split} {what}: {int((~np.isfinite(values)).sum())} non-finite value(s)"
+    return ""
+
+
+def recompute_metrics(result: "RunResult", predictions: dict[str, Predictions]) -> dict[str, tuple[float, float]]:
+    """Each recorded metric (dev and validation) that its stored predictions do not reproduce:
+    ``{"dev score": (recorded, recomputed), ...}`` (empty when all agree, to 1e-9)."""
+    from .tasks import get_task
+
+    task = get_task(result.config.task)
+    dev = {}
+    for split in task.dev_split_names:
+        if split not in predictions:
+            return {f"dev predictions ({split})": (float("nan"), float("nan"))}
+        p = predictions[split]
+        dev.update(task.compute_metrics(p.labels, p.preds, split))
+    dev["score"] = task.score(dev)
+    found = {("dev", k): v for k, v in dev.items()}
+    if "validation" in predictions and result.validation_metrics:
+        p = predictions["validation"]
+        validation = task.compute_metrics(p.labels, p.preds, None)
+        validation["score"] = 100.0 * float(np.mean(list(validation.values())))
+        found.update({("validation", k): v for k, v in validation.items()})
+    differ = {}
+    for (where, key), value in found.items():
+        recorded = (result.metrics if where == "dev" else result.validation_metrics).get(key)
+        if not isinstance(recorded, (int, float)) or not abs(recorded - value) <= 1e-9 * max(1.0, abs(value)):
+            differ[f"{where} {key}"] = (recorded, value)
+    for where, recorded_metrics in (("dev", result.metrics), ("validation", result.validation_metrics)):
+        for key in recorded_metrics:  # a metric added to the record that the predictions do not give
+            if (where, key) not in found and (where == "dev" or "validation" in predictions):
+                differ[f"{where} {key}"] = (recorded_metrics[key], float("nan"))
+    return differ

