@@ -82,6 +82,157 @@ PROFILES = {
     },
 }
 
+# ------------------------------------------------------------------ the one schema of notebook parameters
+# Every parameter of every notebook's `parameters` cell, and every profile value, has one entry here:
+# what it may hold. `resolve` enforces it on the resolved values (so a notebook run by hand refuses what
+# `lnft reports` refuses), `lnft reports` on every parameter it passes before any notebook starts, and a
+# test checks that the notebooks' parameters cells and the profiles hold nothing else. A new parameter is
+# one line: `"name": Spec("what is allowed", check)` (nullable=True when None is a valid final value).
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    allowed: str  # said in the error: "invalid NAME VALUE; allowed: <allowed>"
+    ok: object  # value -> bool
+    nullable: bool = False  # None is a valid resolved value (in a parameters cell None always means "the profile's")
+
+
+def _is_int(v, lo=None, hi=None) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and (lo is None or v >= lo) and (hi is None or v <= hi)
+
+
+def _is_num(v, lo=None, hi=None, lo_open=False) -> bool:
+    import math
+
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return False
+    return (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or v <= hi)
+
+
+def _list(v, item, *, empty=False, unique=True) -> bool:
+    return (isinstance(v, (list, tuple)) and (empty or len(v) > 0) and all(item(x) for x in v)
+            and (not unique or len(set(map(repr, v))) == len(v)))
+
+
+def _task(v) -> bool:
+    from .tasks import TASKS, get_task
+
+    try:
+        return isinstance(v, str) and get_task(v).name in TASKS
+    except LnftError:
+        return False
+
+
+def _method(v) -> bool:
+    from .methods import METHODS
+
+    return isinstance(v, str) and v in METHODS
+
+
+def _per_method(v, item) -> bool:
+    """{method or "default": value}"""
+    return isinstance(v, dict) and len(v) > 0 and all((k == "default" or _method(k)) and item(x) for k, x in v.items())
+
+
+def _seed(v) -> bool:
+    return _is_int(v, 0, 2**32 - 1)
+
+
+def _rate(v) -> bool:
+    return _is_num(v, 0, lo_open=True)
+
+
+def _text(v) -> bool:
+    return isinstance(v, str) and v.strip() != ""
+
+
+def _choice(*options):
+    return lambda v: isinstance(v, str) and v in options
+
+
+_TASK_NAMES = "cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli"
+_METHOD_NAMES = "full, layernorm, layernorm-output, layernorm-attention, bitfit, lora, head, layernorm-masked"
+
+SCHEMA: dict[str, Spec] = {
+    # the notebook machinery (lnft reports sets profile and runs_dir itself)
+    "profile": Spec("smoke, quick, full, paper", lambda v: isinstance(v, str) and v in PROFILES),
+    "runs_dir": Spec("a directory path (None: $LNFT_RUNS or ../runs)", _text, nullable=True),
+    "progress": Spec("True or False", lambda v: isinstance(v, bool)),
+    "engine": Spec("local, ray (None: $LNFT_ENGINE or local)", _choice("local", "ray"), nullable=True),
+    "address": Spec("auto, host:port or ray://host:port (None: a local Ray)", _text, nullable=True),
+    # sources
+    "model": Spec("'embedded', a hub name or a local model directory", _text),
+    "data": Spec("'embedded', a hub dataset name or a local GLUE directory", _text),
+    "data_dir": Spec("a local GLUE directory (None: use data)", _text, nullable=True),
+    # what runs, and how (every notebook)
+    "tasks": Spec(f"a non-empty list of distinct task names ({_TASK_NAMES})", lambda v: _list(v, _task)),
+    "seeds": Spec("a non-empty list of distinct integers from 0 to 4294967295", lambda v: _list(v, _seed)),
+    "epochs": Spec("an integer >= 1, or {method or 'default': integer >= 1}",
+                   lambda v: _is_int(v, 1) or _per_method(v, lambda x: _is_int(x, 1))),
+    "patience": Spec("an integer >= 0 (0: no early stopping)", lambda v: _is_int(v, 0)),
+    "eval_every": Spec("an integer >= 1 (None: once per epoch)", lambda v: _is_int(v, 1), nullable=True),
+    "batch_size": Spec("an integer >= 1", lambda v: _is_int(v, 1)),
+    "max_train_samples": Spec("an integer >= 1 (None: all)", lambda v: _is_int(v, 1), nullable=True),
+    "max_eval_samples": Spec("an integer >= 1 (None: all)", lambda v: _is_int(v, 1), nullable=True),
+    "device": Spec("auto, cpu, cuda", _choice("auto", "cpu", "cuda")),
+    "select_on": Spec("validation, dev", _choice("validation", "dev")),
+    "lr": Spec("a finite number > 0", _rate),
+    # notebook 1
+    "layernorm_lr": Spec("a finite number > 0", _rate),
+    # notebook 2
+    "methods": Spec(f"a non-empty list of distinct methods ({_METHOD_NAMES})", lambda v: _list(v, _method)),
+    "lr_grid": Spec("{method or 'default': a non-empty list of distinct finite numbers > 0}",
+                    lambda v: _per_method(v, lambda x: _list(x, _rate))),
+    # notebook 3
+    "fractions": Spec("a non-empty list of distinct percentages 0 < x <= 100",
+                      lambda v: _list(v, lambda x: _is_num(x, 0, 100, lo_open=True))),
+    "control_fractions": Spec("a non-empty list of distinct percentages 0 < x < 100",
+                              lambda v: _list(v, lambda x: _is_num(x, 0, 100, lo_open=True) and x < 100)),
+    "cv_fractions": Spec("a list (may be empty) of distinct percentages 0 < x < 100",
+                         lambda v: _list(v, lambda x: _is_num(x, 0, 100, lo_open=True) and x < 100, empty=True)),
+    "fisher_kind": Spec("empirical, expected", _choice("empirical", "expected")),
+    "fisher_points": Spec("a non-empty list of distinct Fisher points (pretrained, head-warmup, finetuned)",
+                          lambda v: _list(v, _choice("pretrained", "head-warmup", "finetuned"))),
+    "fisher_samples": Spec("an integer >= 1", lambda v: _is_int(v, 1)),
+    "folds": Spec("an integer >= 1", lambda v: _is_int(v, 1)),
+    "permute_seed": Spec("an integer from 0 to 4294967295", _seed),
+    "baseline_lr": Spec("{'full': a finite number > 0, ...}", lambda v: _per_method(v, _rate) and "full" in v),
+}
+
+# What one notebook needs of its values together (each: check of the values, what is allowed).
+NOTEBOOK_RULES = {
+    "02_peft_comparison": [
+        (lambda v: {"layernorm", "head"} <= set(v["methods"]) and len(v["methods"]) >= 2,
+         "methods must include 'layernorm' (compared with every other method) and 'head' (the control)"),
+        (lambda v: "default" in v["lr_grid"] or set(v["methods"]) <= set(v["lr_grid"]),
+         "lr_grid needs a 'default' entry or one for every method"),
+    ],
+    "03_fisher_subsets": [
+        (lambda v: 100 in v["fractions"] and any(f < 100 for f in v["fractions"]),
+         "fractions must include 100 (the all-LayerNorm reference) and at least one below 100"),
+    ],
+}
+
+
+def check_parameter(name: str, value, *, final: bool = False) -> None:
+    """One notebook parameter against ``SCHEMA``; ``final``: a resolved value (None only where nullable),
+    else a parameters-cell value (None: the profile's). One-line LnftError naming the value."""
+    spec = SCHEMA.get(name)
+    if spec is None:
+        raise LnftError(f"parameter {name!r} has no entry in lnft.profiles.SCHEMA; allowed: {', '.join(SCHEMA)}")
+    if value is None and (spec.nullable or not final):
+        return
+    if not spec.ok(value):
+        raise LnftError(f"invalid {name} {value!r}; allowed: {spec.allowed}")
+
+
+def check_values(notebook: str, values: dict) -> None:
+    """Every resolved value of a notebook, then the rules that tie its values together."""
+    for name, value in values.items():
+        check_parameter(name, value, final=True)
+    for rule, allowed in NOTEBOOK_RULES.get(notebook, []):
+        if not rule(values):
+            raise LnftError(f"invalid parameters for {notebook}: {allowed}")
+
+
 RUN_FIELDS = ("model", "data", "batch_size", "max_train_samples", "max_eval_samples", "patience", "eval_every",
               "device")
 
@@ -148,7 +299,10 @@ def resolve(notebook: str, profile: str, **overrides) -> Params:
     unknown = sorted(set(overrides) - set(values))
     if unknown:
         raise LnftError(f"unknown parameter(s) {unknown} for {notebook}; allowed: {sorted(values)}")
+    for name, value in overrides.items():
+        check_parameter(name, value)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    check_values(notebook, values)
     if isinstance(values.get("epochs"), dict):
         from .methods import METHODS
 

@@ -146,11 +146,17 @@ def markdown(folder: str, link: str = "", state: dict | None = None) -> str:
         claim = (record or {}).get("claim") or CLAIMS.get(name, "")
         page = f"[report]({link}/{name}.html)" if run and run.get("html") and link else name
         out.append(f"\n**Claim {number}.** {claim} ({page})\n")
+        stale = run is not None and run.get("status") != "ok" and run.get("previous") and record is not None
         if run is None:
             out.append("Not run: no verdict.")
+        elif stale:
+            out.append(f"The latest run failed ({run.get('error') or run.get('status')}). **Stale:** the verdicts below "
+                       f"are the previous good report's (commit `{run['previous'].get('commit') or '?'}`).\n")
         elif run.get("status") != "ok":
             out.append(f"The notebook failed, so this claim has no verdict: {run.get('error') or run.get('status')}.")
-        elif record is None:
+        if run is None or (run.get("status") != "ok" and not stale):
+            continue
+        if record is None:
             out.append("The notebook recorded no verdicts.")
         else:
             comparisons, tasks, cells = grid(record["verdicts"])

@@ -36,6 +36,7 @@ class NotebookReport:
     error: str = ""
     commit: str = ""  # git_commit() when the notebook ran (a merged index may hold older ones)
     parameters: dict = field(default_factory=dict)  # the command line's overrides this notebook received
+    previous: dict | None = None  # a failed run: the notebook's last good report, still in place (stale)
 
 
 def available_notebooks(notebooks_dir: str) -> list[str]:
@@ -56,11 +57,15 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
     os.makedirs(target, exist_ok=True)
     runs_dir = os.path.relpath(os.path.abspath(runs_dir), os.path.abspath(notebooks_dir))  # papermill's cwd
     commit = git_commit()
+    finish_staged(target)
+    before = {r.name: r for r in _read_reports(target)}
     reports = []
     for name in names:
         log(f"[lnft reports] {name} (profile {profile}) ...")
         report = execute(name, profile, notebooks_dir, target, runs_dir, kernel, per_notebook[name])
         report.commit = commit
+        if report.status != "ok":
+            report.previous = _last_good(before.get(name), target)
         log(f"[lnft reports] {name}: {report.status} in {report.seconds:.0f} s"
             + (f" — {report.error}" if report.error else ""))
         reports.append(report)
@@ -105,13 +110,15 @@ RESERVED = ("profile", "runs_dir")  # set by --profile and --runs
 
 
 def plan_parameters(profile: str, names: list[str], notebooks_dir: str, parameters: dict) -> dict[str, dict]:
-    """notebook -> the overrides it takes (those among its papermill parameters). Fails (LnftError) on a
-    name no selected notebook has, and on values the notebook's RunConfigs would refuse (task, model,
-    data, seeds...), so nothing runs on a bad override."""
+    """notebook -> the overrides it takes (those among its papermill parameters). Fails (LnftError) before
+    any notebook starts on a name no selected notebook has, on any value ``lnft.profiles.SCHEMA`` refuses
+    (type, allowed values, range, empty list), on values that break a notebook's rules
+    (``profiles.NOTEBOOK_RULES``), and on values the notebooks' RunConfigs would refuse (task, model,
+    data, methods on this model...). Every notebook's resolved parameters are checked, overridden or not."""
     import papermill as pm
 
     from .config import RunConfig
-    from .profiles import PROFILES, resolve
+    from .profiles import PROFILES, check_parameter, resolve
 
     reserved = sorted(set(parameters) & set(RESERVED))
     if reserved:
@@ -125,23 +132,21 @@ def plan_parameters(profile: str, names: list[str], notebooks_dir: str, paramete
     if unknown:
         raise LnftError(f"unknown parameter(s) {unknown} for notebooks {', '.join(names)}; allowed: the notebooks' "
                         "parameters (see their first cells), e.g. model, data, data_dir, tasks, seeds")
+    for key, value in parameters.items():  # the one schema: types, allowed values, ranges, empty lists
+        check_parameter(key, value)
     for name in names:
-        if not plan[name] or name not in PROFILES[profile]:  # nothing to check, or a notebook lnft has no profile of
+        if name not in PROFILES[profile]:  # a notebook lnft has no profile of: its parameters were checked above
             continue
         known = {**PROFILES[profile]["common"], **PROFILES[profile].get(name, {})}
         given = {k: v for k, v in plan[name].items() if k in known or k == "data_dir"}
-        P = resolve(name, profile, **given)
-        seeds = P.values.get("seeds") or [RunConfig.seed]
-        if not isinstance(seeds, (list, tuple)) or not seeds:
-            raise LnftError(f"invalid seeds {seeds!r}; allowed: a non-empty list of integers")
-        tasks = P.values.get("tasks")
-        if not isinstance(tasks, (list, tuple)) or not tasks:
-            raise LnftError(f"invalid tasks {tasks!r}; allowed: a non-empty list of task names")
+        P = resolve(name, profile, **given)  # every resolved value, and the notebook's own rules
+        seeds, tasks = P.values.get("seeds") or [RunConfig.seed], P.values["tasks"]
         fields = {f.name for f in dataclasses.fields(RunConfig)} - {"task", "method", "seed", "epochs"}
         extra = {k: P.values[k] for k in given if k in fields}  # e.g. -p lr 0.01: checked as RunConfig checks it
-        pairs = {(task, seeds[0]) for task in tasks} | {(tasks[0], seed) for seed in seeds}  # each value once
-        for task, seed in sorted(pairs, key=str):
-            P.run_config(**{"task": task, "method": "layernorm", "seed": seed, **extra}).validate()
+        pairs = {(task, seeds[0], "layernorm") for task in tasks} | {(tasks[0], seed, "layernorm") for seed in seeds}
+        pairs |= {(tasks[0], seeds[0], m) for m in P.values.get("methods", [])}  # each method on this model
+        for task, seed, method in sorted(pairs, key=str):
+            P.run_config(**{"task": task, "method": method, "seed": seed, **extra}).validate()
     return plan
 
 
@@ -174,42 +179,119 @@ def check_out(out: str, target: str) -> None:
         raise LnftError(f"reports --out {out!r} is not writable ({probe!r}); allowed: a writable directory")
 
 
+STAGE = ".stage"  # a notebook's new report is made in <target>/.stage-<name>-<owner>/, then moved into place
+COMPLETE = "complete.json"  # written into a stage when its report is complete: from then on it is moved in
+
+
+def report_files(name: str) -> tuple[str, ...]:
+    """The files that make up one notebook's report in a reports folder."""
+    from .record import SUFFIX
+
+    return name + ".ipynb", name + ".html", name + SUFFIX, name + ".png"
+
+
 def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: str, kernel: str,
             parameters: dict | None = None) -> NotebookReport:
+    """Execute one notebook into a stage folder inside ``target``; only when it succeeds do its files
+    replace the notebook's previous report (``_promote``: all of them or, after a crash, completed by the
+    next run). A failed or interrupted run leaves the previous report in place; a failed one's executed
+    notebook is kept beside it as ``<name>.failed.ipynb`` / ``.html``."""
+    import shutil
+
     import papermill as pm
 
-    from .record import ENV, SUFFIX
+    from . import locks
+    from .record import ENV
 
+    finish_staged(target)
     source = os.path.join(notebooks_dir, name + ".ipynb")
-    ipynb = os.path.join(target, name + ".ipynb")
-    for old in (name + SUFFIX, name + ".png", name + ".ipynb", name + ".html"):  # a failed run must not show
-        # the verdicts, figure or report of an earlier one
-        if os.path.lexists(os.path.join(target, old)):
-            os.remove(os.path.join(target, old))
+    stage = os.path.join(target, locks.owned_name(STAGE, name))
+    os.makedirs(stage)
+    ipynb = os.path.join(stage, name + ".ipynb")
     started = time.perf_counter()
     status, error = "ok", ""
     previous = os.environ.get(ENV)
-    os.environ[ENV] = target  # the kernel inherits it: lnft.record.save writes next to the executed notebook
+    os.environ[ENV] = stage  # the kernel inherits it: lnft.record.save writes next to the executed notebook
     try:
-        pm.execute_notebook(source, ipynb, parameters={"profile": profile, "runs_dir": runs_dir, "progress": False,
-                                                       **(parameters or {})},
-                            kernel_name=kernel, cwd=os.path.abspath(notebooks_dir), progress_bar=True,
-                            log_output=False, request_save_on_cell_execute=False)
-    except Exception as exc:  # a failing notebook is reported, the next one still runs
-        status = "failed"
-        error = (getattr(exc, "ename", type(exc).__name__) + ": " + str(getattr(exc, "evalue", exc)))[:300]
+        try:
+            pm.execute_notebook(source, ipynb, parameters={"profile": profile, "runs_dir": runs_dir,
+                                                           "progress": False, **(parameters or {})},
+                                kernel_name=kernel, cwd=os.path.abspath(notebooks_dir), progress_bar=True,
+                                log_output=False, request_save_on_cell_execute=False)
+        except Exception as exc:  # a failing notebook is reported, the next one still runs
+            status = "failed"
+            error = (getattr(exc, "ename", type(exc).__name__) + ": " + str(getattr(exc, "evalue", exc)))[:300]
+        finally:
+            if previous is None:
+                os.environ.pop(ENV, None)
+            else:
+                os.environ[ENV] = previous
+        seconds = time.perf_counter() - started
+        page = None
+        if os.path.isfile(ipynb):
+            scrub_paths(ipynb, os.path.join(os.path.basename(os.path.abspath(notebooks_dir)), name + ".ipynb"))
+            page = render_html(ipynb)
+        if status == "ok":
+            _promote(stage, target, name)
+            return NotebookReport(name, status, seconds, name + ".ipynb", page and name + ".html", error,
+                                  parameters=dict(parameters or {}))
+        kept = {}
+        for suffix in (".ipynb", ".html"):  # the failed run's notebook, beside the previous report
+            failed = os.path.join(target, f"{name}.failed{suffix}")
+            if os.path.isfile(os.path.join(stage, name + suffix)):
+                os.replace(os.path.join(stage, name + suffix), failed)
+                kept[suffix] = os.path.basename(failed)
+            elif os.path.lexists(failed):
+                os.remove(failed)
+        return NotebookReport(name, status, seconds, kept.get(".ipynb", ""), kept.get(".html"), error,
+                              parameters=dict(parameters or {}))
     finally:
-        if previous is None:
-            os.environ.pop(ENV, None)
+        if not os.path.isfile(os.path.join(stage, COMPLETE)):
+            shutil.rmtree(stage, ignore_errors=True)  # failed or interrupted: the previous report stays
+
+
+def _promote(stage: str, target: str, name: str) -> None:
+    """Replace the notebook's report in ``target`` with the complete one in ``stage``: first a marker
+    (from then on the stage counts as the report, and ``finish_staged`` completes an interrupted move),
+    then the files, then the previous report's files the new run did not make, and a failure's leftovers."""
+    files = sorted(f for f in os.listdir(stage) if f in report_files(name))
+    _write_atomic(os.path.join(stage, COMPLETE), json.dumps({"name": name, "files": files}))
+    _finish(stage, target)
+
+
+def _finish(stage: str, target: str) -> None:
+    import shutil
+
+    with open(os.path.join(stage, COMPLETE), encoding="utf-8") as fh:
+        marker = json.load(fh)
+    name, files = marker["name"], marker["files"]
+    for file in files:
+        if os.path.lexists(os.path.join(stage, file)):
+            os.replace(os.path.join(stage, file), os.path.join(target, file))
+    for old in (*report_files(name), f"{name}.failed.ipynb", f"{name}.failed.html"):
+        if old not in files and os.path.lexists(os.path.join(target, old)):
+            os.remove(os.path.join(target, old))
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def finish_staged(target: str) -> None:
+    """Stages left by a process that died: a complete one is moved into place (its marker says it was
+    done), an incomplete one is removed once its process is gone."""
+    import shutil
+
+    from . import locks
+
+    for entry in sorted(os.listdir(target)) if os.path.isdir(target) else []:
+        path = os.path.join(target, entry)
+        if not entry.startswith(STAGE + "-") or not os.path.isdir(path) or not locks.owner_dead(entry, path):
+            continue
+        if os.path.isfile(os.path.join(path, COMPLETE)):
+            try:
+                _finish(path, target)
+            except (OSError, ValueError, KeyError):
+                shutil.rmtree(path, ignore_errors=True)
         else:
-            os.environ[ENV] = previous
-    seconds = time.perf_counter() - started
-    page = None
-    if os.path.isfile(ipynb):
-        scrub_paths(ipynb, os.path.join(os.path.basename(os.path.abspath(notebooks_dir)), name + ".ipynb"))
-        page = render_html(ipynb)
-    return NotebookReport(name, status, seconds, os.path.basename(ipynb), page and os.path.basename(page), error,
-                          parameters=dict(parameters or {}))
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def scrub_paths(ipynb: str, source: str) -> None:
@@ -239,6 +321,27 @@ def render_html(ipynb: str) -> str:
     return page
 
 
+def _last_good(report: NotebookReport | None, target: str) -> dict | None:
+    """The last good report of a notebook (itself if it was ok, else the one it kept), if its files are
+    still in ``target``."""
+    if report is None:
+        return None
+    good = {k: v for k, v in report.__dict__.items() if k != "previous"} if report.status == "ok" else report.previous
+    if not good or not good.get("ipynb") or not os.path.isfile(os.path.join(target, good["ipynb"])):
+        return None
+    return good
+
+
+def _read_reports(target: str) -> list[NotebookReport]:
+    """The notebooks ``reports.json`` lists (nothing when it is absent or unreadable)."""
+    try:
+        with open(os.path.join(target, "reports.json"), encoding="utf-8") as fh:
+            loaded = json.load(fh)
+        return [NotebookReport(**r) for r in (loaded["notebooks"] if isinstance(loaded, dict) else loaded)]
+    except Exception:  # noqa: BLE001 — absent, truncated or foreign: _merge_previous says so when it rebuilds
+        return []
+
+
 def _merge_previous(target: str, reports: list[NotebookReport], facts: dict | None = None) -> list[NotebookReport]:
     """Keep earlier reports of notebooks not re-run this time on the index. ``reports.json`` holds
     ``{"facts": run_facts, "notebooks": [NotebookReport, ...]}`` (a plain list in older folders)."""
@@ -265,7 +368,7 @@ def reports_on_disk(target: str) -> list[NotebookReport]:
     import nbformat
 
     found = []
-    for file in sorted(f for f in os.listdir(target) if f.endswith(".ipynb")):
+    for file in sorted(f for f in os.listdir(target) if f.endswith(".ipynb") and not f.endswith(".failed.ipynb")):
         try:
             meta = nbformat.read(os.path.join(target, file), as_version=4).metadata.get("papermill", {})
         except Exception:  # noqa: BLE001 — not a notebook: not a report
@@ -328,7 +431,7 @@ def write_index(target: str, profile: str, reports: list[NotebookReport], facts:
     parameters = facts.pop("parameters", None)
     facts.pop("commit hash", None)
     by_name = {r.name: r for r in reports}
-    records = {r.name: load(target, r.name) if r.status == "ok" else None for r in reports}
+    records = {r.name: load(target, r.name) if r.status == "ok" or r.previous else None for r in reports}
     claims = "\n".join(_claim_section(i, name, by_name.get(name), records.get(name))
                        for i, name in enumerate(sorted(set(CLAIMS) | set(by_name)), 1))
     facts["wall time"] = f"{sum(r.seconds for r in reports):.0f} s over {len(reports)} notebook(s)"
@@ -342,13 +445,14 @@ def write_index(target: str, profile: str, reports: list[NotebookReport], facts:
         f"<tr class='{_attr(r.status)}'><td>{html.escape(r.name)}</td><td>{html.escape(r.status)}</td>"
         f"<td>{r.seconds:.0f}</td><td>{_fact(records.get(r.name), 'tasks')}</td>"
         f"<td>{_fact(records.get(r.name), 'seeds')}</td>"
-        f"<td>{_link(r.html, 'HTML') if r.html else '—'} · {_link(r.ipynb, 'notebook')}</td>"
+        f"<td>{_link(r.html, 'HTML') if r.html else '—'} · {_link(r.ipynb, 'notebook') if r.ipynb else '—'}"
+        f"{_stale_links(r.previous)}</td>"
         f"<td>{html.escape(r.commit)}</td><td>{html.escape(r.error)}</td></tr>" for r in reports)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>lnft reports — {html.escape(profile)}</title>
 <style>body{{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}}
 td,th{{padding:.3em .8em;text-align:left;vertical-align:top}} table{{border-collapse:collapse}}
-tr.failed td{{color:#b00}} .runs td,.verdicts td,.verdicts th{{border-top:1px solid #ddd}}
+tr.failed td{{color:#b00}} tr.failed td a{{color:#b00}} .runs td,.verdicts td,.verdicts th{{border-top:1px solid #ddd}}
 section.claim{{display:flex;gap:1.5em;align-items:flex-start;border-top:2px solid #ccc;padding:1em 0}}
 section.claim .text{{flex:1}} img.thumb{{width:320px;border:1px solid #ccc}}
 .good{{color:#176d24;font-weight:bold}} .bad{{color:#b00;font-weight:bold}} .open{{color:#8a6d00;font-weight:bold}}
@@ -383,10 +487,17 @@ def _claim_section(number: int, name: str, report: NotebookReport | None, record
     from .record import CLAIMS
 
     claim = (record or {}).get("claim") or CLAIMS.get(name, "")
-    head = (f"<h3>Claim {number} · {_link(report.html, name) if report and report.html else html.escape(name)}</h3>"
+    page = report and ((report.previous or {}).get("html") if report.status != "ok" and report.previous else report.html)
+    head = (f"<h3>Claim {number} · {_link(page, name) if page else html.escape(name)}</h3>"
             f"<p>{html.escape(claim)}</p>")
     if report is None:
         body = "<p class='missing'>Not run in this folder: no verdict.</p>"
+    elif report.status != "ok" and report.previous and record is not None:
+        prev = report.previous
+        body = (f"<p class='missing'>The latest run failed: {html.escape(report.error or report.status)}"
+                f"{' (' + _link(report.html, 'its report') + ')' if report.html else ''}. <b>Stale:</b> the verdicts "
+                f"below are the previous good report's (commit {html.escape(str(prev.get('commit') or '?'))}).</p>"
+                + _verdict_table(record.get("verdicts", [])))
     elif report.status != "ok":
         body = (f"<p class='missing'>The notebook failed, so this claim has no verdict: "
                 f"{html.escape(report.error or report.status)}</p>")
@@ -397,7 +508,7 @@ def _claim_section(number: int, name: str, report: NotebookReport | None, record
     figure = ""
     if record and record.get("figure") and report:
         image = f"<img class='thumb' src=\"{_attr(urllib.parse.quote(record['figure']))}\" alt=\"key figure of {_attr(name)}\">"
-        figure = (f'<a href="{_attr(urllib.parse.quote(report.html))}">{image}</a>' if report.html else image)
+        figure = (f'<a href="{_attr(urllib.parse.quote(page))}">{image}</a>' if page else image)
     return f"<section class='claim'><div class='text'>{head}{body}</div>{figure}</section>"
 
 
@@ -423,6 +534,14 @@ def _verdict_table(verdicts: list[dict]) -> str:
                        f"{' †' if v.get('flagged') else ''}<br><span class='ci'>{html.escape(numbers(v))}</span></td>")
         body.append(f"<tr><td>{html.escape(comparison)}</td>{''.join(tds)}</tr>")
     return f"<table class='verdicts'>{head}{''.join(body)}</table>"
+
+
+def _stale_links(previous: dict | None) -> str:
+    if not previous:
+        return ""
+    links = " · ".join(_link(previous[k], label) for k, label in (("html", "HTML"), ("ipynb", "notebook"))
+                       if previous.get(k))
+    return f"<br>previous good report (stale): {links}"
 
 
 def _fact(record: dict | None, key: str) -> str:
@@ -468,9 +587,15 @@ def engine_parameters(args) -> dict:
     can hold one run) and return the notebook parameters and environment they become."""
     from .engine import ENV, connect, resolve_engine
 
-    if args.engine is None and args.address is None and args.num_cpus is None and args.num_gpus is None:
+    flags = not (args.engine is None and args.address is None and args.num_cpus is None and args.num_gpus is None)
+    try:  # the environment's engine (LNFT_ENGINE...) is checked here too, not in the first notebook
+        cfg = resolve_engine(args.engine, args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
+    except LnftError as exc:
+        if args.engine is None and os.environ.get(ENV["name"]):
+            raise LnftError(f"{exc} (from ${ENV['name']}={os.environ[ENV['name']]!r})") from None
+        raise
+    if not flags and cfg.name == "local":
         return {}
-    cfg = resolve_engine(args.engine, args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
     if cfg.name != "ray":
         if args.num_cpus is not None or args.num_gpus is not None:
             raise LnftError("--num-cpus/--num-gpus are only allowed with --engine ray, not "

@@ -65,26 +65,88 @@ def _notebook(path, body):
     nbformat.write(nb, str(path))
 
 
-def test_a_failing_notebook_is_reported_and_the_others_still_run(tmp_path):
+def _good_report(folder, name):
+    """The files and reports.json entry of an earlier, good run of notebook ``name``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = {"format": 1, "notebook": name, "claim": "c", "figure": name + ".png", "facts": {},
+            "verdicts": [{"comparison": "x − y", "task": "sst2", "verdict": "better", "estimate": 1.0, "lo": 0.5,
+                          "hi": 1.5}]}
+    (folder / f"{name}.verdicts.json").write_text(json.dumps(good))
+    for suffix, text in ((".png", "png"), (".ipynb", "{}"), (".html", "<p>the good report</p>")):
+        (folder / f"{name}{suffix}").write_text(text)
+    (folder / "reports.json").write_text(json.dumps({"facts": {}, "notebooks": [
+        {"name": name, "status": "ok", "seconds": 5.0, "ipynb": name + ".ipynb", "html": name + ".html",
+         "commit": "good123"}]}))
+    return {f: (folder / f).read_text() for f in os.listdir(folder) if f.startswith(name)}
+
+
+def test_a_failing_notebook_keeps_the_previous_good_report_marked_stale(tmp_path):
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
     _notebook(nbdir / "01_fails.ipynb", "raise ValueError('broken on purpose')")
     _notebook(nbdir / "02_works.ipynb", "print('fine')")
     out = tmp_path / "reports"
-    (out / "smoke").mkdir(parents=True)
-    stale = {"format": 1, "notebook": "01_fails", "claim": "c", "figure": None, "facts": {},
-             "verdicts": [{"comparison": "x − y", "task": "sst2", "verdict": "better"}]}
-    (out / "smoke" / "01_fails.verdicts.json").write_text(json.dumps(stale))  # from an earlier, good run
-    code = main(["reports", "--profile", "smoke", "--out", str(out), "--notebooks-dir", str(nbdir), "--runs",
-                 str(tmp_path / "runs")])
-    assert code == 1
-    assert not (out / "smoke" / "01_fails.verdicts.json").exists()
+    before = _good_report(out / "smoke", "01_fails")
+    args = ["reports", "--profile", "smoke", "--out", str(out), "--notebooks-dir", str(nbdir), "--runs",
+            str(tmp_path / "runs")]
+    assert main(args) == 1
+    for file, text in before.items():  # the earlier good report: every file in place, unchanged
+        assert (out / "smoke" / file).read_text() == text, file
+    assert (out / "smoke" / "01_fails.failed.html").is_file()  # the failure, beside it
+    assert not [f for f in os.listdir(out / "smoke") if f.startswith(".stage")]
     state = {r["name"]: r for r in json.loads((out / "smoke" / "reports.json").read_text())["notebooks"]}
     assert state["01_fails"]["status"] == "failed" and "broken on purpose" in state["01_fails"]["error"]
+    assert state["01_fails"]["previous"]["commit"] == "good123" and state["01_fails"]["previous"]["status"] == "ok"
     assert state["02_works"]["status"] == "ok"
     index = (out / "smoke" / "index.html").read_text()
     assert "class='failed'" in index and 'href="02_works.html"' in index
-    assert "The notebook failed, so this claim has no verdict: ValueError: broken on purpose" in index
+    assert "The latest run failed: ValueError: broken on purpose" in index and "Stale:" in index
+    assert "+1.0 (+0.5 to +1.5)" in index and 'href="01_fails.failed.html"' in index
+    assert "previous good report (stale)" in index
+    assert main(args) == 1  # failing again: still the same good report, still stale
+    assert json.loads((out / "smoke" / "reports.json").read_text())["notebooks"][0]["previous"]["commit"] == "good123"
+    from lnft.record import markdown
+
+    assert "**Stale:** the verdicts below are the previous good report's (commit `good123`)" in markdown(
+        str(out / "smoke"))
+    # a failure with no earlier report says so, as before
+    _notebook(nbdir / "03_new.ipynb", "raise ValueError('new and broken')")
+    assert main([*args, "--notebooks", "03_new"]) == 1
+    assert "The notebook failed, so this claim has no verdict: ValueError: new and broken" in (
+        out / "smoke" / "index.html").read_text()
+
+
+def test_an_interrupted_report_leaves_the_previous_one_and_a_finished_stage_is_completed(tmp_path, monkeypatch):
+    import papermill
+
+    from lnft import locks, reports
+
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    _notebook(nbdir / "01_slow.ipynb", "print('x')")
+    target = tmp_path / "reports" / "smoke"
+    before = _good_report(target, "01_slow")
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupt)
+    args = ["reports", "--profile", "smoke", "--out", str(tmp_path / "reports"), "--notebooks-dir", str(nbdir),
+            "--runs", str(tmp_path / "runs")]
+    assert main(args) == 130
+    assert {f: (target / f).read_text() for f in before} == before
+    assert not [f for f in os.listdir(target) if f.startswith(".stage")]
+    monkeypatch.undo()
+    # a process killed while moving a complete report into place: the next run completes the move
+    dead = __import__("subprocess").Popen([__import__("sys").executable, "-c", "pass"])
+    dead.wait()
+    stage = target / f".stage-01_slow-{locks.HOST_KEY}-{dead.pid}-12345678"
+    stage.mkdir()
+    (stage / "01_slow.ipynb").write_text('{"new": 1}')
+    (stage / "complete.json").write_text(json.dumps({"name": "01_slow", "files": ["01_slow.ipynb"]}))
+    reports.finish_staged(str(target))
+    assert (target / "01_slow.ipynb").read_text() == '{"new": 1}' and not stage.exists()
+    assert not (target / "01_slow.verdicts.json").exists()  # the old report's other files went with it
 
 
 def test_unknown_notebook_and_profile(tmp_path, capsys):
@@ -170,3 +232,28 @@ def test_git_commit_names_uncommitted_code_but_not_outputs(tmp_path):
     assert git_commit(str(tmp_path)) == clean + " (uncommitted changes)"
     # asked from another directory of the checkout, the whole checkout still counts
     assert git_commit(str(tmp_path / "reports")) == clean + " (uncommitted changes)"
+
+
+def test_one_schema_covers_every_notebook_parameter_and_profile_value():
+    """The parameters cells, the profiles and lnft reports share lnft.profiles.SCHEMA (issue 21)."""
+    import papermill as pm
+
+    from lnft import profiles
+    from lnft.reports import available_notebooks
+
+    for name in available_notebooks(NOTEBOOKS):
+        cell = pm.inspect_notebook(os.path.join(NOTEBOOKS, name + ".ipynb"))
+        assert set(cell) <= set(profiles.SCHEMA), (name, sorted(set(cell) - set(profiles.SCHEMA)))
+        for key, spec in cell.items():  # the cell's own literals pass (None: the profile's value)
+            profiles.check_parameter(key, eval(spec["default"]))  # noqa: S307 — plain literals, by the rule
+        for profile, spec in profiles.PROFILES.items():
+            assert set({**spec["common"], **spec[name]}) <= set(profiles.SCHEMA), (profile, name)
+            profiles.resolve(name, profile)  # every profile value passes its own schema and the notebook's rules
+    import pytest
+
+    from lnft import LnftError
+
+    with pytest.raises(LnftError, match=r"invalid seeds \[\]; allowed: a non-empty list"):
+        profiles.resolve("01_change_analysis", "smoke", seeds=[])  # a notebook run by hand refuses it too
+    with pytest.raises(LnftError, match="has no entry in lnft.profiles.SCHEMA"):
+        profiles.check_parameter("nosuch", 1)
