@@ -66,8 +66,13 @@ def cmd_train(args) -> int:
     store.check_writable()
     try:
         result, trained = store.fetch_or_run(cfg, progress=not args.no_progress)
-    except RunFailed as exc:  # diverged: one line, recorded in .failed/ (not bad input: exit 1)
-        print(f"lnft: run failed: {exc}; recorded in {os.path.join(store.root, '.failed', cfg.run_id() + '.json')}",
+    except LnftError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — diverged (RunFailed) or raised: one line, the traceback in .failed/
+        from .errors import error_text
+
+        text = str(exc) if isinstance(exc, RunFailed) else error_text(exc)[0]
+        print(f"lnft: run failed: {text}; recorded in {os.path.join(store.root, '.failed', cfg.run_id() + '.json')}",
               file=sys.stderr)
         return 1
     s = result.summary()

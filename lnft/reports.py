@@ -58,7 +58,8 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
     runs_dir = os.path.relpath(os.path.abspath(runs_dir), os.path.abspath(notebooks_dir))  # papermill's cwd
     commit = git_commit()
     finish_staged(target)
-    before = {r.name: r for r in _read_reports(target)}
+    before = {r.name: r for r in _read_reports(target) or reports_on_disk(target)}
+    facts = run_facts(profile, commit, parameters)
     reports = []
     for name in names:
         log(f"[lnft reports] {name} (profile {profile}) ...")
@@ -69,8 +70,8 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
         log(f"[lnft reports] {name}: {report.status} in {report.seconds:.0f} s"
             + (f" — {report.error}" if report.error else ""))
         reports.append(report)
-    facts = run_facts(profile, commit, parameters)
-    write_index(target, profile, _merge_previous(target, reports, facts), facts)
+        # after every notebook: an interrupted batch leaves an index that matches the reports in place
+        write_index(target, profile, _merge_previous(target, reports, facts), facts)
     return reports
 
 

@@ -104,6 +104,9 @@ class RunStore:
             raise BrokenRun(f"unreadable {RECORD}: {type(exc).__name__}: {str(exc)[:80]}") from None
         if result.run_id != run_id:
             raise BrokenRun(f"{RECORD} is for run {result.run_id!r}")
+        problem = nonfinite(result)  # e.g. a null score written by code that stored diverged runs
+        if problem:
+            raise BrokenRun(f"{RECORD}: {problem}")
         legacy = not result.fingerprints  # written before fingerprints and checksums (schema 1): stale, not broken
         for name in set(result.files.values()) | set(result.checksums):
             file = os.path.join(path, name)

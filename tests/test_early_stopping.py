@@ -145,7 +145,7 @@ def test_profiles_give_each_method_its_budget():
         p.run_config(task="sst2", method="full", seed=0, lr=1e-4)  # notebooks 1 and 2 share full runs
     assert set(p.budgets()["method"]) == set(p.methods)
     assert profiles.resolve("02_peft_comparison", "quick", epochs=3).run_config(method="lora").epochs == 3
-    with pytest.raises(LnftError, match="unknown method"):
+    with pytest.raises(LnftError, match=r"invalid epochs \{'ful': 3, 'default': 2\}; allowed: an integer >= 1, or \{method"):
         profiles.resolve("02_peft_comparison", "quick", epochs={"ful": 3, "default": 2})
     with pytest.raises(LnftError, match="no budget for method 'lora'"):
         profiles.resolve("02_peft_comparison", "quick", epochs={"full": 3}).run_config(method="lora")

@@ -174,6 +174,9 @@ DAMAGE = {
     "missing tensors": lambda d: (d / "trained.safetensors").unlink(),
     "truncated predictions": lambda d: (d / "predictions.npz").write_bytes((d / "predictions.npz").read_bytes()[:50]),
     "missing predictions": lambda d: (d / "predictions.npz").unlink(),
+    # a diverged run stored by older code: its NaN score became null (issue 21 row 3: `train` then crashed)
+    "null metric": lambda d: (d / "record.json").write_text(
+        (d / "record.json").read_text().replace('"score": ', '"score": null, "was": ', 1)),
 }
 
 

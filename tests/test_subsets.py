@@ -79,8 +79,9 @@ def test_mask_files_are_content_addressed(tmp_path):
 
 
 def test_subset_plan_uses_each_seeds_own_masks(tmp_path):
-    values = {("sst2", "pretrained", 0): _values(), ("sst2", "pretrained", 1): {n: -v for n, v in _values().items()},
-              ("sst2", "finetuned", 0): _values(), ("sst2", "finetuned", 1): _values()}
+    # the embedded model's own LayerNorm names and shapes: a mask's run id checks them against the model
+    values = {("sst2", "pretrained", 0): _minilm_like(), ("sst2", "pretrained", 1): {n: -v for n, v in _minilm_like().items()},
+              ("sst2", "finetuned", 0): _minilm_like(), ("sst2", "finetuned", 1): _minilm_like()}
     plan = subsets.subset_plan(values, [25, 100], mask_dir=str(tmp_path), make_config=lambda **kw: RunConfig(**kw))
     assert len(plan) == 4 * (3 + 1)
     path = {(lab["point"], lab["seed"], lab["selection"]): cfg.mask_path for lab, cfg in plan}
