@@ -474,3 +474,17 @@ def test_options_a_method_ignores_do_not_enter_its_run_id(tiny):
     for cfg in (head, lora, tiny(task="rte", method="lora", lora_r=4), tiny(task="stsb", standardize_targets=False),
                 tiny(task="sst2", method="full", seed=3)):
         assert cfg.run_id() == _old_run_id(cfg), cfg  # unchanged by the normalisation
+
+
+def test_bad_input_found_while_training_leaves_no_runs_directory(tiny, tmp_path, monkeypatch):
+    """Rows 6-7: what the up-front checks cannot see (a model that fails to load) writes nothing either."""
+    import lnft.train
+
+    def late(*a, **k):
+        raise LnftError("cannot load model 'x'")
+
+    monkeypatch.setattr(lnft.train, "finetune", late)
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(LnftError, match="cannot load model"):
+        store.get_or_run(tiny(task="rte", method="head"), progress=False)
+    assert not (tmp_path / "runs").exists()  # not recorded as a failed run: bad input, not a run
