@@ -482,3 +482,27 @@ def test_known_truth_simulation_of_the_verdict_rule():
     assert all(r["width"] <= 1.1 * r["welch width"] for *_, r in report), report
     # equivalence within ±1 point is reachable: at 5 seeds, seed sd 1, a true 0 is shown equivalent sometimes
     assert all(r["equivalent at 0"] > 0.02 for m, n, sd, r in report if n == 5 and sd == 1.0), report
+
+
+def test_recorded_verdicts_carry_margin_interval_and_seeds_needed(tmp_path):
+    from lnft import record
+
+    n = 2000
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, n)
+    preds = {"a": _accuracy_runs(y, (0.79, 0.83), rng), "b": _accuracy_runs(y, (0.74, 0.74), rng),
+             "c": _accuracy_runs(y, (0.70,), rng)}
+    frame, pred = _frame_and_predictions("sst2", y, preds)
+    table = stats.compare(frame, "a", ["b", "c"], predictions=pred)
+    rows = record.rows(table, "a − " + table["b"])
+    assert list(rows.columns) == record.COLUMNS and (rows["margin"] == 1.0).all()
+    inconclusive, one_seed = rows.iloc[0].to_dict(), rows.iloc[1].to_dict()
+    assert inconclusive["verdict"] == "inconclusive" and inconclusive["seeds_needed"].startswith("seeds per side")
+    assert one_seed["verdict"] == stats.NEEDS_SEEDS and one_seed["interval"] == stats.EXAMPLES_ONLY
+    assert record.numbers(one_seed).endswith(", examples only)") and "examples only" not in record.numbers(inconclusive)
+    assert record.numbers({"estimate": 1.5, "lo": None, "hi": None, "unit": "×"}) == "1.50× (no interval)"
+    assert record.margin_label(rows.to_dict("records"), "a − b") == " (±1)"
+    from lnft.reports import _verdict_table
+
+    page = _verdict_table([{k: v for k, v in r.items()} for r in rows.to_dict("records")])
+    assert "a − b (±1)" in page and inconclusive["seeds_needed"] in page and "needs ≥ 2 seeds" in page
