@@ -130,13 +130,6 @@ def describe(diff: float, lo: float, hi: float, word: str | None = None, unit: s
             .replace("-", "−"))
 
 
-def interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Percentile interval of bootstrap replicates."""
-    tail = (1 - level) / 2
-    lo, hi = np.quantile(np.asarray(replicates, dtype=np.float64), [tail, 1 - tail])
-    return float(lo), float(hi)
-
-
 # ------------------------------------------------------------------ metrics under bootstrap weights
 def weighted_metric(name: str, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """A GLUE metric (fraction) of every seed on every resample, vectorised.

@@ -417,7 +417,7 @@ def test_fraction_and_reference_verdicts():
     plan = [("all LayerNorm", 100.0, 0.80)] + [(sel, f, q) for f, qs in ((1.0, (0.70, 0.60)), (10.0, (0.80, 0.65)))
                                                 for sel, q in zip(("fisher-global", "random"), qs)]
     for sel, fraction, q in plan:
-        for seed in (0, 1, 2):  # three seeds: two could not exclude 0 (see seed_inflation)
+        for seed in (0, 1, 2):  # three seeds: two would rarely exclude 0 (Welch df of 1-2)
             run_id = f"{sel}-{fraction}-{seed}"
             rows.append({"run_id": run_id, "task": "sst2", "selection": sel, "fraction": fraction, "seed": seed})
             pred[run_id] = {"dev": Predictions(noisy(q), y, "d")}
