@@ -712,8 +712,9 @@ def change_lead(frame: pd.DataFrame, component: str = "output LN", measure: str 
                      "largest_other": names[runner], "value": point[ci], "other_value": point[runner],
                      "diff": diff, "lo": lo, "hi": hi, "ratio": ratio, "ratio_lo": ratio_lo, "ratio_hi": ratio_hi,
                      "verdict": word, "first_seeds": first, "seeds": n, "layers": len(layers),
-                     "summary": (f"{task}: {component} {word} among {len(names)} components ({scope}); "
-                                 f"{interval_text}; first in {first} of {n} seeds")})
+                     "summary": (f"{task}: {component} " + (f"{word} among {len(names)} components" if n >= 2 else
+                                                            f"among {len(names)} components: {word}")
+                                 + f" ({scope}); {interval_text}; first in {first} of {n} seeds")})
     return pd.DataFrame(rows)
 
 
