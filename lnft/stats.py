@@ -83,7 +83,7 @@ MOST_SEEDS = 1000  # seeds needed: searched up to this many per side
 MARGIN = 1.0  # points: the default equivalence margin
 BETTER, WORSE, INCONCLUSIVE = "better", "worse", "inconclusive"
 NEEDS_SEEDS = "needs ≥ 2 seeds"
-EXAMPLES_ONLY, EXAMPLES_AND_SEEDS, SEEDS_ONLY = "examples only", "examples and seeds", "seeds"
+EXAMPLES_ONLY, EXAMPLES_AND_SEEDS = "examples only", "examples and seeds"
 
 
 def equivalent_word(margin: float = MARGIN) -> str:
