@@ -126,7 +126,7 @@ def intervals(table: pd.DataFrame, label: str | list[str] = "task", value: str =
               hi: str = "hi", ref: float = 0.0, margin: float | None = 1.0, xlabel: str = "difference (points)",
               title: str = "", log: bool = False, flag: str = "undertrained"):
     """Forest plot: one row per comparison, a dot at the estimate and a bar over its interval (the table's
-    ``lo``/``hi``: lnft.stats' 95 % paired bootstrap intervals); a solid line at ``ref`` (no difference)
+    ``lo``/``hi``: lnft.stats' 95 % intervals); a solid line at ``ref`` (no difference)
     and dashed lines at ``ref ± margin`` (the equivalence band; ``margin=None``: none). Rows whose ``flag``
     column is true (possibly undertrained) are labelled with " †"."""
     labels = table[label].astype(str).agg(" · ".join, axis=1) if isinstance(label, list) else table[label].astype(str)
@@ -144,6 +144,6 @@ def intervals(table: pd.DataFrame, label: str | list[str] = "task", value: str =
     ax.set_xlabel(xlabel)
     if log:
         ax.set_xscale("log")
-    ax.set_title(title or "estimate and 95 % bootstrap interval")
+    ax.set_title(title or "estimate and 95 % interval")
     fig.tight_layout()
     return fig

@@ -17,6 +17,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pandas as pd
 
 from .errors import LnftError
@@ -32,7 +33,8 @@ CLAIMS = {
     "03_fisher_subsets": "A small Fisher-ranked subset of the LayerNorm elements loses little against training all "
                          "of them, and beats a random subset of the same size.",
 }
-COLUMNS = ["comparison", "task", "verdict", "estimate", "lo", "hi", "unit", "flagged", "flags", "summary"]
+COLUMNS = ["comparison", "task", "verdict", "estimate", "lo", "hi", "unit", "flagged", "flags", "summary", "margin",
+           "interval", "seeds_needed"]
 
 
 def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo", hi: str = "hi",
@@ -40,7 +42,9 @@ def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo"
          summary: str = "summary") -> pd.DataFrame:
     """A verdict frame of ``lnft.stats`` (one row per task, ``task="average"`` included) in the recorded
     layout: ``comparison`` (a string, or a Series aligned with ``table``), task, verdict word, estimate with
-    its interval, unit, whether a possibly undertrained run enters it (†) and why."""
+    its interval, unit, whether a possibly undertrained run enters it (†) and why; and, where the table
+    has them, the equivalence ``margin``, what the ``interval`` covers ("examples only" with one seed on a
+    side) and ``seeds_needed`` (inconclusive rows: seeds per side that would decide)."""
     missing = [c for c in ("task", value, lo, hi, verdict) if c not in table]
     if missing:
         raise LnftError(f"verdict table lacks column(s) {missing}; allowed: a frame of lnft.stats with "
@@ -55,6 +59,9 @@ def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo"
         "flagged": table[flag].astype(bool).to_numpy() if flag in table else False,
         "flags": table[flags].fillna("").astype(str).to_numpy() if flags in table else "",
         "summary": table[summary].astype(str).to_numpy() if summary in table else "",
+        "margin": table["margin"].astype(float).to_numpy() if "margin" in table else np.nan,
+        "interval": table["interval"].fillna("").astype(str).to_numpy() if "interval" in table else "",
+        "seeds_needed": table["seeds_needed"].fillna("").astype(str).to_numpy() if "seeds_needed" in table else "",
     }, index=range(len(table)))
     return out[COLUMNS]
 
@@ -112,11 +119,25 @@ def _plain(value):
 # ------------------------------------------------------------------ reading the records back
 def numbers(v: dict) -> str:
     """``+0.2 (−8.3 to +8.9)`` (points) or ``1.03× (0.98× to 1.08×)`` (ratios): a recorded estimate with its
-    95 % interval, as the index and the README print it."""
-    if not all(isinstance(v.get(k), (int, float)) and not isinstance(v.get(k), bool) for k in ("estimate", "lo", "hi")):
+    95 % interval, as the index and the README print it; ``(… , examples only)`` when the interval leaves
+    training noise out (one seed on a side), ``(no interval)`` when there is none."""
+    def number(k):
+        return isinstance(v.get(k), (int, float)) and not isinstance(v.get(k), bool)
+
+    if not number("estimate"):
         return ""
     f = (lambda x: f"{x:.2f}×") if v.get("unit") == "×" else (lambda x: f"{x:+.1f}".replace("-", "−"))
-    return f"{f(v['estimate'])} ({f(v['lo'])} to {f(v['hi'])})"
+    if not (number("lo") and number("hi")):
+        return f"{f(v['estimate'])} (no interval)"
+    only = ", examples only" if v.get("interval") == "examples only" else ""
+    return f"{f(v['estimate'])} ({f(v['lo'])} to {f(v['hi'])}{only})"
+
+
+def margin_label(verdicts: list[dict], comparison: str) -> str:
+    """`` (±1)``: the equivalence margin of a comparison's recorded rows, when they have one."""
+    margins = {v.get("margin") for v in verdicts if str(v.get("comparison", "")) == comparison
+               and isinstance(v.get("margin"), (int, float))}
+    return f" (±{margins.pop():g})" if len(margins) == 1 else ""
 
 
 def grid(verdicts: list[dict]) -> tuple[list[str], list[str], dict]:
@@ -166,9 +187,12 @@ def markdown(folder: str, link: str = "", state: dict | None = None) -> str:
                 row = []
                 for t in tasks:
                     v = cells.get((c, t))
+                    needed = f"; {v['seeds_needed']}" if v is not None and v.get("seeds_needed") else ""
                     row.append("—" if v is None else
-                               f"*{v.get('verdict', '')}*{' †' if v.get('flagged') else ''} {numbers(v)}".strip())
-                out.append(f"| {c} | " + " | ".join(x.replace("|", "\\|") for x in row) + " |")
+                               f"*{v.get('verdict', '')}*{' †' if v.get('flagged') else ''} {numbers(v)}{needed}"
+                               .strip())
+                label = c + margin_label(record["verdicts"], c)
+                out.append(f"| {label} | " + " | ".join(x.replace("|", "\\|") for x in row) + " |")
     return "\n".join(out) + "\n"
 
 

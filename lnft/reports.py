@@ -457,16 +457,20 @@ tr.failed td{{color:#b00}} tr.failed td a{{color:#b00}} .runs td,.verdicts td,.v
 section.claim{{display:flex;gap:1.5em;align-items:flex-start;border-top:2px solid #ccc;padding:1em 0}}
 section.claim .text{{flex:1}} img.thumb{{width:320px;border:1px solid #ccc}}
 .good{{color:#176d24;font-weight:bold}} .bad{{color:#b00;font-weight:bold}} .open{{color:#8a6d00;font-weight:bold}}
-.same{{color:#1a4f9c;font-weight:bold}} .ci{{color:#555;font-size:90%;white-space:nowrap}} .missing{{color:#b00}}
+.same{{color:#1a4f9c;font-weight:bold}} .ci{{color:#555;font-size:90%;white-space:nowrap}} .need{{color:#555;font-size:80%}} .missing{{color:#b00}}
 .legend{{color:#444;font-size:95%}} table.params td,table.params th{{padding:.1em .5em}}</style></head>
 <body><h1>lnft reports — profile <code>{html.escape(profile)}</code></h1>
 <p>Companion to <i>LayerNorm: A key component in parameter-efficient fine-tuning</i> (arXiv 2403.20284).
 Each claim below shows the verdicts its notebook computed and recorded (<code>lnft.record</code>); click a figure
 for the full report.</p>
-<p class="legend">Verdicts (<code>lnft.stats</code>): a difference with its 95 % paired-bootstrap interval;
+<p class="legend">Verdicts (<code>lnft.stats</code>): a difference of seed means with its 95 % interval (training
+noise over seeds and dev-example sampling, each counted once; Welch degrees of freedom);
 <span class="good">better</span> / <span class="bad">worse</span>: the interval lies above / below 0;
-<span class="same">equivalent within ±1 point</span>: it lies inside ±1 point;
-<span class="open">inconclusive</span>: the data cannot decide. Rankings read <span class="good">largest</span> /
+<span class="same">equivalent within ±m points</span>: its 90 % interval lies inside ±m (two one-sided tests; m is
+shown after each comparison, default 1);
+<span class="open">inconclusive</span>: the data cannot decide — the cell says how many seeds per side would
+(80 % power at the observed difference and spread); <span class="open">needs ≥ 2 seeds</span>: one seed on a
+side, the interval covers the examples only. Rankings read <span class="good">largest</span> /
 <span class="bad">not largest</span> / <span class="open">inconclusive</span>. † a possibly undertrained run enters
 the comparison (the report says why).</p>
 <h2>Claims and verdicts</h2>
@@ -514,9 +518,10 @@ def _claim_section(number: int, name: str, report: NotebookReport | None, record
 
 
 def _verdict_table(verdicts: list[dict]) -> str:
-    """Rows: comparisons; columns: tasks, ``average`` last; a cell: the verdict word, the estimate and its
-    interval, † when flagged (the flags, or the summary, in its tooltip)."""
-    from .record import grid, numbers
+    """Rows: comparisons (with their equivalence margin); columns: tasks, ``average`` last; a cell: the
+    verdict word, the estimate and its interval, the seeds per side that would decide an inconclusive one,
+    † when flagged (the flags, or the summary, in its tooltip)."""
+    from .record import grid, margin_label, numbers
 
     comparisons, tasks, cells = grid(verdicts)
     head = "<tr><th>comparison</th>" + "".join(f"<th>{html.escape(t)}</th>" for t in tasks) + "</tr>"
@@ -531,9 +536,13 @@ def _verdict_table(verdicts: list[dict]) -> str:
             word = str(v.get("verdict", ""))
             css = "same" if word.startswith("equivalent") else VERDICT_CLASS.get(word, "open")
             tip = _attr(v.get("flags") or v.get("summary") or "")
+            needed = (f"<br><span class='need'>{html.escape(str(v['seeds_needed']))}</span>"
+                      if v.get("seeds_needed") else "")
             tds.append(f"<td title=\"{tip}\"><span class='{css}'>{html.escape(word)}</span>"
-                       f"{' †' if v.get('flagged') else ''}<br><span class='ci'>{html.escape(numbers(v))}</span></td>")
-        body.append(f"<tr><td>{html.escape(comparison)}</td>{''.join(tds)}</tr>")
+                       f"{' †' if v.get('flagged') else ''}<br><span class='ci'>{html.escape(numbers(v))}</span>"
+                       f"{needed}</td>")
+        label = comparison + margin_label(verdicts, comparison)
+        body.append(f"<tr><td>{html.escape(label)}</td>{''.join(tds)}</tr>")
     return f"<table class='verdicts'>{head}{''.join(body)}</table>"
 
 

@@ -1,34 +1,58 @@
-"""Paired bootstrap intervals of metric differences, and the one verdict vocabulary of lnft.
+"""Intervals of metric differences, equivalence by TOST, seeds needed, and the one verdict vocabulary of lnft.
 
 Why: a difference of seed means says nothing about how sure it is. Every verdict in the notebooks and the
-README is a difference with a 95 % interval and one of four words, all defined here:
+README is a difference with an interval and one of these words, all defined here:
 
-* **better** / **worse** — the interval lies above / below 0;
-* **equivalent within ±1 point** — the interval lies inside [−1, +1] points (and does not exclude 0);
-* **inconclusive** — anything else: the data cannot decide.
+* **better** / **worse** — the 95 % interval lies above / below 0;
+* **equivalent within ±m points** — two one-sided tests (TOST) at 5 % each: the **90 %** interval lies
+  inside [−m, +m]; m is stated per claim (``margin``, default ``MARGIN`` = 1 point) and shown in every
+  table (column ``margin``);
+* **inconclusive** — anything else: the data cannot decide. Such a row carries how many seeds per side
+  would decide it (``seeds_needed``, below);
+* **needs ≥ 2 seeds** — a side has one seed: its training noise cannot be estimated, so no word is given;
+  the row shows the difference and an interval over the dev examples only (``interval`` = "examples only").
 
-(An interval that excludes 0 but lies inside ±1 point, e.g. [+0.2, +0.8], reads *better*: the printed
-interval shows how small the gain is.) For a ranking (notebook 1: is the output LayerNorm the component
-that changed most?) the same rule, without an equivalence margin (weight changes have no point scale),
-reads *largest* / *not largest* / *inconclusive* (``LEAD_WORDS``).
+(An interval that excludes 0 but lies inside ±m, e.g. [+0.2, +0.8], reads *better*: the printed interval
+shows how small the gain is.)
 
-The interval comes from a **two-level paired bootstrap** of the task score (the GLUE metric mean × 100):
-each replicate draws the evaluation examples with replacement, **the same example indices for both
-methods** (they were scored on the same examples, so example difficulty cancels), and the seeds of each
-method with replacement (methods' seeds independently: different runs). Every seed's metric is recomputed
-on the drawn examples — for every GLUE metric (accuracy, F1, Matthews, Pearson, Spearman) from weighted
-sufficient statistics, so thousands of replicates cost one matrix product. A method's replicate score is
-its all-seed mean on the drawn examples (the example level) plus the mean of the drawn seeds' deviations
-(each seed's full-sample score minus the seed mean: the seed level). A plain bootstrap of two or three
-seeds is far too narrow (two seeds give a mean only three possible values), so the seed level is widened
-by ``seed_inflation(n)`` = sqrt(n/(n−1))·t₍ₙ₋₁₎/z: it then has the width of a Student-t interval over n
-seeds, and example noise is not amplified with it. The interval is the 2.5–97.5 % percentile interval of
-the replicate differences (``REPLICATES`` = 2,000 by default, seeded). A task average bootstraps each task
-and averages the replicates. With one seed per method only the examples are resampled: the interval then
-ignores training noise, which the seed counts in every table make visible.
+**The interval.** A method's score is the mean over its seeds of each seed's full-sample task score (the
+GLUE metric mean × 100 on the dev examples). For the difference D = mean_a − mean_b two sources of noise
+enter, each once:
 
-Runs evaluated on different examples (another ``max_eval_samples``, data source or data seed) are
-never paired: ``compare`` refuses them with one error naming both runs.
+* training noise: s_a²/n_a + s_b²/n_b, from the sample variances of the per-seed scores. A seed's score on
+  the fixed dev set already holds its run-to-run disagreement on single examples;
+* example sampling of the seed-expected models, V_E: the dev examples are a sample, shared by both
+  methods (paired). It is estimated from a paired example bootstrap (the same example weights for every
+  run of both methods; every GLUE metric — accuracy, F1, Matthews, Pearson, Spearman — recomputed from
+  weighted sufficient statistics): V_E = mean cov(a_i, a_i') + mean cov(b_k, b_k') − 2 mean cov(a_i, b_k)
+  over *distinct* runs (i ≠ i', k ≠ k'), so the run-specific part, already in s², is not counted again.
+
+The 95 % interval is D ± t_df·sqrt(V_E + s_a²/n_a + s_b²/n_b), df by Welch–Satterthwaite (V_E with
+infinite degrees of freedom). **Seeds are not paired**, decided before looking at any result: a seed id
+gives both methods the same head initialisation and batch order, but the methods train different
+parameters, so how much their seed effects correlate is unknown; the unpaired (Welch) form is valid for
+any non-negative correlation, while the paired form (n−1 df on d_s = a_s − b_s) would spend half the
+degrees of freedom of 2–5 seeds (3 seeds: t = 4.30 instead of about 2.8). The notebook designs do run the
+same seed ids on both sides; ``method_verdicts``, ``fraction_verdicts`` and ``reference_verdicts`` check
+it (a missing run is an error, not a silently smaller sample) and every table says ``same_seeds``.
+Checked by a known-truth simulation (``tests/test_stats.py``; the README has the measured table).
+
+**Seeds needed** (inconclusive rows): the smallest number of seeds per side at which the test would reach
+``POWER`` (80 %) if the true difference were the observed one and the per-seed spreads and V_E stayed
+as observed — to decide against 0 (``seeds_to_decide``) and to show equivalence within ±m
+(``seeds_to_equivalence``); noncentral-t power with the Welch df of that n (scipy; statsmodels'
+``TTestIndPower`` has no term for V_E). ``inf`` = "none suffice" (cannot by seeds alone): the example
+noise V_E of a fixed dev set, or an observed difference of exactly 0 or beyond ±m, prevents it however
+many seeds run; more dev examples would help instead.
+
+A task average averages each seed's task scores (seeds common to all tasks) and the tasks' bootstrap
+replicates (tasks' examples drawn independently). Runs evaluated on different examples (another
+``max_eval_samples``, data source or data seed) are never paired: ``compare`` refuses them with one error
+naming both runs.
+
+For a ranking (notebook 1: is the output LayerNorm the component that changed most?) ``change_lead``
+uses the same rule without an equivalence margin (weight changes have no point scale): *largest* /
+*not largest* / *inconclusive* (``LEAD_WORDS``), against a fixed runner-up, over seeds only.
 
 Notebook use (a results list from ``sweep.run_all`` or a tidy frame with ``run_id``)::
 
@@ -41,71 +65,94 @@ Notebook use (a results list from ``sweep.run_all`` or a tidy frame with ``run_i
 """
 from __future__ import annotations
 
+import math
 import zlib
+
 import numpy as np
 import pandas as pd
 
 from .errors import LnftError
 from .tasks import get_task
 
-REPLICATES = 2000
-LEVEL = 0.95
-MARGIN = 1.0  # points: the equivalence margin
-BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent within ±1 point", "inconclusive"
-VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)
-LEAD_WORDS = {BETTER: "largest", WORSE: "not largest", INCONCLUSIVE: INCONCLUSIVE}
+REPLICATES = 2000  # example bootstrap replicates behind V_E
+MIN_REPLICATES = 200
+LEVEL = 0.95  # better / worse
+EQUIVALENCE_LEVEL = 0.90  # TOST: two one-sided tests at 5 % each
+POWER = 0.80  # seeds needed: the power asked for
+MOST_SEEDS = 1000  # seeds needed: searched up to this many per side
+MARGIN = 1.0  # points: the default equivalence margin
+BETTER, WORSE, INCONCLUSIVE = "better", "worse", "inconclusive"
+NEEDS_SEEDS = "needs ≥ 2 seeds"
+EXAMPLES_ONLY, EXAMPLES_AND_SEEDS = "examples only", "examples and seeds"
+
+
+def equivalent_word(margin: float = MARGIN) -> str:
+    """``equivalent within ±1 point`` (the word for margin m)."""
+    return f"equivalent within ±{margin:g} point"
+
+
+EQUIVALENT = equivalent_word(MARGIN)
+VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, NEEDS_SEEDS)
+LEAD_WORDS = {BETTER: "largest", WORSE: "not largest", INCONCLUSIVE: INCONCLUSIVE, NEEDS_SEEDS: NEEDS_SEEDS}
 _BLOCK = 4_000_000  # replicate × example cells per block (memory bound for large dev sets)
+# the columns of a comparison table besides its group keys (lines() prints the keys)
+RESULT_COLUMNS = ("a", "b", "a_score", "b_score", "diff", "lo", "hi", "verdict", "summary", "a_seeds", "b_seeds",
+                  "examples", "replicates", "margin", "eq_lo", "eq_hi", "se", "df", "v_examples", "v_seeds",
+                  "interval", "same_seeds", "seeds_to_decide", "seeds_to_equivalence", "seeds_needed")
 
 
 # ------------------------------------------------------------------ the vocabulary
-def verdict(lo: float, hi: float, margin: float | None = MARGIN) -> str:
-    """The verdict word for an interval [lo, hi] of a difference (points). ``margin=None``: no
-    equivalence verdict (for quantities without a ±1 point scale)."""
+def verdict(lo: float, hi: float, margin: float | None = MARGIN, eq_lo: float | None = None,
+            eq_hi: float | None = None) -> str:
+    """The verdict word for a 95 % interval [lo, hi] of a difference (points) and, for equivalence, its
+    90 % interval [eq_lo, eq_hi] (TOST; default: [lo, hi], which is stricter). ``margin=None``: no
+    equivalence verdict (for quantities without a point scale)."""
+    eq_lo, eq_hi = (lo, hi) if eq_lo is None or eq_hi is None else (eq_lo, eq_hi)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return INCONCLUSIVE
     if lo > 0:
         return BETTER
     if hi < 0:
         return WORSE
-    if margin is not None and -margin <= lo and hi <= margin:
-        return EQUIVALENT if margin == MARGIN else f"equivalent within ±{margin:g} point"
+    if margin is not None and np.isfinite(eq_lo) and np.isfinite(eq_hi) and -margin <= eq_lo and eq_hi <= margin:
+        return equivalent_word(margin)
     return INCONCLUSIVE
 
 
 def describe(diff: float, lo: float, hi: float, word: str | None = None, unit: str = "points",
-             digits: int = 1) -> str:
+             digits: int = 1, interval: str = EXAMPLES_AND_SEEDS) -> str:
     """``worse: −2.4 points (95 % CI −4.0 to −0.9)`` — a verdict always printed with its difference
-    and interval."""
+    and interval; an interval over the examples only says so."""
     word = word or verdict(lo, hi)
     f = f"{{:+.{digits}f}}"
-    return (f"{word}: {f.format(diff)} {unit} ({LEVEL * 100:.0f} % CI {f.format(lo)} to {f.format(hi)})"
+    what = " over examples only" if interval == EXAMPLES_ONLY else ""
+    return (f"{word}: {f.format(diff)} {unit} ({LEVEL * 100:.0f} % CI{what} {f.format(lo)} to {f.format(hi)})"
             .replace("-", "−"))
-
-
-def interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Percentile interval of bootstrap replicates."""
-    tail = (1 - level) / 2
-    lo, hi = np.quantile(np.asarray(replicates, dtype=np.float64), [tail, 1 - tail])
-    return float(lo), float(hi)
 
 
 # ------------------------------------------------------------------ metrics under bootstrap weights
 def weighted_metric(name: str, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """A GLUE metric (fraction) of every seed on every resample, vectorised.
 
-    ``preds``: (seeds, n); ``labels``: (n,); ``weights``: (replicates, n) counts of each example in each
-    resample (all ones = the full sample). Returns (replicates, seeds). A resample with integer weights
+    ``preds``: (seeds, n); ``labels``: (n,), or (seeds, n) per row for accuracy and Pearson (independent
+    data sets scored on shared resamples: the simulation); ``weights``: (replicates, n) counts of each
+    example in each resample (all ones = the full sample). Returns (replicates, seeds). A resample with integer weights
     gives exactly the metric of the expanded sample, as scikit-learn/scipy compute it (tested), with the
     conventions of ``lnft.tasks``: F1 and Matthews are 0 when undefined, Pearson/Spearman 0 for constant
     predictions.
     """
     preds = np.atleast_2d(preds)
     weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-    if name in ("accuracy", "f1", "matthews"):
+    if name == "accuracy":  # the share of correct predictions: one matrix product
+        correct = (preds.astype(np.int64) == np.atleast_2d(labels).astype(np.int64)).astype(np.float64)
+        return (weights @ correct.T) / weights.sum(axis=1, keepdims=True)
+    if name in ("f1", "matthews"):
         return _confusion_metric(name, np.asarray(labels).astype(np.int64), preds.astype(np.int64), weights)
     if name in ("pearson", "spearman"):
         x, y = preds.astype(np.float64), np.asarray(labels, dtype=np.float64)
         if name == "spearman":
+            if y.ndim != 1:
+                raise LnftError("spearman takes one label vector (n,); per-row labels: accuracy and pearson only")
             ry = _weighted_ranks(y, weights)
             return np.stack([_rank_pearson(_weighted_ranks(xs, weights), ry, weights) for xs in x], axis=1)
         return _weighted_pearson(x, y, weights)
@@ -137,15 +184,16 @@ def _confusion_metric(name, labels, preds, weights):
 
 
 def _weighted_pearson(x, y, w):
-    """Pearson correlation of each row of x (seeds, n) with y (n,) under each row of w: moments by one
-    matrix product (values centred on their full-sample means first, against cancellation); 0 where
-    the predictions are constant."""
+    """Pearson correlation of each row of x (seeds, n) with y (n,) — or with its own row of y (seeds, n) —
+    under each row of w: moments by one matrix product (values centred on their full-sample means first,
+    against cancellation); 0 where the predictions are constant."""
     x = x - x.mean(axis=1, keepdims=True)
-    y = y - y.mean()
-    seeds = x.shape[0]
-    moments = w @ np.concatenate([x, x * x, x * y, y[None], (y * y)[None]]).T / w.sum(axis=1, keepdims=True)
+    y = np.atleast_2d(y)
+    y = y - y.mean(axis=1, keepdims=True)
+    seeds, k = x.shape[0], y.shape[0]
+    moments = w @ np.concatenate([x, x * x, x * y, y, y * y]).T / w.sum(axis=1, keepdims=True)
     mx, mxx, mxy = moments[:, :seeds], moments[:, seeds:2 * seeds], moments[:, 2 * seeds:3 * seeds]
-    my, myy = moments[:, -2:-1], moments[:, -1:]
+    my, myy = moments[:, 3 * seeds:3 * seeds + k], moments[:, 3 * seeds + k:]
     vx, vy, cov = mxx - mx * mx, myy - my * my, mxy - mx * my
     ok = vx > 1e-12 * np.maximum(mxx, 1e-300)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -178,6 +226,8 @@ def _weighted_ranks(values, w):
 
 
 # ------------------------------------------------------------------ bootstrap of task scores
+
+# ------------------------------------------------------------------ bootstrap of task scores
 def _rng(seed: int, *keys) -> np.random.Generator:
     """A generator per (seed, keys): an interval does not depend on what else is in the table."""
     return np.random.default_rng([seed, *(zlib.crc32(str(k).encode()) for k in keys)])
@@ -192,12 +242,14 @@ def _example_weights(rng: np.random.Generator, replicates: int, n: int) -> np.nd
 def task_replicates(task, labels: dict[str, np.ndarray], preds: dict[str, dict[str, np.ndarray]], *,
                     replicates: int = REPLICATES, seed: int = 0, key: str = "") -> dict[str, tuple[np.ndarray,
                                                                                                   np.ndarray]]:
-    """Bootstrap the task score (points) of several methods on the same examples.
+    """The task score (points) of every seed of several methods, on the full sample and on paired example
+    bootstrap resamples.
 
+    ``task``: a task name or object with ``metrics`` (the score is their mean × 100, over every split);
     ``labels``: split -> (n,); ``preds``: method -> split -> (seeds, n) predictions in the same example
-    order. Returns method -> (full-sample score per seed (seeds,), replicate scores (replicates,)), the
-    replicate score being the mean over that method's resampled seeds. Example draws depend on
-    (seed, key, split) only, seed draws on (seed, key, method): the same for every pairing.
+    order. Returns method -> (full-sample score per seed (seeds,), scores per resample and seed
+    (replicates, seeds)). Every run of every method is scored on the same resamples, which depend on
+    (seed, key, split) only: the same for every pairing.
     """
     task = get_task(task) if isinstance(task, str) else task
     splits = list(labels)
@@ -215,34 +267,127 @@ def task_replicates(task, labels: dict[str, np.ndarray], preds: dict[str, dict[s
         for start in range(0, replicates, block):
             w = _example_weights(rng, min(block, replicates - start), len(y))
             total[start:start + len(w)] += sum(weighted_metric(name, y, stacked, w) for name in task.metrics)
-    out = {}
-    for m in names:
-        scores = 100.0 * total[:, cols[m]] / n_metrics
-        seeds = scores.shape[1]
-        draw = _rng(seed, key, "seeds", m).integers(0, seeds, size=(replicates, seeds))
-        full_sample = 100.0 * point[cols[m]] / n_metrics
-        drawn = scores.mean(axis=1)  # the all-seed mean on the drawn examples: the example level
-        if seeds > 1:  # the seed level: drawn seeds' deviations at the full sample, widened (seed_inflation)
-            deviation = full_sample - full_sample.mean()
-            drawn = drawn + seed_inflation(seeds) * deviation[draw].mean(axis=1)
-        out[m] = (full_sample, drawn)
+    return {m: (100.0 * point[cols[m]] / n_metrics, 100.0 * total[:, cols[m]] / n_metrics) for m in names}
+
+
+# ------------------------------------------------------------------ the interval of a difference
+def example_variance(a_reps: np.ndarray, b_reps: np.ndarray) -> float:
+    """V_E: the example-sampling variance of the difference of the two methods' *seed-expected* scores,
+    from paired bootstrap replicates (replicates, seeds) of each run: mean covariance of distinct runs of
+    a, plus that of b, minus twice the mean a–b covariance. Covariances of a run with itself would add the
+    run-specific example noise, which the seeds' own spread already holds. Needs ≥ 2 seeds per side;
+    clipped at 0."""
+    a_reps, b_reps = np.atleast_2d(a_reps), np.atleast_2d(b_reps)
+    na, nb = a_reps.shape[1], b_reps.shape[1]
+    if na < 2 or nb < 2:
+        raise LnftError(f"example_variance needs >= 2 seeds per side (got {na} and {nb})")
+    x = np.concatenate([a_reps, b_reps], axis=1)
+    x = x - x.mean(axis=0)
+    c = x.T @ x / (len(x) - 1)  # covariances of the runs over the resamples
+    caa = (c[:na, :na].sum() - np.trace(c[:na, :na])) / (na * (na - 1))
+    cbb = (c[na:, na:].sum() - np.trace(c[na:, na:])) / (nb * (nb - 1))
+    return float(max(0.0, caa + cbb - 2 * c[:na, na:].mean()))
+
+
+def _welch_df(v_examples, va, vb, na, nb):
+    """Welch–Satterthwaite degrees of freedom of V_E + va + vb (va = s_a²/n_a; V_E: infinite df)."""
+    den = va ** 2 / (na - 1) + vb ** 2 / (nb - 1)
+    return np.where(den > 0, (v_examples + va + vb) ** 2 / np.where(den > 0, den, 1), np.inf)
+
+
+def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, level: float = LEVEL, *,
+               needed: bool = True) -> dict:
+    """The difference of two methods' mean task scores with its interval, TOST, verdict and seeds needed.
+
+    ``a_full``/``b_full``: full-sample score per seed (points); ``a_reps``/``b_reps``: the same runs' scores
+    on shared example resamples (replicates, seeds), as ``task_replicates`` gives them. Returns diff, lo, hi
+    (``level``), eq_lo, eq_hi (``EQUIVALENCE_LEVEL``), se, df, v_examples (V_E), v_seeds
+    (s_a²/n_a + s_b²/n_b), interval, verdict, seeds_to_decide, seeds_to_equivalence, seeds_needed.
+    With one seed on a side: the example-only interval of these runs (the variance of their replicate
+    difference), verdict ``NEEDS_SEEDS``. ``needed=False`` skips the seeds-needed search (simulations).
+    """
+    from scipy.special import ndtri, stdtrit
+
+    a_full, b_full = np.asarray(a_full, dtype=np.float64), np.asarray(b_full, dtype=np.float64)
+    a_reps, b_reps = np.atleast_2d(a_reps), np.atleast_2d(b_reps)
+    na, nb = len(a_full), len(b_full)
+    diff = float(a_full.mean() - b_full.mean())
+    eq_q = 0.5 + EQUIVALENCE_LEVEL / 2
+    out = {"diff": diff, "seeds_to_decide": np.nan, "seeds_to_equivalence": np.nan, "seeds_needed": ""}
+    if na < 2 or nb < 2:
+        v = float(np.var(a_reps.mean(axis=1) - b_reps.mean(axis=1), ddof=1))
+        se = math.sqrt(v)
+        z, zq = ndtri(0.5 + level / 2), ndtri(eq_q)
+        return {**out, "lo": diff - z * se, "hi": diff + z * se, "eq_lo": diff - zq * se, "eq_hi": diff + zq * se,
+                "se": se, "df": np.inf, "v_examples": v, "v_seeds": np.nan, "interval": EXAMPLES_ONLY,
+                "verdict": NEEDS_SEEDS,
+                "seeds_needed": f"{NEEDS_SEEDS} per side to estimate training noise"}
+    v_e = example_variance(a_reps, b_reps)
+    sa2, sb2 = float(a_full.var(ddof=1)), float(b_full.var(ddof=1))
+    va, vb = sa2 / na, sb2 / nb
+    se = math.sqrt(v_e + va + vb)
+    df = float(_welch_df(v_e, va, vb, na, nb))
+    half, eq_half = stdtrit(df, 0.5 + level / 2) * se, stdtrit(df, eq_q) * se
+    lo, hi, eq_lo, eq_hi = diff - half, diff + half, diff - eq_half, diff + eq_half
+    word = verdict(lo, hi, margin, eq_lo, eq_hi)
+    out.update(lo=lo, hi=hi, eq_lo=eq_lo, eq_hi=eq_hi, se=se, df=df, v_examples=v_e, v_seeds=va + vb,
+               interval=EXAMPLES_AND_SEEDS, verdict=word)
+    if word == INCONCLUSIVE and needed:
+        decide, equal = seeds_needed(diff, sa2, sb2, v_e, margin, level=level)
+        out.update(seeds_to_decide=decide, seeds_to_equivalence=equal,
+                   seeds_needed=_needed_text(decide, equal, margin))
     return out
 
 
-def seed_inflation(n: int, level: float = LEVEL) -> float:
-    """Factor applied to the resampled seed mean's deviation from the all-seed mean.
+def seeds_needed(diff: float, var_a: float, var_b: float, v_examples: float, margin: float | None = MARGIN, *,
+                 level: float = LEVEL, power: float = POWER, most: int = MOST_SEEDS) -> tuple[float, float]:
+    """Seeds per side (the same n on both) at which the verdict rule would reach ``power`` if the true
+    difference were ``diff``, the per-seed variances ``var_a``, ``var_b`` (s², points²) and the example
+    variance ``v_examples`` (V_E) as observed: (to decide against 0, to show equivalence within ±margin).
+    ``inf``: no number of seeds would (V_E alone, or an observed difference of 0 / beyond ±margin);
+    ``most + 1``: more than ``most``. Power from the noncentral t with the Welch df at that n (scipy);
+    TOST power by the usual two-sided approximation P(T₊ > t) + P(T₋ < −t) − 1."""
+    from scipy.stats import nct, norm, t as student
 
-    Why: resampling n seeds with replacement gives the seed mean a variance of s²(n−1)/n², and its
-    normal-like percentiles ignore that s itself is estimated from n values. sqrt(n/(n−1)) restores the
-    unbiased variance s²/n; t_{n−1}/z widens it to a Student-t interval (n=2: ×9.2, n=3: ×2.7, n=5: ×1.6,
-    n=20: ×1.1), so two or three seeds cannot yield a confident verdict from training noise alone.
-    """
-    from scipy.stats import norm, t
+    n = np.arange(2, most + 1, dtype=np.float64)
+    se = np.sqrt(v_examples + (var_a + var_b) / n)
+    df = _welch_df(v_examples, var_a / n, var_b / n, n, n)
+    se_inf = math.sqrt(v_examples)
 
-    if n < 2:
-        return 0.0
-    q = 0.5 + level / 2
-    return float(np.sqrt(n / (n - 1)) * t.ppf(q, n - 1) / norm.ppf(q))
+    def first(ok, reachable):
+        if not reachable:
+            return math.inf
+        hit = np.flatnonzero(ok)
+        return float(n[hit[0]]) if len(hit) else float(most + 1)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crit = student.ppf(0.5 + level / 2, df)
+        decide = nct.sf(crit, df, abs(diff) / se) + nct.cdf(-crit, df, abs(diff) / se)
+        z = norm.ppf(0.5 + level / 2)
+        reach = diff != 0 and (se_inf == 0 or norm.cdf(abs(diff) / se_inf - z) + norm.cdf(-abs(diff) / se_inf - z)
+                               >= power)
+        out = [first(decide >= power, reach)]
+        if margin is None:
+            return out[0], math.nan
+        crit = student.ppf(0.5 + EQUIVALENCE_LEVEL / 2, df)
+        equal = nct.sf(crit, df, (diff + margin) / se) + nct.cdf(-crit, df, (diff - margin) / se) - 1
+        zq = norm.ppf(0.5 + EQUIVALENCE_LEVEL / 2)
+        reach = abs(diff) < margin and (se_inf == 0 or norm.cdf((margin + diff) / se_inf - zq)
+                                        + norm.cdf((margin - diff) / se_inf - zq) - 1 >= power)
+        out.append(first(equal >= power, reach))
+    return out[0], out[1]
+
+
+def _needed_text(decide: float, equal: float, margin: float | None) -> str:
+    """``seeds per side for 80 % power: 9 to decide vs 0, none suffice for ±1 equivalence``."""
+    def say(n):
+        if n == math.inf:
+            return "none suffice"
+        return f"> {MOST_SEEDS}" if n > MOST_SEEDS else f"{int(n)}"
+    text = f"seeds per side for {POWER * 100:.0f} % power: {say(decide)} to decide vs 0"
+    if margin is not None:
+        text += f", {say(equal)} for ±{margin:g} equivalence"
+    return text
 
 
 # ------------------------------------------------------------------ runs -> comparisons
@@ -312,32 +457,47 @@ def _check_paired(runs: list[str], load, splits: list[str]) -> dict[str, np.ndar
     return {split: np.asarray(ref[split].labels) for split in splits}
 
 
+
 def compare(runs, a: str, b, *, on: str = "method", by=("task",), store=None, split: str = "dev",
             average: bool = True, replicates: int = REPLICATES, seed: int = 0, margin: float = MARGIN,
-            predictions: dict | None = None) -> pd.DataFrame:
-    """``a`` minus each of ``b`` (one name or a list), per group of ``by``, with paired bootstrap intervals.
+            predictions: dict | None = None, same_seeds: bool = False) -> pd.DataFrame:
+    """``a`` minus each of ``b`` (one name or a list), per group of ``by``: the difference of seed-mean task
+    scores with its interval (training noise and paired example sampling, each once; Welch df), TOST
+    equivalence within ±``margin`` and the verdict (module docstring).
 
     ``runs``: a list of RunResults, or a tidy frame with ``run_id``, ``seed``, ``on`` and ``by`` columns
     (e.g. ``sweep.results_frame(results)`` filtered to the chosen rate; its predictions are read from
     ``store``, default ``RunStore()``). Every seed of a method in a group is one run; two runs with the
-    same seed in one group (say, two learning rates) are refused: filter first. ``average``: with ``task``
-    in ``by`` and more than one task, also a row ``task="average"`` (per remaining group): each task
-    bootstrapped, replicates averaged. ``predictions``: optional run_id -> {split: Predictions}
-    (benchmarks, tests). Returns one row per group × other: ``*by, a, b, a_score, b_score, diff, lo, hi,
-    verdict, summary, a_seeds, b_seeds, examples, replicates`` (scores and differences in points).
+    same seed in one group (say, two learning rates) are refused: filter first. ``same_seeds``: refuse a
+    group whose two sides ran different seed ids (designs that run every seed on both sides). ``average``:
+    with ``task`` in ``by`` and more than one task, also a row ``task="average"`` (per remaining group).
+    ``replicates``: example bootstrap replicates behind V_E (>= ``MIN_REPLICATES``). ``predictions``:
+    optional run_id -> {split: Predictions} (benchmarks, tests). Returns one row per group × other:
+    ``*by, a, b, a_score, b_score, diff, lo, hi, verdict, summary, a_seeds, b_seeds, examples, replicates``
+    (scores and differences in points; lo, hi: the 95 % interval), then ``margin``, ``eq_lo, eq_hi`` (the
+    90 % interval of TOST), ``se``, ``df``, ``v_examples`` (V_E), ``v_seeds`` (s_a²/n_a + s_b²/n_b),
+    ``interval`` (what it covers), ``same_seeds``, ``seeds_to_decide``, ``seeds_to_equivalence`` and
+    ``seeds_needed`` (inconclusive rows; see ``seeds_needed``).
     """
     by = (by,) if isinstance(by, str) else tuple(by)
     index, given = _index(runs, on, by)
     return _compare(index, given, a, b, on=on, by=by, store=store, split=split, average=average,
-                    replicates=replicates, seed=seed, margin=margin, predictions=predictions)
+                    replicates=replicates, seed=seed, margin=margin, predictions=predictions, same_seeds=same_seeds)
 
 
-def _compare(index, given, a, b, *, on, by, store, split, average, replicates, seed, margin, predictions):
-    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < REPLICATES:
-        raise LnftError(f"invalid replicates {replicates!r}; allowed: an integer >= {REPLICATES}")
+def _seed_text(seeds) -> str:
+    return "{" + ", ".join(str(s) for s in seeds) + "}"
+
+
+def _compare(index, given, a, b, *, on, by, store, split, average, replicates, seed, margin, predictions,
+             same_seeds=False):
+    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < MIN_REPLICATES:
+        raise LnftError(f"invalid replicates {replicates!r}; allowed: an integer >= {MIN_REPLICATES}")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (0 < margin < math.inf):
+        raise LnftError(f"invalid margin {margin!r}; allowed: a positive number of points")
     others = [b] if isinstance(b, str) else list(b)
     load = _loader(given, store, predictions)
-    rows, reps = [], {}
+    rows, per = [], {}
     for key, group in index.groupby(list(by), sort=True):
         key = key if isinstance(key, tuple) else (key,)
         labels_by = dict(zip(by, key))
@@ -349,7 +509,7 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
         methods = [m for m in [a, *others] if m in set(group[on])]
         if a not in methods or len(methods) < 2:
             continue
-        members = {}
+        members, seeds_of = {}, {}
         for m in methods:
             part = group[group[on] == m].sort_values("seed")
             dup = part["seed"][part["seed"].duplicated()].tolist()
@@ -357,18 +517,22 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
                 raise LnftError(f"{on} {m!r} in {labels_by} has several runs with seed {dup[0]} "
                                 f"({', '.join(part[part['seed'] == dup[0]]['run_id'])}); filter to one "
                                 f"configuration per seed (e.g. the chosen learning rate) first")
-            members[m] = part["run_id"].tolist()
+            members[m], seeds_of[m] = part["run_id"].tolist(), part["seed"].tolist()
+        if same_seeds:
+            for other in methods[1:]:
+                if seeds_of[other] != seeds_of[a]:
+                    raise LnftError(f"cannot compare {a} and {other} in {labels_by}: they ran different seeds "
+                                    f"({_seed_text(seeds_of[a])} vs {_seed_text(seeds_of[other])}); this design "
+                                    f"runs every seed on both sides — a run is missing")
         splits = _splits(task, split)
         labels = _check_paired([r for ids in members.values() for r in ids], load, splits)
         preds = {m: {s: np.stack([load(r)[s].preds for r in ids]) for s in splits} for m, ids in members.items()}
         boot = task_replicates(task, labels, preds, replicates=replicates, seed=seed, key=(task.name, *key))
+        examples = sum(len(labels[s]) for s in splits)
+        for m in methods:
+            per[(key, m)] = (seeds_of[m], *boot[m], examples)
         for other in methods[1:]:
-            diff_reps = boot[a][1] - boot[other][1]
-            rows.append(_row(labels_by, a, other, boot[a][0].mean(), boot[other][0].mean(), diff_reps,
-                             len(members[a]), len(members[other]), sum(len(labels[s]) for s in splits),
-                             replicates, margin))
-            reps[(*key, other)] = (boot[a][0].mean(), boot[other][0].mean(), diff_reps, len(members[a]),
-                                   len(members[other]), sum(len(labels[s]) for s in splits))
+            rows.append(_row(labels_by, a, other, per[(key, a)], per[(key, other)], replicates, margin))
     table = pd.DataFrame(rows)
     if average and "task" in by and len(table) and table["task"].nunique() > 1:
         rest = [c for c in by if c != "task"]
@@ -376,42 +540,54 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
         averaged = []
         for other in others:
             groups = {}
-            for k, v in reps.items():
-                if k[-1] == other:
-                    groups.setdefault(tuple(x for i, x in enumerate(k[:-1]) if i != pos), []).append(v)
-            for rk, vals in sorted(groups.items(), key=lambda kv: str(kv[0])):
-                if len(vals) < 2:
+            for (k, m) in per:
+                if m == other and (k, a) in per:
+                    groups.setdefault(tuple(x for i, x in enumerate(k) if i != pos), []).append(k)
+            for rk, keys in sorted(groups.items(), key=lambda kv: str(kv[0])):
+                if len(keys) < 2:
                     continue
                 labels_by = {**dict(zip(rest, rk)), "task": "average"}
-                averaged.append(_row(labels_by, a, other, np.mean([v[0] for v in vals]), np.mean([v[1] for v in vals]),
-                                     np.mean([v[2] for v in vals], axis=0), min(v[3] for v in vals),
-                                     min(v[4] for v in vals), sum(v[5] for v in vals), replicates, margin))
+                averaged.append(_row(labels_by, a, other, _average([per[(k, a)] for k in keys]),
+                                     _average([per[(k, other)] for k in keys]), replicates, margin))
         table = pd.concat([table, pd.DataFrame(averaged)], ignore_index=True)
-    columns = [*by, "a", "b", "a_score", "b_score", "diff", "lo", "hi", "verdict", "summary", "a_seeds", "b_seeds",
-               "examples", "replicates"]
+    columns = [*by, *RESULT_COLUMNS]
     return table.reindex(columns=columns)
 
 
-def _row(labels_by, a, b, a_score, b_score, diff_reps, a_seeds, b_seeds, examples, replicates, margin) -> dict:
-    lo, hi = interval(diff_reps)
-    diff = float(a_score - b_score)
-    word = verdict(lo, hi, margin)
-    return {**labels_by, "a": a, "b": b, "a_score": float(a_score), "b_score": float(b_score), "diff": diff,
-            "lo": lo, "hi": hi, "verdict": word, "summary": describe(diff, lo, hi, word),
-            "a_seeds": a_seeds, "b_seeds": b_seeds, "examples": examples, "replicates": replicates}
+def _average(parts):
+    """One method's (seeds, full-sample scores, replicate scores, examples) averaged over tasks: per seed id
+    common to every task, its task scores averaged; the tasks' replicates (independent example draws)
+    averaged the same way."""
+    common = [s for s in parts[0][0] if all(s in p[0] for p in parts)]
+    full = np.mean([p[1][[p[0].index(s) for s in common]] for p in parts], axis=0)
+    reps = np.mean([p[2][:, [p[0].index(s) for s in common]] for p in parts], axis=0)
+    return common, full, reps, sum(p[3] for p in parts)
+
+
+def _row(labels_by, a, b, side_a, side_b, replicates, margin) -> dict:
+    (seeds_a, full_a, reps_a, examples), (seeds_b, full_b, reps_b, _) = side_a, side_b
+    d = difference(full_a, full_b, reps_a, reps_b, margin)
+    summary = describe(d["diff"], d["lo"], d["hi"], d["verdict"], interval=d["interval"])
+    if d["verdict"] == INCONCLUSIVE:
+        summary += f"; {d['seeds_needed']}"
+    if d["verdict"] == NEEDS_SEEDS:
+        d["seeds_needed"] = ""
+    return {**labels_by, "a": a, "b": b, "a_score": float(full_a.mean()), "b_score": float(full_b.mean()),
+            **d, "summary": summary, "a_seeds": len(full_a), "b_seeds": len(full_b), "examples": examples,
+            "replicates": replicates, "margin": float(margin), "same_seeds": list(seeds_a) == list(seeds_b)}
 
 
 def lines(table: pd.DataFrame) -> list[str]:
     """One printable line per comparison: ``sst2: layernorm − full = worse: −2.4 points (95 % CI …; 2 vs 2
-    seeds, 400 examples)``."""
-    keys = [c for c in table.columns if c not in ("a", "b", "a_score", "b_score", "diff", "lo", "hi", "verdict",
-                                                  "summary", "a_seeds", "b_seeds", "examples", "replicates")]
+    seeds, 400 examples, margin ±1)``."""
+    keys = [c for c in table.columns if c not in RESULT_COLUMNS]
     out = []
     for _, row in table.iterrows():
         where = ", ".join(f"{row[k]}" if k == "task" else f"{k} {row[k]}" for k in keys)
+        margin = f", margin ±{row['margin']:g}" if "margin" in row and pd.notna(row["margin"]) else ""
         out.append(f"{where}: {row['a']} − {row['b']} = {row['summary']}; {row['a']} {row['a_score']:.1f}, "
                    f"{row['b']} {row['b_score']:.1f}; {row['a_seeds']} vs {row['b_seeds']} seeds, "
-                   f"{row['examples']} examples")
+                   f"{row['examples']} examples{margin}")
     return out
 
 
@@ -422,7 +598,7 @@ def method_verdicts(runs, chosen: pd.DataFrame | None = None, reference: str = "
 
     ``runs``: ``sweep.run_all``'s results (or ``sweep.results_frame``); ``chosen``: ``aggregate.select_lr``'s
     frame (task, method, lr) — only runs at each method's chosen rate count. ``others``: default every
-    other method present. Example::
+    other method present. Every method runs the same seeds (checked: ``same_seeds=True``). Example::
 
         verdicts = stats.method_verdicts(results, chosen, reference="layernorm")
         for line in stats.lines(verdicts): print(line)
@@ -433,7 +609,7 @@ def method_verdicts(runs, chosen: pd.DataFrame | None = None, reference: str = "
     if others is None:
         others = [m for m in dict.fromkeys(index["method"]) if m != reference]
     options = {"split": "dev", "average": True, "replicates": REPLICATES, "seed": 0, "margin": MARGIN,
-               "predictions": None, **options}
+               "predictions": None, "same_seeds": True, **options}
     return _compare(index, given, reference, list(others), on="method", by=("task",), store=store, **options)
 
 
@@ -441,33 +617,54 @@ def fraction_verdicts(subsets: pd.DataFrame, rule: str = "fisher-global", contro
                       store=None, by=("task", "fraction"), **options) -> pd.DataFrame:
     """Notebook 3: Fisher top-k (``rule``) minus random-k (``control``) at each fraction, per task and
     averaged over tasks. ``subsets``: one row per run with ``run_id, task, selection, fraction, seed`` (the
-    notebook's ``subsets`` frame). Add a column (say ``fisher_point``) to ``by`` to split further. Example::
+    notebook's ``subsets`` frame); both arms run the same seeds (checked). Add a column (say
+    ``fisher_point``) to ``by`` to split further. Example::
 
         versus = stats.fraction_verdicts(subsets, store=store)
         for line in stats.lines(versus): print(line)
     """
-    return compare(subsets, rule, control, on="selection", by=by, store=store, **options)
+    return compare(subsets, rule, control, on="selection", by=by, store=store, **{"same_seeds": True, **options})
+
+
+def _fieller(a: np.ndarray, b: np.ndarray, q: float) -> tuple[float, float]:
+    """Fieller's interval of mean(a) / mean(b) over paired values (seeds): the ratios R with
+    (ā − R·b̄)² <= q·var(a − R·b)/n, q = t²; (nan, nan) when unbounded (b̄ not clearly away from 0). Its
+    bounds cross 1 exactly when the paired t-interval of ā − b̄ crosses 0."""
+    n = len(a)
+    ma, mb = a.mean(), b.mean()
+    saa, sbb, sab = a.var(ddof=1), b.var(ddof=1), np.cov(a, b, ddof=1)[0, 1]
+    qa = q / n
+    A, B, C = mb * mb - qa * sbb, ma * mb - qa * sab, ma * ma - qa * saa
+    disc = B * B - A * C
+    if -1e-12 * B * B < disc < 0:  # no spread over seeds: a single point, up to rounding
+        disc = 0.0
+    if A <= 0 or disc < 0:
+        return math.nan, math.nan
+    root = math.sqrt(disc)
+    return float((B - root) / A), float((B + root) / A)
 
 
 def change_lead(frame: pd.DataFrame, component: str = "output LN", measure: str = "mean_abs", kind: str = "all",
-                scope: str = "layers", *, replicates: int = REPLICATES, seed: int = 0) -> pd.DataFrame:
-    """Notebook 1: per task, ``component``'s change (layer-averaged, seed-averaged) minus the largest
-    change of any other component (the runner-up when ``component`` ranks first), with a two-level
-    bootstrap: seeds (runs) and layers drawn with replacement, the same layers for every component
-    (paired). Each replicate recomputes the lead against the largest of the others *in that replicate*,
-    so a close runner-up widens the interval.
+                scope: str = "layers", *, level: float = LEVEL) -> pd.DataFrame:
+    """Notebook 1: per task, ``component``'s change (layer-averaged, seed-averaged) minus that of the
+    runner-up — the largest other component on the full sample, fixed before any interval — with a
+    Student-t interval over seeds (n−1 df, paired: both changes come from the same run) and, for the
+    ratio component / runner-up, Fieller's interval (it excludes 1 exactly when the difference's interval
+    excludes 0). Layers are what they are (the model's six layers, not a sample of layers): averaged, not
+    resampled. One seed gives the estimate without an interval and the word *needs ≥ 2 seeds*.
 
     ``frame``: ``changes.run_changes`` rows (task, seed, group, layer, component, kind, measure, value).
     ``scope``: "layers" (the components inside the transformer layers, the paper's view) or "all"
-    (embeddings and pooler too: one instance each, resampled over seeds only). Returns per task:
-    ``largest_other``, ``value`` and ``other_value``, ``diff`` with ``lo, hi`` (measure units), ``ratio``
-    with ``ratio_lo, ratio_hi`` (component / largest other), ``verdict`` (largest / not largest /
-    inconclusive), ``first_seeds`` (seeds in which the component ranks first), ``seeds``, ``layers``.
-    With one seed the interval reflects the spread over layers only. Example::
+    (embeddings and pooler too: one instance each). Returns per task: ``largest_other``, ``value`` and
+    ``other_value``, ``diff`` with ``lo, hi`` (measure units), ``ratio`` with ``ratio_lo, ratio_hi``,
+    ``verdict`` (largest / not largest / inconclusive / needs ≥ 2 seeds), ``first_seeds`` (seeds in which
+    the component ranks first), ``seeds``, ``layers``, ``summary``. Example::
 
         lead = stats.change_lead(frame)      # frame from changes.run_changes over the runs
         for line in lead["summary"]: print(line)
     """
+    from scipy.stats import t as student
+
     if scope not in ("layers", "all"):
         raise LnftError(f"invalid scope {scope!r}; allowed: layers, all")
     part = frame[(frame["measure"] == measure) & (frame["kind"] == kind)]
@@ -490,34 +687,34 @@ def change_lead(frame: pd.DataFrame, component: str = "output LN", measure: str 
         if np.isnan(values).any() or singles.isna().any().any():
             raise LnftError(f"change frame of task {task!r} is incomplete: every seed needs every component "
                             f"in every layer")
-        rng = _rng(seed, "change lead", task, measure, kind, scope)
-        seed_draw = rng.integers(0, len(seeds), size=(replicates, len(seeds)))
-        layer_draw = rng.integers(0, len(layers), size=(replicates, len(layers)))
-        layer_weights = np.stack([np.bincount(row, minlength=len(layers)) for row in layer_draw]) / len(layers)
-        per_seed = np.einsum("rl,slc->rsc", layer_weights, values)  # replicate, seed, component
-        per_seed = np.concatenate([per_seed, np.broadcast_to(singles.to_numpy()[None],
-                                                             (replicates, *singles.shape))], axis=2)
-        reps = np.take_along_axis(per_seed, seed_draw[:, :, None], axis=1).mean(axis=1)  # replicate, component
         full_seed = np.concatenate([values.mean(axis=1), singles.to_numpy()], axis=1)  # seed, component
         point = full_seed.mean(axis=0)
         ci = names.index(component)
         others = [i for i in range(len(names)) if i != ci]
         runner = others[int(np.argmax(point[others]))]
-        lead_reps = reps[:, ci] - reps[:, others].max(axis=1)
-        ratio_reps = reps[:, ci] / reps[:, others].max(axis=1)
-        lo, hi = interval(lead_reps)
-        ratio_lo, ratio_hi = interval(ratio_reps)
-        diff, ratio = point[ci] - point[runner], point[ci] / point[runner]
-        word = LEAD_WORDS[verdict(lo, hi, margin=None)]
+        mine, theirs = full_seed[:, ci], full_seed[:, runner]
+        diff, ratio = float(point[ci] - point[runner]), float(point[ci] / point[runner])
+        n = len(seeds)
+        if n >= 2:
+            q = float(student.ppf(0.5 + level / 2, n - 1))
+            half = q * float(np.std(mine - theirs, ddof=1)) / math.sqrt(n)
+            lo, hi = diff - half, diff + half
+            ratio_lo, ratio_hi = _fieller(mine, theirs, q * q)
+            word = LEAD_WORDS[verdict(lo, hi, margin=None)]
+            interval_text = (f"{ratio:.2f}× the {names[runner]} ({level * 100:.0f} % CI {ratio_lo:.2f}× to "
+                             f"{ratio_hi:.2f}×, over {n} seeds)")
+        else:
+            lo = hi = ratio_lo = ratio_hi = math.nan
+            word = NEEDS_SEEDS
+            interval_text = f"{ratio:.2f}× the {names[runner]} (no interval from one seed)"
         first = int((full_seed[:, ci] > full_seed[:, others].max(axis=1)).sum())
         rows.append({"task": task, "measure": measure, "scope": scope, "component": component,
                      "largest_other": names[runner], "value": point[ci], "other_value": point[runner],
                      "diff": diff, "lo": lo, "hi": hi, "ratio": ratio, "ratio_lo": ratio_lo, "ratio_hi": ratio_hi,
-                     "verdict": word, "first_seeds": first, "seeds": len(seeds), "layers": len(layers),
-                     "replicates": replicates,
-                     "summary": (f"{task}: {component} {word} among {len(names)} components ({scope}); "
-                                 f"{ratio:.2f}× the largest other, {names[runner]} ({LEVEL * 100:.0f} % CI "
-                                 f"{ratio_lo:.2f}× to {ratio_hi:.2f}×); first in {first} of {len(seeds)} seeds")})
+                     "verdict": word, "first_seeds": first, "seeds": n, "layers": len(layers),
+                     "summary": (f"{task}: {component} " + (f"{word} among {len(names)} components" if n >= 2 else
+                                                            f"among {len(names)} components: {word}")
+                                 + f" ({scope}); {interval_text}; first in {first} of {n} seeds")})
     return pd.DataFrame(rows)
 
 
@@ -525,7 +722,7 @@ def reference_verdicts(subsets: pd.DataFrame, reference: str = "all LayerNorm",
                        rules=("fisher-global", "fisher-per-module", "random"), *, store=None,
                        **options) -> pd.DataFrame:
     """Notebook 3: each selection rule at each fraction minus training all LayerNorm parameters (the
-    ``reference`` runs, whatever their ``fraction`` value), per task and averaged over tasks. "Loses
+    ``reference`` runs, whatever their ``fraction`` value), per task and averaged over tasks; every rule ran the reference's seeds (checked). "Loses
     little" reads *equivalent within ±1 point* (or *better*). ``subsets`` as for ``fraction_verdicts``.
     Example::
 
@@ -537,6 +734,7 @@ def reference_verdicts(subsets: pd.DataFrame, reference: str = "all LayerNorm",
     fractions = sorted(subsets[subsets["selection"].isin(present)]["fraction"].unique())
     frame = pd.concat([subsets[subsets["selection"].isin(present)], *[ref.assign(fraction=f) for f in fractions]],
                       ignore_index=True)
+    options = {"same_seeds": True, **options}
     tables = [compare(frame, rule, reference, on="selection", by=("task", "fraction"), store=store, **options)
               for rule in present]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()

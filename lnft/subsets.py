@@ -369,7 +369,8 @@ def fraction_within(vs_all: pd.DataFrame, rule: str = "fisher-global", margin: f
     rows = []
     for (task, point), part in vs_all[vs_all["a"] == rule].groupby(["task", "point"], sort=False):
         small = stats.smallest_fraction(part).iloc[0]
-        narrowest = float((part["hi"] - part["lo"]).min())
+        lo, hi = ("eq_lo", "eq_hi") if "eq_lo" in part else ("lo", "hi")  # equivalence: the TOST (90 %) interval
+        narrowest = float((part[hi] - part[lo]).min())
         resolution = (f"no interval fits inside ±{margin:g} point: the narrowest is {narrowest:.1f} points wide "
                       f"(> {2 * margin:g}) with {part['examples'].iloc[0]} examples, so equivalence cannot be shown "
                       "at this evaluation size" if narrowest > 2 * margin else "")

@@ -56,7 +56,7 @@ def test_index_leads_with_verdicts_and_every_figure_and_link_works(browser, smok
     assert tables.count() == 3
     words = page.eval_on_selector_all("table.verdicts td span:first-child", "els => els.map(e => e.textContent)")
     assert words and set(words) <= {"better", "worse", "equivalent within ±1 point", "inconclusive",
-                                    "largest", "not largest"}, words
+                                    "largest", "not largest", "needs ≥ 2 seeds"}, words
     headings = page.eval_on_selector_all("h2", "els => els.map(e => e.textContent)")
     assert headings[0] == "Claims and verdicts"  # the answers come first, the run facts after
     assert page.locator("text=git commit").count() == 1

@@ -125,7 +125,7 @@ def _predictions(correct: dict[str, float], n=400, seeds=(0, 1)):
 def test_verdicts_come_from_the_paired_bootstrap():
     scores, preds = _predictions({("fisher-global", 1.0): 0.60, ("random", 1.0): 0.60, ("fisher-global", 10.0): 0.95,
                                   ("random", 10.0): 0.70, (subsets.REFERENCE, 100.0): 0.95},
-                                 seeds=(0, 1, 2))  # three seeds: two cannot exclude 0 (stats.seed_inflation)
+                                 seeds=(0, 1, 2))  # three seeds: two would rarely exclude 0 (Welch df of 1-2)
     for name in ("fisher-global-10.0-0", "fisher-global-10.0-1", "fisher-global-10.0-2",
                  f"{subsets.REFERENCE}-100.0-1", f"{subsets.REFERENCE}-100.0-2"):
         preds[name] = preds[f"{subsets.REFERENCE}-100.0-0"]  # Fisher top-k at 10 % predicts as all-LayerNorm
