@@ -353,7 +353,12 @@ class RunStore:
 
 def _freshness(result: RunResult) -> tuple[str, str]:
     """ok if this config, under today's code, data and model, still has this run's id; else stale
-    (saying which fingerprint changed), or unknown when today's fingerprints cannot be computed."""
+    (saying which fingerprint changed), or unknown when today's fingerprints cannot be computed.
+
+    A local data or model directory identifies a run by its content, not its path (moving it keeps the id),
+    so the path remembered in the record says nothing once the directory moved: a run whose only
+    difference is what now lies (or does not lie) at that path is unknown, never stale, and never pruned."""
+    by_path = {k for k, v in result.fingerprints.items() if k in ("data", "model") and str(v).startswith("local:")}
     try:
         current_id, current = result.config.identity()
     except (LnftError, OSError) as exc:
@@ -362,7 +367,12 @@ def _freshness(result: RunResult) -> tuple[str, str]:
         return "ok", ""
     changed = [k for k in sorted(set(current) | set(result.fingerprints))
                if current.get(k) != result.fingerprints.get(k)]
-    return "stale", ("changed: " + ", ".join(changed)) if changed else "config hash differs"
+    moved = [k for k in changed if k in by_path]
+    if changed and len(moved) == len(changed):
+        where = ", ".join(f"{k} directory {getattr(result.config, k)!r}" for k in moved)
+        return "unknown", (f"{where} now holds other content; the run is identified by content, so it may "
+                           "still be right for the directory's new place")
+    return "stale", ("changed: " + ", ".join(k for k in changed if k not in moved)) if changed else "config hash differs"
 
 
 def _short(value) -> str:

@@ -448,6 +448,34 @@ def test_moving_a_data_dir_keeps_the_run_id_and_the_stored_run(tiny, tmp_path, m
     assert again.run_id() != first.run_id
 
 
+def test_a_moved_data_dir_never_makes_its_run_stale_or_pruned(tiny, tmp_path, capsys):
+    """Review of 21, item 1: the record remembers the old path; what lies there now says nothing about the run."""
+    import shutil
+
+    from lnft.cli import main
+
+    glue = _local_glue(tmp_path / "g1")
+    store = RunStore(tmp_path / "runs")
+    first, _ = store.fetch_or_run(tiny(task="rte", method="head", data=glue, max_train_samples=8,
+                                       max_eval_samples=8), progress=False)
+    shutil.move(glue, tmp_path / "g2")
+    [entry] = store.entries()
+    assert entry.status == "unknown", entry
+    _local_glue(tmp_path / "g1", flip_dev=True)  # a different directory at the remembered path
+    [entry] = store.entries()
+    assert entry.status == "unknown" and "g1" in entry.reason, entry
+    capsys.readouterr()
+    assert main(["runs", "prune", "--stale", "--runs", store.root]) == 0
+    assert "0 run(s) removed" in capsys.readouterr().out
+    assert store.load(first.run_id) is not None
+    # a change that is not the remembered path's (here: the code) still makes it stale
+    first.fingerprints["code"] = "sha256:older"
+    with open(os.path.join(first.run_dir, "record.json"), "w") as fh:
+        json.dump(first.to_dict(), fh)
+    [entry] = store.entries()
+    assert entry.status == "stale" and entry.reason == "changed: code", entry
+
+
 def _old_run_id(cfg):
     """The run id as lnft computed it before issue 21 (no field normalised)."""
     import dataclasses
