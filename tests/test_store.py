@@ -516,3 +516,22 @@ def test_bad_input_found_while_training_leaves_no_runs_directory(tiny, tmp_path,
     with pytest.raises(LnftError, match="cannot load model"):
         store.get_or_run(tiny(task="rte", method="head"), progress=False)
     assert not (tmp_path / "runs").exists()  # not recorded as a failed run: bad input, not a run
+
+
+def test_every_tokenizer_file_enters_a_local_models_fingerprint(tiny, tmp_path):
+    """Review of 21, item 2: two model directories that differ in any file the loader may read differ in run id."""
+    import shutil
+
+    from lnft.fingerprints import MODEL_FILES
+    from lnft.models import TOKENIZER_FILES, embedded_model_path
+
+    assert set(TOKENIZER_FILES) <= set(MODEL_FILES)
+    for name in ("spm.model", "vocab.json", "tokenizer.model", "added_tokens.json", "special_tokens_map.json"):
+        model = tmp_path / name
+        shutil.copytree(embedded_model_path(), model)
+        base = tiny(task="rte", method="head", model=str(model)).run_id()
+        (model / name).write_text("one\n")
+        one = tiny(task="rte", method="head", model=str(model)).run_id()
+        (model / name).write_text("two\n")
+        two = tiny(task="rte", method="head", model=str(model)).run_id()
+        assert len({base, one, two}) == 3, name
