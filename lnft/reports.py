@@ -583,16 +583,20 @@ def add_cli(sub) -> None:
     p.set_defaults(func=_cmd_reports)
 
 
-def engine_parameters(args) -> dict:
+def engine_parameters(args, given: dict | None = None) -> dict:
     """Check the engine options before any notebook runs (ray: join or start it now and check that a node
-    can hold one run) and return the notebook parameters and environment they become."""
+    can hold one run) and return the notebook parameters and environment they become. The effective
+    engine and address are the flags', else ``-p engine`` / ``-p address`` (``given``), else the environment's."""
     from .engine import ENV, connect, resolve_engine
 
-    flags = not (args.engine is None and args.address is None and args.num_cpus is None and args.num_gpus is None)
+    given = given or {}
+    engine = args.engine if args.engine is not None else given.get("engine")
+    address = args.address if args.address is not None else given.get("address")
+    flags = not (engine is None and address is None and args.num_cpus is None and args.num_gpus is None)
     try:  # the environment's engine (LNFT_ENGINE...) is checked here too, not in the first notebook
-        cfg = resolve_engine(args.engine, args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
+        cfg = resolve_engine(engine, address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
     except LnftError as exc:
-        if args.engine is None and os.environ.get(ENV["name"]):
+        if engine is None and os.environ.get(ENV["name"]):
             raise LnftError(f"{exc} (from ${ENV['name']}={os.environ[ENV['name']]!r})") from None
         raise
     if not flags and cfg.name == "local":
@@ -629,7 +633,7 @@ def _cmd_reports(args) -> int:
     names, _ = check_request(args.profile, args.notebooks, args.out, args.notebooks_dir)
     given = overrides(args)
     plan_parameters(args.profile, names, args.notebooks_dir, given)  # bad overrides fail before Ray starts
-    parameters = engine_parameters(args)
+    parameters = engine_parameters(args, given)  # -p engine / -p address too, through resolve_engine
     given.update({k: v for k, v in parameters.items() if k in ("engine", "address")})
     reports = run_reports(args.profile, args.notebooks, args.out, args.notebooks_dir, store.root, args.kernel,
                           parameters=given)

@@ -159,6 +159,12 @@ def _bad_inputs(t):
                                         "invalid fractions [200]; allowed: a non-empty list of distinct percentages"),
         "2: reports LNFT_ENGINE=spark": (_reports(), "unknown engine 'spark'; allowed: local, ray (from $LNFT_ENGINE"),
         "2: reports -p engine spark": (_reports("-p", "engine", "spark"), "invalid engine 'spark'; allowed: local, ray"),
+        "review 3: reports -p address garbage": (_reports("-p", "address", "garbage"),
+                                                 "address 'garbage' is only allowed with engine 'ray'"),
+        "review 3: reports -p engine ray -p address garbage": (_reports("-p", "engine", "ray", "-p", "address", "garbage"),
+                                                               "invalid Ray address 'garbage'; allowed: auto"),
+        "review 3: reports LNFT_ENGINE=ray -p address garbage": (_reports("-p", "address", "garbage"),
+                                                                 "invalid Ray address 'garbage'; allowed: auto"),
         "2: reports -p methods without layernorm": (_reports("-p", "methods", '["full", "head"]'),
                                                     "methods must include 'layernorm'"),
         "2: reports -p fractions without 100": (_reports("-p", "fractions", "[1, 5]"),
@@ -323,6 +329,8 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch, no_work):
     monkeypatch.delenv("LNFT_ENGINE", raising=False)
     if case == "2: reports LNFT_ENGINE=spark":
         monkeypatch.setenv("LNFT_ENGINE", "spark")
+    if case == "review 3: reports LNFT_ENGINE=ray -p address garbage":
+        monkeypatch.setenv("LNFT_ENGINE", "ray")
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     monkeypatch.setenv("LNFT_RUNS", str(runs))
     if argv[0] == "train":
