@@ -63,7 +63,15 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
     reports = []
     for name in names:
         log(f"[lnft reports] {name} (profile {profile}) ...")
-        report = execute(name, profile, notebooks_dir, target, runs_dir, kernel, per_notebook[name])
+        started = time.perf_counter()
+        try:
+            report = execute(name, profile, notebooks_dir, target, runs_dir, kernel, per_notebook[name])
+        except KeyboardInterrupt:  # the index says so (the previous good report, stale), then Ctrl-C goes on
+            reports.append(NotebookReport(name, "interrupted", time.perf_counter() - started, "", None,
+                                          "interrupted (Ctrl-C) before it finished", commit,
+                                          dict(per_notebook[name]), _last_good(before.get(name), target)))
+            write_index(target, profile, _merge_previous(target, reports, facts), facts)
+            raise
         report.commit = commit
         if report.status != "ok":
             report.previous = _last_good(before.get(name), target)
@@ -453,7 +461,7 @@ def write_index(target: str, profile: str, reports: list[NotebookReport], facts:
 <html><head><meta charset="utf-8"><title>lnft reports — {html.escape(profile)}</title>
 <style>body{{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}}
 td,th{{padding:.3em .8em;text-align:left;vertical-align:top}} table{{border-collapse:collapse}}
-tr.failed td{{color:#b00}} tr.failed td a{{color:#b00}} .runs td,.verdicts td,.verdicts th{{border-top:1px solid #ddd}}
+tr.failed td,tr.interrupted td{{color:#b00}} tr.failed td a,tr.interrupted td a{{color:#b00}} .runs td,.verdicts td,.verdicts th{{border-top:1px solid #ddd}}
 section.claim{{display:flex;gap:1.5em;align-items:flex-start;border-top:2px solid #ccc;padding:1em 0}}
 section.claim .text{{flex:1}} img.thumb{{width:320px;border:1px solid #ccc}}
 .good{{color:#176d24;font-weight:bold}} .bad{{color:#b00;font-weight:bold}} .open{{color:#8a6d00;font-weight:bold}}
@@ -495,7 +503,8 @@ def _claim_section(number: int, name: str, report: NotebookReport | None, record
         body = "<p class='missing'>Not run in this folder: no verdict.</p>"
     elif report.status != "ok" and report.previous and record is not None:
         prev = report.previous
-        body = (f"<p class='missing'>The latest run failed: {html.escape(report.error or report.status)}"
+        body = (f"<p class='missing'>The latest run {'was ' if report.status == 'interrupted' else ''}"
+                f"{html.escape(report.status)}: {html.escape(report.error or report.status)}"
                 f"{' (' + _link(report.html, 'its report') + ')' if report.html else ''}. <b>Stale:</b> the verdicts "
                 f"below are the previous good report's (commit {html.escape(str(prev.get('commit') or '?'))}).</p>"
                 + _verdict_table(record.get("verdicts", [])))
