@@ -108,6 +108,8 @@ class RunStore:
         if problem:
             raise BrokenRun(f"{RECORD}: {problem}")
         legacy = not result.fingerprints  # written before fingerprints and checksums (schema 1): stale, not broken
+        if not legacy and "predictions" not in result.files:  # every record since schema 2 has them: the metrics'
+            raise BrokenRun(f"{RECORD} lists no predictions")  # check (verify) cannot be dodged by dropping them
         for name in set(result.files.values()) | set(result.checksums):
             file = os.path.join(path, name)
             expected = result.checksums.get(name)
@@ -248,7 +250,7 @@ class RunStore:
         Every file written here before the record gets its size and sha256 in the record."""
         from safetensors.torch import save_file
 
-        problem = nonfinite(result, trained, predictions)
+        problem = nonfinite(result, trained, predictions) or ("no predictions" if not predictions else "")
         if problem:  # whoever trained it (this process, a Ray worker): a diverged run is never stored
             raise RunFailed(f"run {result.run_id}: {problem}; not stored")
         os.makedirs(self.root, exist_ok=True)

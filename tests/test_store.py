@@ -388,6 +388,13 @@ def test_verify_recomputes_metrics_from_the_stored_predictions(pristine, tmp_pat
     out = capsys.readouterr().out
     assert "broken (metrics differ from its predictions: dev score 99 recorded" in out
     assert f"{honest:.6g} recomputed" in out
+    # review of 21, item 5: dropping the predictions from the record as well does not dodge the check
+    del record["files"]["predictions"]
+    record["checksums"].pop("predictions.npz")
+    path.write_text(json.dumps(record))
+    assert store.get(cfg) is None
+    assert main(["runs", "verify", "--runs", store.root]) == 1
+    assert "broken (record.json lists no predictions)" in capsys.readouterr().out
 
 
 def test_prune_in_a_read_only_store_says_so_and_claims_nothing(pristine, tmp_path, capsys, monkeypatch):
