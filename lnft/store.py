@@ -217,7 +217,7 @@ class RunStore:
                 except (LnftError, KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as exc:  # noqa: BLE001 — recorded, then raised as it was
-                    self.record_failure(run_id, config, *error_text(exc))
+                    exc.lnft_failure_record = self.record_failure(run_id, config, *error_text(exc))
                     raise
             finally:
                 lock.release()
@@ -294,9 +294,10 @@ class RunStore:
         raise LnftError(f"could not store run {result.run_id} in {self.root!r}: the directory keeps changing")
 
     # ---------------------------------------------------------------- failed runs
-    def record_failure(self, run_id: str, config: RunConfig, error: str, detail: str = "") -> str:
+    def record_failure(self, run_id: str, config: RunConfig, error: str, detail: str = "") -> str | None:
         """Note a run that failed (``.failed/<run id>.json``: config, error, traceback); never served as a
-        result, removed when the run later succeeds."""
+        result, removed when the run later succeeds. Returns the record's path, or None when it could not
+        be written (one warning; no temp file left behind)."""
         folder = os.path.join(self.root, FAILED)
         path = os.path.join(folder, f"{run_id}.json")
         record = {"run_id": run_id, "config": config.to_dict(), "error": error, "detail": detail,
@@ -309,6 +310,11 @@ class RunStore:
             os.replace(tmp, path)
         except OSError as exc:  # a read-only store: the failure is still raised, just not recorded
             _warn(f"could not record the failure of run {run_id} in {folder} ({exc.strerror or exc})")
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+            return None
         return path
 
     def failures(self) -> list[dict]:

@@ -388,3 +388,26 @@ def test_a_diverged_run_is_one_line_recorded_as_failed_and_never_stored(steps, t
     record = json.loads((runs / ".failed" / failed[0]).read_text())
     assert record["config"]["lr"] == 1e308 and "diverged" in record["error"]
     assert main(["runs", "verify", "--runs", str(runs)]) == 0 and "0 run(s)" in capsys.readouterr().out
+
+
+def test_a_failed_run_names_its_record_only_when_it_was_written(tmp_path, capsys, monkeypatch):
+    """Review of 21, item 6: 'recorded in <file>' only when that file was written; a failed write leaves no temp."""
+    import lnft.train
+
+    def boom(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(lnft.train, "finetune", boom)
+    runs = tmp_path / "runs"
+    argv = _head("--out", str(runs), *TINY)
+    assert main(argv) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    [name] = os.listdir(runs / ".failed")
+    assert line == f"lnft: run failed: RuntimeError: boom; recorded in {runs / '.failed' / name}", line
+    (runs / ".failed" / name).unlink()
+    (runs / ".failed" / name).mkdir()  # the record cannot be written (os.replace onto a directory fails)
+    assert main(argv) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == "lnft: run failed: RuntimeError: boom; not recorded", lines
+    assert "could not record the failure" in lines[0]
+    assert os.listdir(runs / ".failed") == [name]  # no <id>.json.tmp-<pid> left behind
