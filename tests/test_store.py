@@ -542,3 +542,18 @@ def test_every_tokenizer_file_enters_a_local_models_fingerprint(tiny, tmp_path):
         (model / name).write_text("two\n")
         two = tiny(task="rte", method="head", model=str(model)).run_id()
         assert len({base, one, two}) == 3, name
+
+
+def test_layernorm_shapes_of_an_unbuildable_config_is_one_lnft_error(tmp_path):
+    """Review of 21, item 10: AutoConfig/from_config errors become LnftError (runs list catches those)."""
+    import shutil
+
+    from lnft.models import embedded_model_path, layernorm_shapes
+
+    model = tmp_path / "model"
+    shutil.copytree(embedded_model_path(), model)
+    config = json.loads((model / "config.json").read_text())
+    config["hidden_size"] = 383  # not a multiple of the 12 attention heads: transformers refuses to build it
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LnftError, match="does not describe a model transformers can build"):
+        layernorm_shapes(str(model))
