@@ -373,21 +373,39 @@ def _merge_previous(target: str, reports: list[NotebookReport], facts: dict | No
 
 
 def reports_on_disk(target: str) -> list[NotebookReport]:
-    """Reports recovered from the executed notebooks (papermill records duration and failure in them)."""
+    """Reports recovered from the executed notebooks (papermill records duration and failure in them).
+    A failed run's notebook (``<name>.failed.ipynb``, removed whenever a later run succeeds) is the latest
+    run of that notebook: a failed report, with the good report beside it, if any, as its stale previous one."""
     import nbformat
 
-    found = []
-    for file in sorted(f for f in os.listdir(target) if f.endswith(".ipynb") and not f.endswith(".failed.ipynb")):
+    def meta_of(file):
         try:
-            meta = nbformat.read(os.path.join(target, file), as_version=4).metadata.get("papermill", {})
+            return nbformat.read(os.path.join(target, file), as_version=4).metadata.get("papermill", {})
         except Exception:  # noqa: BLE001 — not a notebook: not a report
+            return None
+
+    def page_of(stem):
+        return stem + ".html" if os.path.isfile(os.path.join(target, stem + ".html")) else None
+
+    found = {}
+    for file in sorted(f for f in os.listdir(target) if f.endswith(".ipynb") and not f.endswith(".failed.ipynb")):
+        meta = meta_of(file)
+        if meta is None:
             continue
-        page = file[:-6] + ".html"
-        found.append(NotebookReport(file[:-6], "failed" if meta.get("exception") else "ok",
-                                    float(meta.get("duration") or 0.0), file,
-                                    page if os.path.isfile(os.path.join(target, page)) else None,
-                                    "recovered from the executed notebook" if meta.get("exception") else ""))
-    return found
+        found[file[:-6]] = NotebookReport(file[:-6], "failed" if meta.get("exception") else "ok",
+                                          float(meta.get("duration") or 0.0), file, page_of(file[:-6]),
+                                          "recovered from the executed notebook" if meta.get("exception") else "")
+    for file in sorted(f for f in os.listdir(target) if f.endswith(".failed.ipynb")):
+        meta = meta_of(file)
+        if meta is None:
+            continue
+        name = file[: -len(".failed.ipynb")]
+        good = found.get(name)
+        previous = {k: v for k, v in good.__dict__.items() if k != "previous"} if good and good.status == "ok" else None
+        found[name] = NotebookReport(name, "failed", float(meta.get("duration") or 0.0), file,
+                                     page_of(file[:-6]), "recovered from the executed notebook of the failed run",
+                                     previous=previous)
+    return [found[name] for name in sorted(found)]
 
 
 def _write_atomic(path: str, text: str) -> None:

@@ -114,6 +114,13 @@ def test_a_failing_notebook_keeps_the_previous_good_report_marked_stale(tmp_path
     assert main([*args, "--notebooks", "03_new"]) == 1
     assert "The notebook failed, so this claim has no verdict: ValueError: new and broken" in (
         out / "smoke" / "index.html").read_text()
+    # review of 21, item 8: an index rebuilt from disk keeps both failures (one with its stale good report)
+    (out / "smoke" / "reports.json").write_text("{garbage")
+    assert main([*args, "--notebooks", "02_works"]) == 0
+    state = {r["name"]: r for r in json.loads((out / "smoke" / "reports.json").read_text())["notebooks"]}
+    assert state["03_new"]["status"] == "failed" and state["03_new"]["ipynb"] == "03_new.failed.ipynb", state
+    assert state["01_fails"]["status"] == "failed" and state["01_fails"]["ipynb"] == "01_fails.failed.ipynb"
+    assert state["02_works"]["status"] == "ok"
 
 
 def test_an_interrupted_report_leaves_the_previous_one_and_a_finished_stage_is_completed(tmp_path, monkeypatch):
