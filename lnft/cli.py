@@ -72,8 +72,9 @@ def cmd_train(args) -> int:
         from .errors import error_text
 
         text = str(exc) if isinstance(exc, RunFailed) else error_text(exc)[0]
-        print(f"lnft: run failed: {text}; recorded in {os.path.join(store.root, '.failed', cfg.run_id() + '.json')}",
-              file=sys.stderr)
+        record = getattr(exc, "lnft_failure_record", None)  # set only when the failure's record was written
+        where = f"; recorded in {record}" if record and os.path.isfile(record) else "; not recorded"
+        print(f"lnft: run failed: {text}{where}", file=sys.stderr)
         return 1
     s = result.summary()
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in s["metrics"].items())

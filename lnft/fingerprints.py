@@ -24,8 +24,11 @@ STORE_SCHEMA = 3
 
 # The modules whose source decides a result (the store, CLI, notebooks and analyses do not).
 TRAINING_PATH = ("components", "config", "data", "hub", "methods", "models", "result", "tasks", "train")
-MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
-               "merges.txt", "sentencepiece.bpe.model", "spiece.model")
+# Every file of a model directory that the loader may read besides the weights: the config and every
+# tokenizer file (models.TOKENIZER_FILES, which decide whether a directory has a tokenizer, are all here).
+MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt",
+               "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json",
+               "spm.model", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json")
 
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}

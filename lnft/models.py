@@ -141,9 +141,14 @@ def layernorm_shapes(name: str) -> dict[str, tuple]:
 
     from .components import layernorm_param_names
 
-    config = AutoConfig.from_pretrained(model_path(name))
-    with torch.device("meta"):
-        model = AutoModelForSequenceClassification.from_config(config)
+    try:
+        config = AutoConfig.from_pretrained(model_path(name))
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(config)
+    except Exception as exc:  # noqa: BLE001 — a config transformers cannot build: one line, never a traceback
+        raise LnftError(f"model {name!r}: its config does not describe a model transformers can build "
+                        f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); allowed: "
+                        f"{_allowed()}") from None
     shapes = dict(model.named_parameters())
     return {n: tuple(shapes[n].shape) for n in layernorm_param_names(model)}
 

@@ -108,8 +108,21 @@ def _is_num(v, lo=None, hi=None, lo_open=False) -> bool:
 
 
 def _list(v, item, *, empty=False, unique=True) -> bool:
+    """A list (or tuple) of items that pass ``item``; ``unique``: no two equal (by value: 50 and 50.0 are one)."""
     return (isinstance(v, (list, tuple)) and (empty or len(v) > 0) and all(item(x) for x in v)
-            and (not unique or len(set(map(repr, v))) == len(v)))
+            and (not unique or len(_distinct(v)) == len(v)))
+
+
+def _distinct(v) -> list:
+    out = []
+    for x in v:
+        if not any(x == y for y in out):
+            out.append(x)
+    return out
+
+
+MAX_FOLDS = 100  # Fisher folds: disjoint slices of the training split (each needs examples of its own)
+MAX_FISHER_SAMPLES = 1_000_000  # examples per fold; more than any GLUE training split holds
 
 
 def _task(v) -> bool:
@@ -191,8 +204,8 @@ SCHEMA: dict[str, Spec] = {
     "fisher_kind": Spec("empirical, expected", _choice("empirical", "expected")),
     "fisher_points": Spec("a non-empty list of distinct Fisher points (pretrained, head-warmup, finetuned)",
                           lambda v: _list(v, _choice("pretrained", "head-warmup", "finetuned"))),
-    "fisher_samples": Spec("an integer >= 1", lambda v: _is_int(v, 1)),
-    "folds": Spec("an integer >= 1", lambda v: _is_int(v, 1)),
+    "fisher_samples": Spec(f"an integer from 1 to {MAX_FISHER_SAMPLES:,}", lambda v: _is_int(v, 1, MAX_FISHER_SAMPLES)),
+    "folds": Spec(f"an integer from 1 to {MAX_FOLDS}", lambda v: _is_int(v, 1, MAX_FOLDS)),
     "permute_seed": Spec("an integer from 0 to 4294967295", _seed),
     "baseline_lr": Spec("{'full': a finite number > 0, ...}", lambda v: _per_method(v, _rate) and "full" in v),
 }
@@ -208,6 +221,8 @@ NOTEBOOK_RULES = {
     "03_fisher_subsets": [
         (lambda v: 100 in v["fractions"] and any(f < 100 for f in v["fractions"]),
          "fractions must include 100 (the all-LayerNorm reference) and at least one below 100"),
+        (lambda v: v.get("max_train_samples") is None or v["folds"] <= v["max_train_samples"],
+         "folds must not exceed max_train_samples (each fold is a disjoint slice of the training examples)"),
     ],
 }
 

@@ -171,7 +171,8 @@ def markdown(folder: str, link: str = "", state: dict | None = None) -> str:
         if run is None:
             out.append("Not run: no verdict.")
         elif stale:
-            out.append(f"The latest run failed ({run.get('error') or run.get('status')}). **Stale:** the verdicts below "
+            how = "was interrupted" if run.get("status") == "interrupted" else "failed"
+            out.append(f"The latest run {how} ({run.get('error') or run.get('status')}). **Stale:** the verdicts below "
                        f"are the previous good report's (commit `{run['previous'].get('commit') or '?'}`).\n")
         elif run.get("status") != "ok":
             out.append(f"The notebook failed, so this claim has no verdict: {run.get('error') or run.get('status')}.")

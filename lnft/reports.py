@@ -63,7 +63,15 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
     reports = []
     for name in names:
         log(f"[lnft reports] {name} (profile {profile}) ...")
-        report = execute(name, profile, notebooks_dir, target, runs_dir, kernel, per_notebook[name])
+        started = time.perf_counter()
+        try:
+            report = execute(name, profile, notebooks_dir, target, runs_dir, kernel, per_notebook[name])
+        except KeyboardInterrupt:  # the index says so (the previous good report, stale), then Ctrl-C goes on
+            reports.append(NotebookReport(name, "interrupted", time.perf_counter() - started, "", None,
+                                          "interrupted (Ctrl-C) before it finished", commit,
+                                          dict(per_notebook[name]), _last_good(before.get(name), target)))
+            write_index(target, profile, _merge_previous(target, reports, facts), facts)
+            raise
         report.commit = commit
         if report.status != "ok":
             report.previous = _last_good(before.get(name), target)
@@ -365,21 +373,39 @@ def _merge_previous(target: str, reports: list[NotebookReport], facts: dict | No
 
 
 def reports_on_disk(target: str) -> list[NotebookReport]:
-    """Reports recovered from the executed notebooks (papermill records duration and failure in them)."""
+    """Reports recovered from the executed notebooks (papermill records duration and failure in them).
+    A failed run's notebook (``<name>.failed.ipynb``, removed whenever a later run succeeds) is the latest
+    run of that notebook: a failed report, with the good report beside it, if any, as its stale previous one."""
     import nbformat
 
-    found = []
-    for file in sorted(f for f in os.listdir(target) if f.endswith(".ipynb") and not f.endswith(".failed.ipynb")):
+    def meta_of(file):
         try:
-            meta = nbformat.read(os.path.join(target, file), as_version=4).metadata.get("papermill", {})
+            return nbformat.read(os.path.join(target, file), as_version=4).metadata.get("papermill", {})
         except Exception:  # noqa: BLE001 — not a notebook: not a report
+            return None
+
+    def page_of(stem):
+        return stem + ".html" if os.path.isfile(os.path.join(target, stem + ".html")) else None
+
+    found = {}
+    for file in sorted(f for f in os.listdir(target) if f.endswith(".ipynb") and not f.endswith(".failed.ipynb")):
+        meta = meta_of(file)
+        if meta is None:
             continue
-        page = file[:-6] + ".html"
-        found.append(NotebookReport(file[:-6], "failed" if meta.get("exception") else "ok",
-                                    float(meta.get("duration") or 0.0), file,
-                                    page if os.path.isfile(os.path.join(target, page)) else None,
-                                    "recovered from the executed notebook" if meta.get("exception") else ""))
-    return found
+        found[file[:-6]] = NotebookReport(file[:-6], "failed" if meta.get("exception") else "ok",
+                                          float(meta.get("duration") or 0.0), file, page_of(file[:-6]),
+                                          "recovered from the executed notebook" if meta.get("exception") else "")
+    for file in sorted(f for f in os.listdir(target) if f.endswith(".failed.ipynb")):
+        meta = meta_of(file)
+        if meta is None:
+            continue
+        name = file[: -len(".failed.ipynb")]
+        good = found.get(name)
+        previous = {k: v for k, v in good.__dict__.items() if k != "previous"} if good and good.status == "ok" else None
+        found[name] = NotebookReport(name, "failed", float(meta.get("duration") or 0.0), file,
+                                     page_of(file[:-6]), "recovered from the executed notebook of the failed run",
+                                     previous=previous)
+    return [found[name] for name in sorted(found)]
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -453,7 +479,7 @@ def write_index(target: str, profile: str, reports: list[NotebookReport], facts:
 <html><head><meta charset="utf-8"><title>lnft reports — {html.escape(profile)}</title>
 <style>body{{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}}
 td,th{{padding:.3em .8em;text-align:left;vertical-align:top}} table{{border-collapse:collapse}}
-tr.failed td{{color:#b00}} tr.failed td a{{color:#b00}} .runs td,.verdicts td,.verdicts th{{border-top:1px solid #ddd}}
+tr.failed td,tr.interrupted td{{color:#b00}} tr.failed td a,tr.interrupted td a{{color:#b00}} .runs td,.verdicts td,.verdicts th{{border-top:1px solid #ddd}}
 section.claim{{display:flex;gap:1.5em;align-items:flex-start;border-top:2px solid #ccc;padding:1em 0}}
 section.claim .text{{flex:1}} img.thumb{{width:320px;border:1px solid #ccc}}
 .good{{color:#176d24;font-weight:bold}} .bad{{color:#b00;font-weight:bold}} .open{{color:#8a6d00;font-weight:bold}}
@@ -499,7 +525,8 @@ def _claim_section(number: int, name: str, report: NotebookReport | None, record
         body = "<p class='missing'>Not run in this folder: no verdict.</p>"
     elif report.status != "ok" and report.previous and record is not None:
         prev = report.previous
-        body = (f"<p class='missing'>The latest run failed: {html.escape(report.error or report.status)}"
+        body = (f"<p class='missing'>The latest run {'was ' if report.status == 'interrupted' else ''}"
+                f"{html.escape(report.status)}: {html.escape(report.error or report.status)}"
                 f"{' (' + _link(report.html, 'its report') + ')' if report.html else ''}. <b>Stale:</b> the verdicts "
                 f"below are the previous good report's (commit {html.escape(str(prev.get('commit') or '?'))}).</p>"
                 + _verdict_table(record.get("verdicts", [])))
@@ -592,16 +619,20 @@ def add_cli(sub) -> None:
     p.set_defaults(func=_cmd_reports)
 
 
-def engine_parameters(args) -> dict:
+def engine_parameters(args, given: dict | None = None) -> dict:
     """Check the engine options before any notebook runs (ray: join or start it now and check that a node
-    can hold one run) and return the notebook parameters and environment they become."""
+    can hold one run) and return the notebook parameters and environment they become. The effective
+    engine and address are the flags', else ``-p engine`` / ``-p address`` (``given``), else the environment's."""
     from .engine import ENV, connect, resolve_engine
 
-    flags = not (args.engine is None and args.address is None and args.num_cpus is None and args.num_gpus is None)
+    given = given or {}
+    engine = args.engine if args.engine is not None else given.get("engine")
+    address = args.address if args.address is not None else given.get("address")
+    flags = not (engine is None and address is None and args.num_cpus is None and args.num_gpus is None)
     try:  # the environment's engine (LNFT_ENGINE...) is checked here too, not in the first notebook
-        cfg = resolve_engine(args.engine, args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
+        cfg = resolve_engine(engine, address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
     except LnftError as exc:
-        if args.engine is None and os.environ.get(ENV["name"]):
+        if engine is None and os.environ.get(ENV["name"]):
             raise LnftError(f"{exc} (from ${ENV['name']}={os.environ[ENV['name']]!r})") from None
         raise
     if not flags and cfg.name == "local":
@@ -638,7 +669,7 @@ def _cmd_reports(args) -> int:
     names, _ = check_request(args.profile, args.notebooks, args.out, args.notebooks_dir)
     given = overrides(args)
     plan_parameters(args.profile, names, args.notebooks_dir, given)  # bad overrides fail before Ray starts
-    parameters = engine_parameters(args)
+    parameters = engine_parameters(args, given)  # -p engine / -p address too, through resolve_engine
     given.update({k: v for k, v in parameters.items() if k in ("engine", "address")})
     reports = run_reports(args.profile, args.notebooks, args.out, args.notebooks_dir, store.root, args.kernel,
                           parameters=given)

@@ -108,6 +108,8 @@ class RunStore:
         if problem:
             raise BrokenRun(f"{RECORD}: {problem}")
         legacy = not result.fingerprints  # written before fingerprints and checksums (schema 1): stale, not broken
+        if not legacy and "predictions" not in result.files:  # every record since schema 2 has them: the metrics'
+            raise BrokenRun(f"{RECORD} lists no predictions")  # check (verify) cannot be dodged by dropping them
         for name in set(result.files.values()) | set(result.checksums):
             file = os.path.join(path, name)
             expected = result.checksums.get(name)
@@ -215,7 +217,7 @@ class RunStore:
                 except (LnftError, KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as exc:  # noqa: BLE001 — recorded, then raised as it was
-                    self.record_failure(run_id, config, *error_text(exc))
+                    exc.lnft_failure_record = self.record_failure(run_id, config, *error_text(exc))
                     raise
             finally:
                 lock.release()
@@ -248,7 +250,7 @@ class RunStore:
         Every file written here before the record gets its size and sha256 in the record."""
         from safetensors.torch import save_file
 
-        problem = nonfinite(result, trained, predictions)
+        problem = nonfinite(result, trained, predictions) or ("no predictions" if not predictions else "")
         if problem:  # whoever trained it (this process, a Ray worker): a diverged run is never stored
             raise RunFailed(f"run {result.run_id}: {problem}; not stored")
         os.makedirs(self.root, exist_ok=True)
@@ -292,9 +294,10 @@ class RunStore:
         raise LnftError(f"could not store run {result.run_id} in {self.root!r}: the directory keeps changing")
 
     # ---------------------------------------------------------------- failed runs
-    def record_failure(self, run_id: str, config: RunConfig, error: str, detail: str = "") -> str:
+    def record_failure(self, run_id: str, config: RunConfig, error: str, detail: str = "") -> str | None:
         """Note a run that failed (``.failed/<run id>.json``: config, error, traceback); never served as a
-        result, removed when the run later succeeds."""
+        result, removed when the run later succeeds. Returns the record's path, or None when it could not
+        be written (one warning; no temp file left behind)."""
         folder = os.path.join(self.root, FAILED)
         path = os.path.join(folder, f"{run_id}.json")
         record = {"run_id": run_id, "config": config.to_dict(), "error": error, "detail": detail,
@@ -307,6 +310,11 @@ class RunStore:
             os.replace(tmp, path)
         except OSError as exc:  # a read-only store: the failure is still raised, just not recorded
             _warn(f"could not record the failure of run {run_id} in {folder} ({exc.strerror or exc})")
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+            return None
         return path
 
     def failures(self) -> list[dict]:
@@ -353,7 +361,12 @@ class RunStore:
 
 def _freshness(result: RunResult) -> tuple[str, str]:
     """ok if this config, under today's code, data and model, still has this run's id; else stale
-    (saying which fingerprint changed), or unknown when today's fingerprints cannot be computed."""
+    (saying which fingerprint changed), or unknown when today's fingerprints cannot be computed.
+
+    A local data or model directory identifies a run by its content, not its path (moving it keeps the id),
+    so the path remembered in the record says nothing once the directory moved: a run whose only
+    difference is what now lies (or does not lie) at that path is unknown, never stale, and never pruned."""
+    by_path = {k for k, v in result.fingerprints.items() if k in ("data", "model") and str(v).startswith("local:")}
     try:
         current_id, current = result.config.identity()
     except (LnftError, OSError) as exc:
@@ -362,7 +375,12 @@ def _freshness(result: RunResult) -> tuple[str, str]:
         return "ok", ""
     changed = [k for k in sorted(set(current) | set(result.fingerprints))
                if current.get(k) != result.fingerprints.get(k)]
-    return "stale", ("changed: " + ", ".join(changed)) if changed else "config hash differs"
+    moved = [k for k in changed if k in by_path]
+    if changed and len(moved) == len(changed):
+        where = ", ".join(f"{k} directory {getattr(result.config, k)!r}" for k in moved)
+        return "unknown", (f"{where} now holds other content; the run is identified by content, so it may "
+                           "still be right for the directory's new place")
+    return "stale", ("changed: " + ", ".join(k for k in changed if k not in moved)) if changed else "config hash differs"
 
 
 def _short(value) -> str:

@@ -159,6 +159,19 @@ def _bad_inputs(t):
                                         "invalid fractions [200]; allowed: a non-empty list of distinct percentages"),
         "2: reports LNFT_ENGINE=spark": (_reports(), "unknown engine 'spark'; allowed: local, ray (from $LNFT_ENGINE"),
         "2: reports -p engine spark": (_reports("-p", "engine", "spark"), "invalid engine 'spark'; allowed: local, ray"),
+        "review 3: reports -p address garbage": (_reports("-p", "address", "garbage"),
+                                                 "address 'garbage' is only allowed with engine 'ray'"),
+        "review 3: reports -p engine ray -p address garbage": (_reports("-p", "engine", "ray", "-p", "address", "garbage"),
+                                                               "invalid Ray address 'garbage'; allowed: auto"),
+        "review 3: reports LNFT_ENGINE=ray -p address garbage": (_reports("-p", "address", "garbage"),
+                                                                 "invalid Ray address 'garbage'; allowed: auto"),
+        "review 7: reports -p fractions with 50 twice": (_reports("-p", "fractions", "[100, 50, 50.0]"),
+                                                         "invalid fractions [100, 50, 50.0]; allowed: a non-empty list of distinct"),
+        "review 7: reports -p folds 1000": (_reports("-p", "folds", "1000"), "invalid folds 1000; allowed: an integer from 1 to 100"),
+        "review 7: reports -p fisher_samples 1e9": (_reports("-p", "fisher_samples", "1000000000"),
+                                                    "invalid fisher_samples 1000000000; allowed: an integer from 1 to 1,000,000"),
+        "review 7: reports -p folds above max_train_samples": (_reports("-p", "folds", "40", "-p", "max_train_samples", "32"),
+                                                               "folds must not exceed max_train_samples"),
         "2: reports -p methods without layernorm": (_reports("-p", "methods", '["full", "head"]'),
                                                     "methods must include 'layernorm'"),
         "2: reports -p fractions without 100": (_reports("-p", "fractions", "[1, 5]"),
@@ -173,6 +186,10 @@ def _bad_inputs(t):
                                           "STS-B/train.tsv: line 3 has label 'inf'; allowed: a finite number"),
         "3: stsb score 1e400 in dev.tsv": (_stsb("--data-dir", _stsb_dir(t, "big-dev", dev_score="1e400")),
                                           "STS-B/dev.tsv: line 3 has label '1e400'; allowed: a finite number"),
+        "review 9: stsb score nan in train.tsv": (_stsb("--data-dir", _stsb_dir(t, "nan-train", train_score="nan")),
+                                                  "STS-B/train.tsv: line 3 has label 'nan'; allowed: a finite number"),
+        "review 9: stsb score nan in dev.tsv": (_stsb("--data-dir", _stsb_dir(t, "nan-dev", dev_score="nan")),
+                                                "STS-B/dev.tsv: line 3 has label 'nan'; allowed: a finite number"),
         "6: truncated model.safetensors": (_head("--model", models["truncated"]),
                                            "model.safetensors is unreadable (Error while deserializing header"),
         "6: config and weights of different shapes": (_head("--model", models["reshaped"]),
@@ -323,6 +340,8 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch, no_work):
     monkeypatch.delenv("LNFT_ENGINE", raising=False)
     if case == "2: reports LNFT_ENGINE=spark":
         monkeypatch.setenv("LNFT_ENGINE", "spark")
+    if case == "review 3: reports LNFT_ENGINE=ray -p address garbage":
+        monkeypatch.setenv("LNFT_ENGINE", "ray")
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     monkeypatch.setenv("LNFT_RUNS", str(runs))
     if argv[0] == "train":
@@ -380,3 +399,26 @@ def test_a_diverged_run_is_one_line_recorded_as_failed_and_never_stored(steps, t
     record = json.loads((runs / ".failed" / failed[0]).read_text())
     assert record["config"]["lr"] == 1e308 and "diverged" in record["error"]
     assert main(["runs", "verify", "--runs", str(runs)]) == 0 and "0 run(s)" in capsys.readouterr().out
+
+
+def test_a_failed_run_names_its_record_only_when_it_was_written(tmp_path, capsys, monkeypatch):
+    """Review of 21, item 6: 'recorded in <file>' only when that file was written; a failed write leaves no temp."""
+    import lnft.train
+
+    def boom(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(lnft.train, "finetune", boom)
+    runs = tmp_path / "runs"
+    argv = _head("--out", str(runs), *TINY)
+    assert main(argv) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    [name] = os.listdir(runs / ".failed")
+    assert line == f"lnft: run failed: RuntimeError: boom; recorded in {runs / '.failed' / name}", line
+    (runs / ".failed" / name).unlink()
+    (runs / ".failed" / name).mkdir()  # the record cannot be written (os.replace onto a directory fails)
+    assert main(argv) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == "lnft: run failed: RuntimeError: boom; not recorded", lines
+    assert "could not record the failure" in lines[0]
+    assert os.listdir(runs / ".failed") == [name]  # no <id>.json.tmp-<pid> left behind

@@ -115,6 +115,13 @@ def test_a_failing_notebook_keeps_the_previous_good_report_marked_stale(tmp_path
     assert main([*args, "--notebooks", "03_new"]) == 1
     assert "The notebook failed, so this claim has no verdict: ValueError: new and broken" in (
         out / "smoke" / "index.html").read_text()
+    # review of 21, item 8: an index rebuilt from disk keeps both failures (one with its stale good report)
+    (out / "smoke" / "reports.json").write_text("{garbage")
+    assert main([*args, "--notebooks", "02_works"]) == 0
+    state = {r["name"]: r for r in json.loads((out / "smoke" / "reports.json").read_text())["notebooks"]}
+    assert state["03_new"]["status"] == "failed" and state["03_new"]["ipynb"] == "03_new.failed.ipynb", state
+    assert state["01_fails"]["status"] == "failed" and state["01_fails"]["ipynb"] == "01_fails.failed.ipynb"
+    assert state["02_works"]["status"] == "ok"
 
 
 def test_an_interrupted_report_leaves_the_previous_one_and_a_finished_stage_is_completed(tmp_path, monkeypatch):
@@ -137,6 +144,15 @@ def test_an_interrupted_report_leaves_the_previous_one_and_a_finished_stage_is_c
     assert main(args) == 130
     assert {f: (target / f).read_text() for f in before} == before
     assert not [f for f in os.listdir(target) if f.startswith(".stage")]
+    # the index and reports.json say so: the previous good report, stale, beside the interruption
+    [entry] = json.loads((target / "reports.json").read_text())["notebooks"]
+    assert entry["status"] == "interrupted" and entry["previous"]["commit"] == "good123", entry
+    index = (target / "index.html").read_text()
+    assert "class='interrupted'" in index and "The latest run was interrupted" in index and "Stale:" in index
+    assert "previous good report (stale)" in index and "+1.0 (+0.5 to +1.5)" in index
+    from lnft.record import markdown
+
+    assert "The latest run was interrupted" in markdown(str(target)) and "**Stale:**" in markdown(str(target))
     monkeypatch.undo()
     # a process killed while moving a complete report into place: the next run completes the move
     dead = __import__("subprocess").Popen([__import__("sys").executable, "-c", "pass"])

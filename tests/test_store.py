@@ -388,6 +388,13 @@ def test_verify_recomputes_metrics_from_the_stored_predictions(pristine, tmp_pat
     out = capsys.readouterr().out
     assert "broken (metrics differ from its predictions: dev score 99 recorded" in out
     assert f"{honest:.6g} recomputed" in out
+    # review of 21, item 5: dropping the predictions from the record as well does not dodge the check
+    del record["files"]["predictions"]
+    record["checksums"].pop("predictions.npz")
+    path.write_text(json.dumps(record))
+    assert store.get(cfg) is None
+    assert main(["runs", "verify", "--runs", store.root]) == 1
+    assert "broken (record.json lists no predictions)" in capsys.readouterr().out
 
 
 def test_prune_in_a_read_only_store_says_so_and_claims_nothing(pristine, tmp_path, capsys, monkeypatch):
@@ -448,6 +455,34 @@ def test_moving_a_data_dir_keeps_the_run_id_and_the_stored_run(tiny, tmp_path, m
     assert again.run_id() != first.run_id
 
 
+def test_a_moved_data_dir_never_makes_its_run_stale_or_pruned(tiny, tmp_path, capsys):
+    """Review of 21, item 1: the record remembers the old path; what lies there now says nothing about the run."""
+    import shutil
+
+    from lnft.cli import main
+
+    glue = _local_glue(tmp_path / "g1")
+    store = RunStore(tmp_path / "runs")
+    first, _ = store.fetch_or_run(tiny(task="rte", method="head", data=glue, max_train_samples=8,
+                                       max_eval_samples=8), progress=False)
+    shutil.move(glue, tmp_path / "g2")
+    [entry] = store.entries()
+    assert entry.status == "unknown", entry
+    _local_glue(tmp_path / "g1", flip_dev=True)  # a different directory at the remembered path
+    [entry] = store.entries()
+    assert entry.status == "unknown" and "g1" in entry.reason, entry
+    capsys.readouterr()
+    assert main(["runs", "prune", "--stale", "--runs", store.root]) == 0
+    assert "0 run(s) removed" in capsys.readouterr().out
+    assert store.load(first.run_id) is not None
+    # a change that is not the remembered path's (here: the code) still makes it stale
+    first.fingerprints["code"] = "sha256:older"
+    with open(os.path.join(first.run_dir, "record.json"), "w") as fh:
+        json.dump(first.to_dict(), fh)
+    [entry] = store.entries()
+    assert entry.status == "stale" and entry.reason == "changed: code", entry
+
+
 def _old_run_id(cfg):
     """The run id as lnft computed it before issue 21 (no field normalised)."""
     import dataclasses
@@ -488,3 +523,37 @@ def test_bad_input_found_while_training_leaves_no_runs_directory(tiny, tmp_path,
     with pytest.raises(LnftError, match="cannot load model"):
         store.get_or_run(tiny(task="rte", method="head"), progress=False)
     assert not (tmp_path / "runs").exists()  # not recorded as a failed run: bad input, not a run
+
+
+def test_every_tokenizer_file_enters_a_local_models_fingerprint(tiny, tmp_path):
+    """Review of 21, item 2: two model directories that differ in any file the loader may read differ in run id."""
+    import shutil
+
+    from lnft.fingerprints import MODEL_FILES
+    from lnft.models import TOKENIZER_FILES, embedded_model_path
+
+    assert set(TOKENIZER_FILES) <= set(MODEL_FILES)
+    for name in ("spm.model", "vocab.json", "tokenizer.model", "added_tokens.json", "special_tokens_map.json"):
+        model = tmp_path / name
+        shutil.copytree(embedded_model_path(), model)
+        base = tiny(task="rte", method="head", model=str(model)).run_id()
+        (model / name).write_text("one\n")
+        one = tiny(task="rte", method="head", model=str(model)).run_id()
+        (model / name).write_text("two\n")
+        two = tiny(task="rte", method="head", model=str(model)).run_id()
+        assert len({base, one, two}) == 3, name
+
+
+def test_layernorm_shapes_of_an_unbuildable_config_is_one_lnft_error(tmp_path):
+    """Review of 21, item 10: AutoConfig/from_config errors become LnftError (runs list catches those)."""
+    import shutil
+
+    from lnft.models import embedded_model_path, layernorm_shapes
+
+    model = tmp_path / "model"
+    shutil.copytree(embedded_model_path(), model)
+    config = json.loads((model / "config.json").read_text())
+    config["hidden_size"] = 383  # not a multiple of the 12 attention heads: transformers refuses to build it
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LnftError, match="does not describe a model transformers can build"):
+        layernorm_shapes(str(model))
