@@ -84,7 +84,7 @@ def _labels(r: RunResult) -> dict:
             "trainable_params": r.trainable_params, "trainable_percent": r.trainable_percent,
             "train_seconds": r.train_seconds, "eval_seconds": r.eval_seconds, "best_epoch": r.best_epoch,
             "best_step": r.best_step, "steps": r.steps, "max_steps": r.max_steps, "stopped_early": r.stopped_early,
-            "still_improving": r.still_improving, "run_id": r.run_id}
+            "still_improving": r.still_improving, "last_gain": r.last_gain, "run_id": r.run_id}
 
 
 def results_frame(results: list[RunResult]) -> pd.DataFrame:
