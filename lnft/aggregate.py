@@ -13,6 +13,19 @@ KEYS = ["task", "method"]
 IMPROVING_GAIN = 0.5  # points of the selection score gained at the last evaluation: above it, "still improving"
 
 
+def last_gain(result) -> float:
+    """Selection score (points) of a run's last evaluation minus the best before it: how much it was still
+    gaining when it ended (inf with a single evaluation: nothing shows it had converged; NaN without
+    history). With the linear decay to 0 a run that anneals to the end also has its best at its last
+    evaluation, by a hair: ``end_state`` tells the two apart by this gain. (Here, not on ``RunResult``: the
+    result module is on the training path, whose source is part of every run id.)"""
+    if not result.history:
+        return float("nan")
+    key = f"{result.config.select_on}_score"
+    earlier = [h[key] for h in result.history[:-1] if key in h]
+    return float(result.history[-1].get(key, float("nan")) - max(earlier)) if earlier else float("inf")
+
+
 def end_state(still_improving: bool, last_gain: float, threshold: float = IMPROVING_GAIN) -> str:
     """How a run ended: "improving" (best = last evaluation, with a last gain above ``threshold`` points,
     or a single evaluation), "annealed" (best = last evaluation by at most ``threshold``: flat while the

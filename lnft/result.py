@@ -99,18 +99,6 @@ class RunResult:
         return bool(self.history) and self.best_step == self.history[-1].get("step")
 
     @property
-    def last_gain(self) -> float:
-        """Selection score (points) of the last evaluation minus the best before it: how much the run was
-        still gaining when it ended (inf with a single evaluation: nothing shows it had converged). With
-        the linear decay to 0 a run that anneals to the end also has its best at its last evaluation, by a
-        hair: ``lnft.aggregate.end_state`` tells the two apart by this gain."""
-        if not self.history:
-            return float("nan")
-        key = f"{self.config.select_on}_score"
-        earlier = [h[key] for h in self.history[:-1] if key in h]
-        return float(self.history[-1].get(key, float("nan")) - max(earlier)) if earlier else float("inf")
-
-    @property
     def samples_per_second(self) -> float:
         steps_per_epoch = -(-self.train_samples // self.config.batch_size)
         epochs = self.steps / steps_per_epoch if self.steps else len(self.history)

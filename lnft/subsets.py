@@ -350,12 +350,12 @@ def scores_frame(plan, results) -> pd.DataFrame:
     """One row per planned run: its labels, dev ``score`` and ``validation`` score (points), the budget
     facts and how it ended (``still_improving``: best = last evaluation; ``last_gain``; ``end``: the
     ``aggregate.end_state``)."""
-    from .aggregate import end_state
+    from .aggregate import end_state, last_gain
 
     return pd.DataFrame([{**labels, "score": r.metrics["score"], "validation": r.validation_metrics["score"],
                           "trainable_params": r.trainable_params, "steps": r.steps, "max_steps": r.max_steps,
-                          "still_improving": r.still_improving, "last_gain": r.last_gain,
-                          "end": end_state(r.still_improving, r.last_gain), "run_id": r.run_id}
+                          "still_improving": r.still_improving, "last_gain": last_gain(r),
+                          "end": end_state(r.still_improving, last_gain(r)), "run_id": r.run_id}
                          for (labels, _), r in zip(plan, results)])
 
 
