@@ -634,7 +634,8 @@ def start_config(point: str, make_config, task: str, seed: int, held_out: int = 
     ``held_out``: the examples the Fisher there needs outside what the run fit
     (``lnft.fisher.held_out_indices``). When the train file leaves fewer (a profile that trains on the whole
     file), the start run is a cross-fitting one: the same run trained with ``max_train_samples`` smaller by
-    the shortfall, so that the rows it leaves out are the Fisher's."""
+    the shortfall, so that the rows it leaves out are the Fisher's — but on at least half of its rows (a
+    small task then gives the Fisher fewer examples per fold than asked: ``fisher_for_task`` says how many)."""
     from .fisher import FISHER_AT, held_out_indices
 
     if point not in FISHER_AT:
@@ -651,8 +652,8 @@ def start_config(point: str, make_config, task: str, seed: int, held_out: int = 
 
     n = len(load_raw(cfg.data, get_task(task))["train"])
     trained = n - max(1, int(round(cfg.validation_fraction * n))) - spare  # rows the run trains on now
-    keep = trained - (held_out - spare)
-    if keep < 1:
-        raise LnftError(f"{task!r} has {n} train-file rows: too few to hold out {held_out} for the Fisher at "
-                        f"{point!r}; allowed: fisher_samples × folds below {trained}")
+    keep = max(trained - (held_out - spare), -(-trained // 2))  # it keeps at least half of them
+    if keep >= trained:
+        raise LnftError(f"{task!r} has {n} train-file rows: too few to hold out any for the Fisher at "
+                        f"{point!r}; allowed: a task with at least 2 training rows")
     return make_config(task=task, method=method, seed=seed, max_train_samples=keep)
