@@ -362,6 +362,7 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
             raise LnftError(f"no held-out examples for the Fisher of {cfg.task!r}: the run trains on all "
                             f"{cfg.max_train_samples or 'the'} train-file rows outside validation; allowed: a start "
                             "run with max_train_samples below the train file (lnft.subsets.start_config does this)")
+        rows_ = rows_[: folds * n_samples]  # the first rows of the permutation: the folds read nothing else
         held = DatasetDict({"train": load_raw(cfg.data, task)["train"].select(rows_)})
         pool, order = tokenize(held, tokenizer, task, cfg.max_seq_length)["train"], np.arange(len(rows_))
     per_fold = min(n_samples, len(pool) // folds)

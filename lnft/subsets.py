@@ -442,8 +442,10 @@ def _side_notes(runs: pd.DataFrame, side: str, fraction) -> tuple[list[str], lis
         n = int((states == state).sum())
         if n:
             into.append(f"{where}: {budget_flag(state, n, len(runs), 'runs')}")
-    if "lr_at_edge" in runs and len(runs) and bool(runs["lr_at_edge"].any()):
-        flags.append(f"{where}: {lr_flag(float(runs['lr'].iloc[0]), True, int(runs['lr_rates'].iloc[0]))}")
+    if "lr_at_edge" in runs:  # one text per distinct edge rate (an ``average`` row spans tasks)
+        edges = runs[runs["lr_at_edge"].fillna(False).astype(bool)]
+        for (lr, rates), _ in edges.groupby(["lr", "lr_rates"], sort=True):
+            flags.append(f"{where}: {lr_flag(float(lr), True, int(rates))}")
     return flags, notes
 
 
