@@ -1,12 +1,56 @@
 """Seed statistics, learning-rate selection and method comparisons on tidy result frames, with the flags
 that say a result may be undertrained: a run still improving when its budget ran out (best evaluation =
-last evaluation) and a chosen learning rate at the edge of its grid (a better one may lie beyond it)."""
+last evaluation, gained more than ``IMPROVING_GAIN`` points there) and a chosen learning rate at the edge
+of its grid (a better one may lie beyond it). A run whose best evaluation is its last by a smaller gain
+*annealed to the end* (the linear schedule decays the rate to 0 over the budget): noted, not flagged.
+The flag texts have one home, here (``budget_flag``, ``lr_flag``); ``lnft.subsets`` uses them too."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 KEYS = ["task", "method"]
+IMPROVING_GAIN = 0.5  # points of the selection score gained at the last evaluation: above it, "still improving"
+
+
+def last_gain(result) -> float:
+    """Selection score (points) of a run's last evaluation minus the best before it: how much it was still
+    gaining when it ended (inf with a single evaluation: nothing shows it had converged; NaN without
+    history). With the linear decay to 0 a run that anneals to the end also has its best at its last
+    evaluation, by a hair: ``end_state`` tells the two apart by this gain. (Here, not on ``RunResult``: the
+    result module is on the training path, whose source is part of every run id.)"""
+    if not result.history:
+        return float("nan")
+    key = f"{result.config.select_on}_score"
+    earlier = [h[key] for h in result.history[:-1] if key in h]
+    return float(result.history[-1].get(key, float("nan")) - max(earlier)) if earlier else float("inf")
+
+
+def end_state(still_improving: bool, last_gain: float, threshold: float = IMPROVING_GAIN) -> str:
+    """How a run ended: "improving" (best = last evaluation, with a last gain above ``threshold`` points,
+    or a single evaluation), "annealed" (best = last evaluation by at most ``threshold``: flat while the
+    schedule decayed to 0) or "" (its best evaluation came earlier: converged)."""
+    if not still_improving:
+        return ""
+    return "annealed" if (np.isfinite(last_gain) and last_gain <= threshold) else "improving"
+
+
+def budget_flag(state: str, count: int, total: int, unit: str = "seeds", threshold: float = IMPROVING_GAIN) -> str:
+    """The text of one end-of-budget note: ``state`` "improving" (a † flag) or "annealed" (a note)."""
+    if state == "improving":
+        return (f"still improving at the end of its budget (last gain > {threshold:g} points or a single "
+                f"evaluation) in {count} of {total} {unit}")
+    if state == "annealed":
+        return (f"annealed to the end (best = last evaluation by ≤ {threshold:g} points while the rate decayed "
+                f"to 0) in {count} of {total} {unit}")
+    raise ValueError(f"unknown end state {state!r}; allowed: improving, annealed")
+
+
+def lr_flag(lr: float, at_edge: bool, rates: int) -> str:
+    """The learning-rate note of one chosen rate: at the edge of a grid of two or more rates, or untested."""
+    if at_edge:
+        return f"lr {lr:g} at the edge of its grid ({rates} rates)"
+    return "one lr tried" if rates == 1 else ""
 
 
 def scores(frame: pd.DataFrame, split: str = "dev", metric: str = "score") -> pd.DataFrame:
@@ -15,15 +59,17 @@ def scores(frame: pd.DataFrame, split: str = "dev", metric: str = "score") -> pd
     return part.drop(columns=["split", "metric"]).rename(columns={"value": "score"})
 
 
-def select_lr(frame: pd.DataFrame, on: str = "validation") -> pd.DataFrame:
-    """Per task × method, the learning rate with the best seed-mean score on ``on`` ("validation" is the
-    honest protocol; "dev" is what the paper and BitFit did). Returns task, method, lr, selection score,
-    the number of rates tried and ``lr_at_edge``: the chosen rate is the lowest or highest of two or more
-    rates tried (with a single rate the choice is untested: ``lr_rates`` = 1)."""
-    sel = scores(frame, split=on).groupby([*KEYS, "lr"], as_index=False)["score"].mean()
-    best = sel.loc[sel.groupby(KEYS)["score"].idxmax()].rename(columns={"score": f"{on}_score"})
-    grid = sel.groupby(KEYS)["lr"].agg(lr_rates="nunique", lr_min="min", lr_max="max").reset_index()
-    best = best.merge(grid, on=KEYS)
+def select_lr(frame: pd.DataFrame, on: str = "validation", keys=KEYS) -> pd.DataFrame:
+    """Per task × method (or per ``keys``, e.g. notebook 3's task × point × fraction × selection rule), the
+    learning rate with the best seed-mean score on ``on`` ("validation" is the honest protocol; "dev" is
+    what the paper and BitFit did). Returns the keys, lr, selection score, the number of rates tried and
+    ``lr_at_edge``: the chosen rate is the lowest or highest of two or more rates tried (with a single
+    rate the choice is untested: ``lr_rates`` = 1)."""
+    keys = list(keys)
+    sel = scores(frame, split=on).groupby([*keys, "lr"], as_index=False)["score"].mean()
+    best = sel.loc[sel.groupby(keys)["score"].idxmax()].rename(columns={"score": f"{on}_score"})
+    grid = sel.groupby(keys)["lr"].agg(lr_rates="nunique", lr_min="min", lr_max="max").reset_index()
+    best = best.merge(grid, on=keys)
     best["lr_at_edge"] = (best["lr_rates"] > 1) & ((best["lr"] == best["lr_min"]) | (best["lr"] == best["lr_max"]))
     return best.drop(columns=["lr_min", "lr_max"]).reset_index(drop=True)
 
@@ -32,12 +78,13 @@ def flags(row) -> str:
     """The undertraining flags of one summary row, as text ("" when none)."""
     out = []
     if row.get("still_improving", 0):
-        out.append(f"still improving at the end of its budget in {row['still_improving']} of {row['seeds']} seeds")
-    if row.get("lr_at_edge", False):
-        out.append(f"lr {row['lr']:g} at the edge of its grid")
-    elif row.get("lr_rates", 0) == 1:
-        out.append("one lr tried")
-    return "; ".join(out)
+        out.append(budget_flag("improving", row["still_improving"], row["seeds"]))
+    if row.get("annealed", 0):
+        out.append(budget_flag("annealed", row["annealed"], row["seeds"]))
+    if "lr_rates" in row or "lr_at_edge" in row:
+        rates = row.get("lr_rates", 0)
+        out.append(lr_flag(row["lr"], bool(row.get("lr_at_edge", False)), int(rates) if pd.notna(rates) else 0))
+    return "; ".join(x for x in out if x)
 
 
 def undertrained(row) -> bool:
@@ -48,11 +95,16 @@ def undertrained(row) -> bool:
 def summarize(frame: pd.DataFrame, chosen: pd.DataFrame | None = None) -> pd.DataFrame:
     """Dev score mean ± std over seeds per task × method (at the chosen rate when given), the compute spent
     (steps and training seconds per run, seed mean), the number of seeds still improving at the end of their
-    budget, and the undertraining flags (``flags`` text, ``undertrained`` bool)."""
+    budget (with a ``last_gain`` column: only those that gained more than ``IMPROVING_GAIN`` there; the
+    others are counted as ``annealed``), and the undertraining flags (``flags`` text, ``undertrained`` bool)."""
     dev = scores(frame, split="dev")
     if chosen is not None:
         dev = dev.merge(chosen[[*KEYS, "lr"]], on=[*KEYS, "lr"])
     extra = {c: (c, "mean") for c in ("steps", "max_steps", "best_step", "train_seconds") if c in dev}
+    if "still_improving" in dev and "last_gain" in dev:
+        state = [end_state(bool(s), g) for s, g in zip(dev["still_improving"], dev["last_gain"])]
+        dev = dev.assign(still_improving=[x == "improving" for x in state], annealed=[x == "annealed" for x in state])
+        extra["annealed"] = ("annealed", "sum")
     if "still_improving" in dev:
         extra["still_improving"] = ("still_improving", "sum")
     out = dev.groupby(KEYS, as_index=False).agg(

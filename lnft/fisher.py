@@ -8,7 +8,18 @@ F_i = mean over examples of (∂ log p(y|x) / ∂θ_i)², with per-example gradi
 Where the Fisher is taken (``FISHER_AT``) matters: at ``pretrained`` the head is freshly initialised, so
 p(y|x) ≈ 1/num_labels for every example and the ranking barely depends on the labels; ``head-warmup``
 (the head trained alone first) and ``finetuned`` (after all-LayerNorm fine-tuning) read a trained head
-(and LayerNorms) from the run store.
+(and LayerNorms) from the run store. Why the labels barely matter at a fresh head: for a classifier the
+per-example gradient of log p(y|x) with respect to any parameter below the logits is
+Σ_c (1[c = y] − p(c|x)) ∂z_c; for two classes that is ±(1 − p(y|x)) ∂(z_1 − z_0), so its square is
+p(other class|x)² (∂(z_1 − z_0))²: the label only reweights each example, by p(other class|x)², and at
+p ≈ ½ every weight is ≈ ¼ whatever the label. A trained model (p far from ½) reweights strongly.
+Which examples (``EXAMPLES``): ``train`` = slices of the run's training split (fine for the pre-trained
+point, which has fit nothing); ``held-out`` = slices of the train file the start run neither trained on
+nor selected its checkpoint on (a fine-tuned model fits its own training examples, which then contribute
+almost nothing, so its Fisher there rests on a few misfit ones).
+Label control (``relabelled``): every example gets another label — binary 1 − y, multi-class a different
+class drawn per example, regression the targets shuffled across examples (a shuffle, not a relabelling:
+some targets land near their own value).
 Three ways to get the per-example gradients, tested to agree:
 - ``hooks`` (the default everywhere, fastest, no warnings): one batched forward and backward; a
   LayerNorm's per-example gradients are exact closed forms of what passes through it
@@ -39,6 +50,7 @@ from .models import accepts
 KINDS = ("empirical", "expected")
 FISHER_AT = ("pretrained", "head-warmup", "finetuned")
 ALGORITHMS = ("hooks", "vmap", "loop")
+EXAMPLES = ("train", "held-out")
 ADDITIVE_MASK_FAMILIES = ("bert", "electra")  # vmap/loop's ready 4-D additive mask is read as such (tested: bert)
 
 
@@ -56,12 +68,31 @@ class FisherResult:
     n_examples: int
     kind: str
     seconds: float
+    per_example: torch.Tensor | None = None  # [examples, elements] float32, names sorted (see flat_names)
+
+
+def flat_names(values: dict[str, torch.Tensor]) -> list[str]:
+    """The order of the elements in ``FisherResult.per_example``: tensors by sorted name, each flattened."""
+    return sorted(values)
+
+
+def relabelled(labels, num_labels: int, regression: bool, seed: int) -> list:
+    """The label control's labels: every example gets another one — binary 1 − y, multi-class a different
+    class drawn per example (uniform over the others), regression the targets shuffled across examples."""
+    rng = np.random.default_rng(seed)
+    labels = list(labels)
+    if regression:
+        return [labels[i] for i in rng.permutation(len(labels))]
+    if num_labels == 2:
+        return [1 - int(y) for y in labels]
+    return [int((int(y) + rng.integers(1, num_labels)) % num_labels) for y in labels]
 
 
 def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: str = "empirical",
                     algorithm: str = "hooks", chunk_size: int | None = 32, device=None,
-                    progress: bool = False) -> FisherResult:
-    """Fisher of every LayerNorm element over the examples of ``batches`` (padded dicts from the Collator)."""
+                    progress: bool = False, per_example: bool = False) -> FisherResult:
+    """Fisher of every LayerNorm element over the examples of ``batches`` (padded dicts from the Collator).
+    ``per_example``: also keep each example's contribution (``FisherResult.per_example``, for resampling)."""
     import time
 
     if kind not in KINDS:
@@ -84,7 +115,7 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
     frozen = {n: p.detach() for n, p in model.named_parameters() if n not in ln}
     frozen.update({n: b for n, b in model.named_buffers()})
     total = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in ln.items()}
-    count = 0
+    count, rows = 0, []
     classes = range(num_labels) if (kind == "expected" and not regression) else [None]
 
     with_types = accepts(model, "token_type_ids")
@@ -108,6 +139,7 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
         target = batch["labels"].float()[:, None] if regression else \
             torch.nn.functional.one_hot(batch["labels"], num_labels).float()
         token_type_ids = batch.get("token_type_ids", torch.zeros_like(batch["input_ids"]))
+        mine = {n: 0 for n in sorted(total)}  # this batch's per-example contributions (per_example only)
         for cls in classes:
             if algorithm == "hooks":
                 grads, probs = _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels)
@@ -126,10 +158,16 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
                                                                                 device=target.device)
             for name, g in grads.items():
                 w = weight.view(-1, *([1] * (g.dim() - 1)))
-                total[name] += (w * g.double() ** 2).sum(0)
+                contribution = w * g.double() ** 2
+                total[name] += contribution.sum(0)
+                if per_example:
+                    mine[name] = mine[name] + contribution.reshape(len(contribution), -1)
+        if per_example:
+            rows.append(torch.cat([mine[n] for n in sorted(total)], 1).float().cpu())
         count += len(batch["input_ids"])
     values = {n: (t / max(count, 1)).detach().cpu() for n, t in total.items()}
-    return FisherResult(values, count, kind, time.perf_counter() - started)
+    return FisherResult(values, count, kind, time.perf_counter() - started,
+                        torch.cat(rows) if per_example and rows else None)
 
 
 def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels):
@@ -239,23 +277,42 @@ def mass_frame(fisher: dict[str, torch.Tensor], base_prefix: str | None = None, 
 
 
 # ------------------------------------------------------------------ one task end to end (cached)
+def held_out_indices(cfg) -> np.ndarray:
+    """Rows of the task's train file that a run of ``cfg`` neither trains on nor selects its checkpoint on
+    (``lnft.data.make_splits`` takes validation first, then ``max_train_samples`` of the rest, from one
+    permutation seeded by ``data_seed``; the rows after those), in that permutation's order."""
+    from .data import load_raw
+    from .tasks import get_task
+
+    n = len(load_raw(cfg.data, get_task(cfg.task))["train"])
+    order = np.random.default_rng(cfg.data_seed).permutation(n)
+    n_validation = max(1, int(round(cfg.validation_fraction * n)))
+    used = len(order[n_validation:][: cfg.max_train_samples or None])
+    return order[n_validation + used:]
+
+
 def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empirical", at: str = "pretrained",
-                    start=None, permute_labels: int | None = None, store=None, batch_size: int = 32,
-                    algorithm: str = "hooks", progress: bool = False) -> dict[int, FisherResult]:
-    """Fisher of each of ``folds`` disjoint slices of the task's training split (``n_samples`` examples
-    each, fewer if the split is small; the slices depend on ``cfg.data_seed`` only, so every seed sees the
-    same data) for the model with ``cfg.seed``'s head at the point ``at``:
+                    start=None, relabel: int | None = None, examples: str = "train", per_example: bool = False,
+                    store=None, batch_size: int = 32, algorithm: str = "hooks",
+                    progress: bool = False) -> dict[int, FisherResult]:
+    """Fisher of each of ``folds`` disjoint slices of ``n_samples`` examples (fewer if there are fewer;
+    the slices depend on ``cfg.data_seed`` only, so every seed sees the same data) for the model with
+    ``cfg.seed``'s head at the point ``at``:
     ``pretrained``: the pre-trained encoder with the run's freshly initialised head;
     ``head-warmup`` / ``finetuned``: that model with the trained tensors of the run ``start`` (a head-only /
     all-LayerNorm RunConfig of the same task and seed), read from ``store`` or trained there first.
-    ``permute_labels``: a seed; each slice's labels are permuted with it (the label-dependence control).
-    Results are cached next to the run store."""
+    ``examples``: ``train`` (the run's training split) or ``held-out`` (train-file rows that the start run,
+    or ``cfg`` when there is none, neither trained on nor selected on: ``held_out_indices``).
+    ``relabel``: a seed; every example gets another label (``relabelled``: the label-dependence control).
+    ``per_example``: keep each example's contribution (for resampling). Results are cached next to the
+    run store."""
     import json
     import time
 
+    from datasets import DatasetDict
     from safetensors.torch import load_file, save_file
 
-    from .data import Collator, length_grouped_batches, load_task_data, target_scale, tokenize
+    from .data import Collator, length_grouped_batches, load_raw, load_task_data, target_scale, tokenize
     from .models import load_model, load_tokenizer, resolve_device
     from .tasks import get_task
     from .train import seed_everything
@@ -266,6 +323,8 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
         raise LnftError(f"unknown Fisher kind {kind!r}; allowed: {', '.join(KINDS)}")
     if algorithm not in ALGORITHMS:
         raise LnftError(f"unknown Fisher algorithm {algorithm!r}; allowed: {', '.join(ALGORITHMS)}")
+    if examples not in EXAMPLES:
+        raise LnftError(f"unknown Fisher examples {examples!r}; allowed: {', '.join(EXAMPLES)}")
     cfg = cfg.validate()
     if at == "pretrained" and start is not None:
         raise LnftError("Fisher point 'pretrained' takes no start run; allowed: start=None")
@@ -278,7 +337,7 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
             raise LnftError(f"Fisher point {at!r} needs a {wanted!r} run of task {cfg.task!r}, seed {cfg.seed}; "
                             f"got {start.method!r}, task {start.task!r}, seed {start.seed}")
     key = json.dumps([cfg.run_id(), n_samples, folds, kind, at, start.run_id() if start else None,
-                      permute_labels, algorithm, batch_size, _source_digest()], sort_keys=True)
+                      relabel, examples, per_example, algorithm, batch_size, _source_digest()], sort_keys=True)
     cache_dir = os.path.join(store.root, "fisher") if store is not None else None
     stem = hashlib.sha256(key.encode()).hexdigest()[:16]
     if cache_dir and all(os.path.isfile(os.path.join(cache_dir, f"{stem}-{f}.safetensors")) for f in range(folds)):
@@ -287,15 +346,26 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
             path = os.path.join(cache_dir, f"{stem}-{f}.safetensors")
             with open(path + ".json") as fh:
                 meta = json.load(fh)
-            out[f] = FisherResult(load_file(path), meta["n_examples"], kind, meta["seconds"])
+            rows = load_file(path + ".per_example")["rows"] if per_example else None
+            out[f] = FisherResult(load_file(path), meta["n_examples"], kind, meta["seconds"], rows)
         return out
 
     task = get_task(cfg.task)
     device = resolve_device(cfg.device)
     tokenizer = load_tokenizer(cfg.model)
     train = tokenize(load_task_data(cfg, task), tokenizer, task, cfg.max_seq_length)["train"]
-    order = np.random.default_rng(cfg.data_seed).permutation(len(train))
-    per_fold = min(n_samples, len(train) // folds)
+    if examples == "train":
+        pool, order = train, np.random.default_rng(cfg.data_seed).permutation(len(train))
+    else:
+        rows_ = held_out_indices(start or cfg)
+        if len(rows_) < folds:
+            raise LnftError(f"no held-out examples for the Fisher of {cfg.task!r}: the run trains on all "
+                            f"{cfg.max_train_samples or 'the'} train-file rows outside validation; allowed: a start "
+                            "run with max_train_samples below the train file (lnft.subsets.start_config does this)")
+        rows_ = rows_[: folds * n_samples]  # the first rows of the permutation: the folds read nothing else
+        held = DatasetDict({"train": load_raw(cfg.data, task)["train"].select(rows_)})
+        pool, order = tokenize(held, tokenizer, task, cfg.max_seq_length)["train"], np.arange(len(rows_))
+    per_fold = min(n_samples, len(pool) // folds)
     seed_everything(cfg.seed)
     model = load_model(cfg.model, task.num_labels)
     if start is not None:
@@ -308,21 +378,24 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
     collate = Collator(tokenizer, task.is_regression, *target_scale(train, task, cfg.standardize_targets))
     out = {}  # regression targets on the scale the training loss sees
     for f in range(folds):
-        subset = train.select(order[f * per_fold:(f + 1) * per_fold])
+        subset = pool.select(order[f * per_fold:(f + 1) * per_fold])
         labels = list(subset["label"][:])
-        if permute_labels is not None:
-            labels = [labels[i] for i in np.random.default_rng(permute_labels).permutation(len(labels))]
+        if relabel is not None:
+            labels = relabelled(labels, task.num_labels, task.is_regression, relabel)
         rows = [{**subset[i], "label": labels[i]} for i in range(len(subset))]
         batches = [collate([rows[i] for i in idx]) for idx in
                    length_grouped_batches(subset["length"], batch_size, generator=None)]
         started = time.perf_counter()
         result = fisher_diagonal(model, batches, regression=task.is_regression, num_labels=task.num_labels,
-                                 kind=kind, algorithm=algorithm, device=device, progress=progress)
+                                 kind=kind, algorithm=algorithm, device=device, progress=progress,
+                                 per_example=per_example)
         result.seconds = time.perf_counter() - started
         out[f] = result
         if cache_dir:
             os.makedirs(cache_dir, exist_ok=True)
             path = os.path.join(cache_dir, f"{stem}-{f}.safetensors")
+            if per_example:
+                save_file({"rows": result.per_example.contiguous()}, path + ".per_example")
             with open(path + ".json", "w") as fh:
                 json.dump({"n_examples": result.n_examples, "seconds": result.seconds, "key": key}, fh)
             save_file({n: v.contiguous() for n, v in result.values.items()}, path + ".tmp")

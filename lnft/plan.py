@@ -4,8 +4,10 @@ machine from measured throughput (the store's own records, or a short calibratio
 
 The configs are built as the notebooks build them (tests/test_plan.py executes the notebooks' own
 config lines and compares). Notebook 3's masked runs depend on Fisher values that do not exist before
-it runs: they are counted by rule (Fisher global, per module, random shared by the points; union and
-intersection) with the all-LayerNorm budget, and never "in the store"; Fisher passes are not counted.
+it runs: they are counted by rule (the profile's ``rules``: Fisher global, per module, random shared by
+the points; union and intersection) × rate (``masked_lrs``) with the all-LayerNorm budget, and never "in
+the store"; Fisher passes are not counted. The Fisher start runs are ``subsets.start_config``'s (a
+cross-fitting run where the train file leaves too few rows outside the run for the Fisher).
 """
 from __future__ import annotations
 
@@ -50,26 +52,32 @@ def notebook_configs(notebook: str, profile: str) -> list[Planned]:
 
 def _fisher_runs(P) -> list[Planned]:
     nb = "03_fisher_subsets"
+    from .subsets import SELECTIONS, start_config
 
     def make(**fields):
         return P.run_config(lr=P.lr, **fields)
 
-    starts = {"head-warmup": "head", "finetuned": "layernorm"}
-    out = [Planned(nb, make(task=t, method=starts[p], seed=s), f"{starts[p]} (Fisher start)")
-           for t in P.tasks for p in P.fisher_points if p in starts for s in P.seeds]
+    held_out = P.folds * P.fisher_samples  # as the notebook asks: a trained point's Fisher on rows its run did not fit
+    out = [Planned(nb, c, f"{c.method} (Fisher start)") for t in P.tasks for p in P.fisher_points for s in P.seeds
+           if (c := start_config(p, make, t, s, held_out=held_out)) is not None]
     below = [f for f in P.fractions if f < 100]
     masked = make(task=P.tasks[0], method="layernorm")  # the masked runs' budget (same method budget)
+    fisher_rules = [r for r in P.rules if r in SELECTIONS and r != "random"]
     for t in P.tasks:
         for s in P.seeds:
             if any(f >= 100 for f in P.fractions):
                 out.append(Planned(nb, make(task=t, method="layernorm", seed=s), "layernorm (100 %)"))
             for _ in below:
-                cfg = dataclasses.replace(masked, task=t, seed=s)
-                out += [Planned(nb, cfg, "Fisher top-k (masked)", known=False)] * (2 * len(P.fisher_points))
-                out.append(Planned(nb, cfg, "random-k (masked)", known=False))  # one per seed, shared by the points
+                for lr in P.masked_lrs:  # every rule at every rate of the grid; each rule chooses its own
+                    cfg = dataclasses.replace(masked, task=t, seed=s, lr=lr)
+                    out += [Planned(nb, cfg, "Fisher top-k (masked)", known=False)] * (len(fisher_rules)
+                                                                                      * len(P.fisher_points))
+                    if "random" in P.rules:  # one per seed and rate, shared by the points
+                        out.append(Planned(nb, cfg, "random-k (masked)", known=False))
             for _ in P.cv_fractions:
-                cfg = dataclasses.replace(masked, task=t, seed=s)
-                out += [Planned(nb, cfg, "union / intersection (masked)", known=False)] * (2 * len(P.fisher_points))
+                for lr in P.masked_lrs:
+                    cfg = dataclasses.replace(masked, task=t, seed=s, lr=lr)
+                    out += [Planned(nb, cfg, "union / intersection (masked)", known=False)] * (2 * len(P.fisher_points))
         out += [Planned(nb, P.run_config(task=t, method="full", seed=s, lr=P.baseline_lr["full"]), "full (baseline)")
                 for s in P.seeds]
     return out

@@ -34,8 +34,9 @@ PROFILES = {
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]}),
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[20, 100], control_fractions=[5, 20], cv_fractions=[],
-                                  fisher_samples=16, folds=2, lr=1e-2, fisher_kind="empirical",
-                                  fisher_points=["pretrained", "finetuned"], permute_seed=0, baseline_lr={"full": 1e-4}),
+                                  fisher_samples=16, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
+                                  rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
+                                  fisher_points=["pretrained", "finetuned"], relabel_seed=0, baseline_lr={"full": 1e-4}),
     },
     "quick": {
         # 500 examples = 16 steps per epoch: full ≤ 96 steps, the others ≤ 192; the step arithmetic that
@@ -48,11 +49,15 @@ PROFILES = {
         # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=["full", "layernorm", "head"],
                                    lr_grid={"full": [1e-4], "default": [1e-2]}),
-        # nb 3: 2 points x 2 seeds x 1 fraction x 3 rules (random shared by the points) = 10 masked runs;
-        # the all-LayerNorm, head and full runs are notebook 2's; no union/intersection runs (full, paper)
+        # nb 3: every rule picks its rate from masked_lrs on validation, so quick trims the rules instead:
+        # Fisher global and random only (per-module: smoke, full, paper) = (2 points x 2 seeds + 2 random
+        # seeds shared by the points) x 1 fraction x 2 rates = 12 masked runs; the all-LayerNorm, head and
+        # full runs are notebook 2's; no union/intersection runs (full, paper). 2 folds x 250 examples: at
+        # pretrained the 500 training examples, at finetuned 500 train-file rows the run did not fit
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[1, 100], control_fractions=[1, 10],
-                                  cv_fractions=[], fisher_samples=256, folds=2, lr=1e-2, fisher_kind="empirical",
-                                  fisher_points=["pretrained", "finetuned"], permute_seed=0, baseline_lr={"full": 1e-4}),
+                                  cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
+                                  rules=["fisher-global", "random"], fisher_kind="empirical",
+                                  fisher_points=["pretrained", "finetuned"], relabel_seed=0, baseline_lr={"full": 1e-4}),
     },
     "full": {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs={"full": 3, "default": 10},
@@ -63,8 +68,9 @@ PROFILES = {
                                    lr_grid={"full": FULL_LRS, "default": PEFT_LRS}),
         "03_fisher_subsets": dict(seeds=[0, 1, 2], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
                                   control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
-                                  cv_fractions=[1, 5, 20], folds=3, lr=1e-2, fisher_kind="empirical",
-                                  fisher_points=["pretrained", "head-warmup", "finetuned"], permute_seed=0,
+                                  cv_fractions=[1, 5, 20], folds=3, lr=1e-2, masked_lrs=[3e-3, 1e-2, 3e-2, 1e-1],
+                                  rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
+                                  fisher_points=["pretrained", "head-warmup", "finetuned"], relabel_seed=0,
                                   baseline_lr={"full": 5e-5}),
     },
     "paper": {
@@ -76,8 +82,9 @@ PROFILES = {
                                    lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]}),
         "03_fisher_subsets": dict(seeds=[0, 1, 2, 3, 4], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
                                   control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
-                                  cv_fractions=[1, 5, 20], folds=3, lr=3e-3, fisher_kind="empirical",
-                                  fisher_points=["pretrained", "head-warmup", "finetuned"], permute_seed=0,
+                                  cv_fractions=[1, 5, 20], folds=3, lr=3e-3, masked_lrs=[1e-3, 3e-3, 1e-2, 3e-2],
+                                  rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
+                                  fisher_points=["pretrained", "head-warmup", "finetuned"], relabel_seed=0,
                                   baseline_lr={"full": 2e-5}),
     },
 }

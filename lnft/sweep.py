@@ -79,12 +79,14 @@ def failures_frame(failures) -> pd.DataFrame:
 
 
 def _labels(r: RunResult) -> dict:
+    from .aggregate import last_gain
+
     c = r.config
     return {"task": c.task, "method": c.method, "seed": c.seed, "lr": c.lr, "select_on": c.select_on,
             "trainable_params": r.trainable_params, "trainable_percent": r.trainable_percent,
             "train_seconds": r.train_seconds, "eval_seconds": r.eval_seconds, "best_epoch": r.best_epoch,
             "best_step": r.best_step, "steps": r.steps, "max_steps": r.max_steps, "stopped_early": r.stopped_early,
-            "still_improving": r.still_improving, "run_id": r.run_id}
+            "still_improving": r.still_improving, "last_gain": last_gain(r), "run_id": r.run_id}
 
 
 def results_frame(results: list[RunResult]) -> pd.DataFrame:

@@ -82,6 +82,23 @@ def test_a_run_cut_off_while_improving_is_flagged_everywhere(tiny, monkeypatch, 
     assert not aggregate.flag_verdicts(table.assign(a="full"), summary)["undertrained"].any()
 
 
+def test_a_run_that_annealed_to_the_end_is_noted_not_flagged(tiny, monkeypatch):
+    scripted_validation(monkeypatch, [50, 70, 70.25])  # best = last, by a hair: flat while the rate decayed to 0
+    flat = finetune(tiny(task="sst2", method="layernorm", epochs=1, eval_every=1, patience=2), progress=False).result
+    scripted_validation(monkeypatch, [50, 60, 70])
+    rising = finetune(tiny(task="sst2", method="full", epochs=1, eval_every=1, lr=1e-5), progress=False).result
+    assert flat.still_improving and rising.still_improving  # both: best evaluation = last evaluation
+    assert aggregate.last_gain(flat) == pytest.approx(0.25) and aggregate.last_gain(rising) == pytest.approx(10)
+    assert aggregate.end_state(flat.still_improving, aggregate.last_gain(flat)) == "annealed"
+    assert aggregate.end_state(rising.still_improving, aggregate.last_gain(rising)) == "improving"
+    assert aggregate.end_state(True, float("inf")) == "improving" and aggregate.end_state(False, 9.0) == ""
+    frame = sweep.results_frame([flat, rising])
+    summary = aggregate.summarize(frame, aggregate.select_lr(frame)).set_index("method")
+    assert not summary.loc["layernorm", "undertrained"] and summary.loc["layernorm", "annealed"] == 1
+    assert "annealed to the end" in summary.loc["layernorm", "flags"] and "still improving" not in summary.loc["layernorm", "flags"]
+    assert summary.loc["full", "undertrained"] and "still improving" in summary.loc["full", "flags"]
+
+
 def test_lr_at_the_edge_of_its_grid_is_flagged():
     rows = []
     for lr, val in ((1e-3, 60), (3e-3, 70), (1e-2, 80)):  # best at the top of the grid for layernorm

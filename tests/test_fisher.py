@@ -89,18 +89,87 @@ def test_hooks_is_the_default_and_warns_nothing(tmp_path):
                                store=RunStore(tmp_path))
 
 
-def test_permuted_labels_change_the_fisher_only_through_the_labels(tmp_path):
+def test_relabelled_changes_every_label():
+    binary = [0, 1, 1, 0, 1]
+    assert fisher.relabelled(binary, 2, False, seed=0) == [1, 0, 0, 1, 0]
+    three = [0, 1, 2] * 20
+    other = fisher.relabelled(three, 3, False, seed=0)
+    assert all(a != b for a, b in zip(three, other)) and set(other) == {0, 1, 2}
+    assert other == fisher.relabelled(three, 3, False, seed=0) != fisher.relabelled(three, 3, False, seed=1)
+    targets = [0.5 * i for i in range(20)]
+    shuffled = fisher.relabelled(targets, 1, True, seed=0)
+    assert sorted(shuffled) == targets and shuffled != targets  # regression: a shuffle of the same targets
+
+
+def test_relabelled_labels_change_the_fisher_only_through_the_labels(tmp_path):
     from lnft.store import RunStore
 
     store = RunStore(tmp_path)
     cfg = RunConfig(task="sst2", max_train_samples=40, device="cpu")
     true = fisher.fisher_for_task(cfg, n_samples=16, store=store)[0].values
-    permuted = fisher.fisher_for_task(cfg, n_samples=16, permute_labels=0, store=store)[0].values
+    flipped = fisher.fisher_for_task(cfg, n_samples=16, relabel=0, store=store)[0].values
     expected = fisher.fisher_for_task(cfg, n_samples=16, kind="expected", store=store)[0].values
-    expected_permuted = fisher.fisher_for_task(cfg, n_samples=16, kind="expected", permute_labels=0)[0].values
+    expected_flipped = fisher.fisher_for_task(cfg, n_samples=16, kind="expected", relabel=0)[0].values
     name = "bert.encoder.layer.5.output.LayerNorm.weight"
-    assert not torch.equal(true[name], permuted[name])
-    assert torch.allclose(expected[name], expected_permuted[name])  # the expected Fisher reads no label
+    assert not torch.equal(true[name], flipped[name])
+    assert torch.allclose(expected[name], expected_flipped[name])  # the expected Fisher reads no label
+
+
+def test_per_example_rows_sum_to_the_fisher_and_are_cached(tmp_path, monkeypatch):
+    from lnft.store import RunStore
+
+    task, model, batch = _batch("sst2")
+    for kind in ("empirical", "expected"):
+        out = fisher.fisher_diagonal(model, [batch], regression=False, num_labels=2, kind=kind, per_example=True)
+        names = fisher.flat_names(out.values)
+        flat = torch.cat([out.values[n].reshape(-1) for n in names])
+        assert out.per_example.shape == (6, flat.numel())
+        torch.testing.assert_close(out.per_example.double().mean(0), flat, rtol=1e-4, atol=1e-12)
+    store = RunStore(tmp_path)
+    cfg = RunConfig(task="sst2", max_train_samples=40, device="cpu")
+    first = fisher.fisher_for_task(cfg, n_samples=8, folds=2, per_example=True, store=store)
+    monkeypatch.setattr(fisher, "fisher_diagonal", lambda *a, **k: pytest.fail("computed again"))
+    again = fisher.fisher_for_task(cfg, n_samples=8, folds=2, per_example=True, store=store)
+    assert all(torch.equal(first[f].per_example, again[f].per_example) for f in (0, 1))
+
+
+def test_held_out_examples_are_outside_what_the_run_fit(tmp_path):
+    from lnft.data import load_raw, load_task_data
+    from lnft.store import RunStore
+
+    cfg = RunConfig(task="rte", max_train_samples=200, max_eval_samples=50, device="cpu").validate()
+    rows = fisher.held_out_indices(cfg)
+    raw = load_raw(cfg.data, get_task("rte"))["train"]
+    splits = load_task_data(cfg, get_task("rte"))
+    seen = {(a, b) for part in ("train", "validation") for a, b in zip(splits[part]["sentence1"], splits[part]["sentence2"])}
+    held = raw.select(rows)
+    assert len(rows) == len(raw) - len(splits["train"]) - round(cfg.validation_fraction * len(raw))
+    assert not seen & set(zip(held["sentence1"], held["sentence2"]))
+    store = RunStore(tmp_path)
+    small = RunConfig(task="sst2", max_train_samples=40, device="cpu")
+    train = fisher.fisher_for_task(small, n_samples=8, store=store)[0]
+    held_out = fisher.fisher_for_task(small, n_samples=8, examples="held-out", store=store)[0]
+    assert held_out.n_examples == 8
+    name = "bert.embeddings.LayerNorm.weight"
+    assert not torch.equal(train.values[name], held_out.values[name])
+    with pytest.raises(LnftError, match="unknown Fisher examples 'dev'"):
+        fisher.fisher_for_task(small, n_samples=8, examples="dev", store=store)
+    whole = RunConfig(task="rte", max_train_samples=None, device="cpu")
+    with pytest.raises(LnftError, match="no held-out examples"):
+        fisher.fisher_for_task(whole, n_samples=8, examples="held-out", store=store)
+
+
+def test_a_start_run_that_fit_the_whole_file_is_cross_fitted():
+    from lnft import subsets
+
+    make = lambda **kw: RunConfig(**{"max_train_samples": None, **kw})  # noqa: E731  (trains on the whole file)
+    start = subsets.start_config("finetuned", make, "rte", 0, held_out=64)
+    assert start.method == "layernorm" and start.max_train_samples is not None
+    assert len(fisher.held_out_indices(start)) == 64  # exactly the rows the Fisher reads are left out
+    roomy = lambda **kw: RunConfig(**{"max_train_samples": 100, **kw})  # noqa: E731
+    assert subsets.start_config("finetuned", roomy, "rte", 0, held_out=64) == roomy(task="rte", method="layernorm", seed=0)
+    half = subsets.start_config("head-warmup", make, "rte", 0, held_out=10_000)  # more than RTE has
+    assert half.method == "head" and half.max_train_samples == len(fisher.held_out_indices(half)) + 1  # 1,121 / 1,120
 
 
 def test_fisher_points_read_the_trained_run(tmp_path, tiny):

@@ -52,15 +52,21 @@ def test_plan_counts_notebook_3s_runs(profile, tmp_path, pretrained_state):
     def make(**fields):
         return P.run_config(lr=P.lr, **fields)
 
-    runs = [c for _, c in subsets.subset_plan(fishers, P.fractions, make, str(tmp_path / "masks"))]
+    runs = [c for _, c in subsets.subset_plan(fishers, P.fractions, make, str(tmp_path / "masks"), lrs=P.masked_lrs,
+                                              rules=P.rules)]
     runs += [P.run_config(task=t, method="full", seed=s, lr=P.baseline_lr["full"]) for t in P.tasks for s in P.seeds]
     runs += [c for t in P.tasks for p in P.fisher_points for s in P.seeds
-             if (c := subsets.start_config(p, make, t, s)) is not None]
+             if (c := subsets.start_config(p, make, t, s, held_out=P.folds * P.fisher_samples)) is not None]
     assert not P.cv_fractions  # (both profiles): union / intersection runs are counted by rule only
     planned = plan.notebook_configs("03_fisher_subsets", profile)
     known = {p.config.run_id() for p in planned if p.known}
     assert len({c.run_id() for c in runs}) == len(known) + sum(not p.known for p in planned)
     assert known <= {c.run_id() for c in runs}
+    # the notebook's own lines: the same grid, rules and start runs as counted here
+    code = "\n".join(_cells("03_fisher_subsets"))
+    assert "subsets.subset_plan(fishers, P.fractions, make, mask_dir, lrs=P.masked_lrs, rules=P.rules)" in code
+    assert "subsets.start_config(point, make, task, seed, held_out=held_out)" in code
+    assert "held_out = P.folds * P.fisher_samples" in code
 
 
 def test_plan_command_counts_the_store(tiny, tmp_path, capsys):

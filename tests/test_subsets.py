@@ -58,16 +58,58 @@ def test_largest_remainder():
     assert sum(subsets.largest_remainder(7, {"a": 3, "b": 3, "c": 3}).values()) == 7
 
 
-def test_label_control_and_verdict():
+def _rows(like, n=64, noise=0.1, seed=0):
+    """Per-example Fisher rows whose mean ranks the elements as ``like`` does, up to per-example noise."""
+    names = sorted(like)
+    base = torch.cat([like[k].reshape(-1).double() for k in names])
+    g = torch.Generator().manual_seed(seed)
+    return (base * (1 + noise * torch.randn(n, base.numel(), generator=g, dtype=torch.float64)).abs()).float()
+
+
+def _dependence(true, relabelled, point="p", fractions=(1, 10, 100), seeds=(0, 1)):
+    rows = _rows(true)
+    fisher = subsets._unflat(sorted(true), rows.double().mean(0), true)
+    control = pd.concat([subsets.label_control(fisher, relabelled, fractions, task="t", point=point, seed=s)
+                         for s in seeds])
+    null = pd.concat([subsets.resampling_null([rows[:32], rows[32:]], fisher, fractions, replicates=40, seed=s,
+                                              task="t", point=point) for s in seeds])
+    return subsets.label_dependence(control, null)
+
+
+def test_label_control_is_judged_against_the_resampling_null():
     true = _minilm_like(0)
-    same = {n: v * 1.01 for n, v in true.items()}  # same ranking
-    other = _minilm_like(1)
-    rows = pd.concat([subsets.label_control(true, same, [1, 10, 100], task="t", point="pretrained", seed=0),
-                      subsets.label_control(true, other, [1, 10, 100], task="t", point="finetuned", seed=0)])
-    assert len(rows) == 4 and rows.loc[rows["point"] == "pretrained", "jaccard"].eq(1.0).all()
-    verdict = subsets.label_free(rows).set_index("point")
+    same = subsets._unflat(sorted(true), _rows(true).double().mean(0) * 1.01, true)  # same ranking
+    free = _dependence(true, same, point="pretrained")
+    assert free["jaccard"].eq(1.0).all() and not free["label-dependent"].any()
+    assert (free["null_lo"] <= free["null_mean"]).all() and (free["null_mean"] <= free["null_hi"]).all()
+    assert (free["null_hi"] < 1.0).all() and (free["null_lo"] > free["chance"]).all()  # resampling moves the top-k a bit
+    moved = _dependence(true, _minilm_like(1), point="finetuned")
+    assert moved["label-dependent"].all() and (moved["jaccard"] < moved["null_lo"]).all()
+    assert set(moved["ranking"]) == {"label-dependent"}
+    # a label Jaccard *below 0.9* yet inside a noisy null is not label-dependent: the null decides, not a threshold
+    noisy = subsets._unflat(sorted(true), _rows(true, noise=3.0, seed=7).double().mean(0), true)
+    rows = _rows(true, noise=3.0)
+    fisher = subsets._unflat(sorted(true), rows.double().mean(0), true)
+    control = subsets.label_control(fisher, noisy, [1], task="t", point="p", seed=0)
+    null = subsets.resampling_null(rows, fisher, [1], replicates=40, task="t", point="p")
+    table = subsets.label_dependence(control, null).iloc[0]
+    assert table["jaccard"] < 0.9 and not table["label-dependent"], table.to_dict()
+    verdict = subsets.label_free(pd.concat([free, moved])).set_index("point")
     assert verdict.loc["pretrained", "label-free"] and not verdict.loc["finetuned", "label-free"]
     assert verdict.loc["pretrained", "fraction"] == 1.0 and verdict.loc["pretrained", "spearman"] == pytest.approx(1.0)
+    with pytest.raises(LnftError, match="per-example rows have"):
+        subsets.resampling_null(rows[:, :10], fisher, [1])
+
+
+def test_jaccard_table_puts_labels_folds_and_heads_side_by_side():
+    dependence = _dependence(_minilm_like(0), _minilm_like(1))
+    folds = {seed: {fold: _minilm_like(10 * seed + fold) for fold in (0, 1)} for seed in (0, 1)}
+    stability = subsets.stability_frame(folds, [1, 10], task="t", point="p")
+    table = subsets.jaccard_table(dependence, stability)
+    assert len(table) == 2 and table["fraction"].tolist() == [1.0, 10.0]
+    for column in ("labels (true vs relabelled)", "resampling null", "folds (other data, same head)",
+                   "head seeds (same data, other head)", "chance", "ranking"):
+        assert table[column].notna().all(), column
 
 
 def test_mask_files_are_content_addressed(tmp_path):
@@ -122,6 +164,15 @@ def _predictions(correct: dict[str, float], n=400, seeds=(0, 1)):
     return pd.DataFrame(rows), preds
 
 
+def _label_free():
+    true = _minilm_like(0)
+    rows = _rows(true)
+    fisher = subsets._unflat(sorted(true), rows.double().mean(0), true)
+    control = subsets.label_control(fisher, fisher, [1], task="sst2", point="p", seed=0)
+    null = subsets.resampling_null(rows, fisher, [1], replicates=20, task="sst2", point="p")
+    return subsets.label_free(subsets.label_dependence(control, null))
+
+
 def test_verdicts_come_from_the_paired_bootstrap():
     scores, preds = _predictions({("fisher-global", 1.0): 0.60, ("random", 1.0): 0.60, ("fisher-global", 10.0): 0.95,
                                   ("random", 10.0): 0.70, (subsets.REFERENCE, 100.0): 0.95},
@@ -137,10 +188,9 @@ def test_verdicts_come_from_the_paired_bootstrap():
     within = subsets.fraction_within(vs_all)
     assert within["smallest % within 1 pt of all-LN"].tolist() == [10.0]
     assert within["summary"].iloc[0].startswith("equivalent within ±1 point: +0.0")
-    control = subsets.label_control(_minilm_like(0), _minilm_like(0), [1], task="sst2", point="p", seed=0)
-    table = subsets.verdict_table(subsets.label_free(control), within, versus.reset_index())
+    table = subsets.verdict_table(_label_free(), within, versus.reset_index())
     row = table.iloc[0]
-    assert row["ranking"] == "label-free" and row["Fisher − random @ 10 %"].startswith("better: +")
+    assert row["ranking"] == "label-free within resampling noise" and row["Fisher − random @ 10 %"].startswith("better: +")
     assert row["smallest % within 1 pt of all-LN"] == 10.0
 
 
@@ -151,18 +201,18 @@ def test_verdicts_flag_runs_still_improving_at_the_end():
         & (scores["seed"] == 1)
     versus = subsets.fisher_vs_random(scores, predictions=preds).set_index("fraction")
     assert versus.loc[10.0, "undertrained"] and not versus.loc[1.0, "undertrained"]
-    assert versus.loc[10.0, "flags"] == "fisher-global: still improving at the end of its budget in 1 of 2 runs"
+    assert versus.loc[10.0, "flags"] == ("fisher-global @ 10 %: still improving at the end of its budget (last gain > "
+                                         "0.5 points or a single evaluation) in 1 of 2 runs")
     vs_all = subsets.versus_all_layernorm(scores, predictions=preds)
     marked = vs_all.set_index(["a", "fraction"])["undertrained"]
     assert marked.to_dict() == {("fisher-global", 1.0): False, ("fisher-global", 10.0): True,
                                 ("random", 1.0): False, ("random", 10.0): False}
     within = subsets.fraction_within(vs_all)
     assert within["undertrained"].tolist() == [True]
-    control = subsets.label_control(_minilm_like(0), _minilm_like(0), [1], task="sst2", point="p", seed=0)
-    table = subsets.verdict_table(subsets.label_free(control), within, versus.reset_index())
+    table = subsets.verdict_table(_label_free(), within, versus.reset_index())
     row = table.iloc[0]
     assert row["undertrained"] and row["Fisher − random @ 10 %"].endswith(" †")
-    assert not row["Fisher − random @ 1 %"].endswith("†") and "fisher-global: still improving" in row["flags"]
+    assert not row["Fisher − random @ 1 %"].endswith("†") and "fisher-global @ 10 %: still improving" in row["flags"]
     printed = subsets.lines(versus.reset_index())
     assert "† possibly undertrained" in printed[1] and "†" not in printed[0]
     assert "† possibly undertrained" in subsets.verdict_lines(table)[0]
@@ -170,9 +220,60 @@ def test_verdicts_flag_runs_still_improving_at_the_end():
     scores["still_improving"] = scores["selection"] == subsets.REFERENCE
     vs_all = subsets.versus_all_layernorm(scores, predictions=preds)
     assert vs_all["undertrained"].all() and vs_all["flags"].str.startswith("all LayerNorm: still improving").all()
+    assert (vs_all["flags"].str.count("all LayerNorm") == 1).all()
     assert not subsets.fisher_vs_random(scores, predictions=preds)["undertrained"].any()
     # no still_improving column: nothing flagged
     assert not subsets.fisher_vs_random(scores.drop(columns="still_improving"), predictions=preds)["undertrained"].any()
+
+
+def test_flags_tell_still_improving_from_annealed_and_say_each_thing_once():
+    scores, preds = _predictions({("fisher-global", 1.0): 0.60, ("random", 1.0): 0.60, (subsets.REFERENCE, 100.0): 0.9})
+    ends = {("fisher-global", 0): (True, 2.0), ("fisher-global", 1): (True, 0.25), ("random", 0): (True, 0.0)}
+    scores["still_improving"] = [ends.get((s, d), (False, -1.0))[0] for s, d in zip(scores["selection"], scores["seed"])]
+    scores["last_gain"] = [ends.get((s, d), (False, -1.0))[1] for s, d in zip(scores["selection"], scores["seed"])]
+    versus = subsets.fisher_vs_random(scores, predictions=preds).iloc[0]
+    assert versus["undertrained"] and versus["flags"].startswith("fisher-global @ 1 %: still improving") \
+        and "in 1 of 2 runs" in versus["flags"] and "random" not in versus["flags"]  # annealing is no † reason
+    assert versus["notes"].count("annealed to the end") == 2 and "random @ 1 %: annealed" in versus["notes"]
+    only_annealed = scores.assign(last_gain=scores["last_gain"].clip(upper=0.1))
+    quiet = subsets.fisher_vs_random(only_annealed, predictions=preds).iloc[0]
+    assert not quiet["undertrained"] and quiet["flags"] == "" and "annealed" in quiet["notes"]
+    vs_all = subsets.versus_all_layernorm(scores, predictions=preds)
+    within = subsets.fraction_within(vs_all)
+    table = subsets.verdict_table(_label_free(), within, subsets.fisher_vs_random(scores, predictions=preds))
+    for text in (table["flags"].iloc[0], table["notes"].iloc[0], subsets.verdict_lines(table)[0]):
+        parts = text.split("; ")
+        assert len(parts) == len(set(parts)), text  # no text twice in one flag
+
+
+def test_each_rule_chooses_its_own_rate_on_validation(tmp_path):
+    values = {("sst2", "pretrained", s): _values() for s in (0, 1)}
+    make = lambda **kw: RunConfig(**{"lr": 1e-2, **kw})  # noqa: E731
+    plan = subsets.subset_plan(values, [25, 100], make, str(tmp_path), lrs=[1e-2, 3e-2], rules=["fisher-global", "random"])
+    assert len(plan) == 2 * (2 * 2 + 1) and {lab["lr"] for lab, _ in plan} == {1e-2, 3e-2}
+    assert all(cfg.lr == lab["lr"] for lab, cfg in plan)
+    assert {lab["selection"] for lab, _ in plan} == {"fisher-global", "random", subsets.REFERENCE}
+    # validation: Fisher best at 1e-2, random best at 3e-2; dev scores make the choice visible
+    val = {("fisher-global", 1e-2): 80, ("fisher-global", 3e-2): 70, ("random", 1e-2): 60, ("random", 3e-2): 75,
+           (subsets.REFERENCE, 1e-2): 85}
+    scores = pd.DataFrame([{**lab, "validation": val[lab["selection"], lab["lr"]] + lab["seed"],
+                            "score": val[lab["selection"], lab["lr"]], "run_id": cfg.run_id()} for lab, cfg in plan])
+    chosen = subsets.choose_rates(scores).set_index("selection")
+    assert chosen.loc["fisher-global", "lr"] == 1e-2 and chosen.loc["random", "lr"] == 3e-2
+    assert chosen.loc["random", "lr_at_edge"] and chosen.loc["random", "lr_rates"] == 2
+    assert chosen.loc[subsets.REFERENCE, "lr_rates"] == 1
+    picked = subsets.at_chosen_rates(scores, subsets.choose_rates(scores))
+    assert len(picked) == 2 * 3 and picked.groupby("selection")["lr"].nunique().eq(1).all()
+    with pytest.raises(LnftError, match="allowed: one rate per rule"):
+        subsets.fisher_vs_random(scores)
+    flagged = subsets.flag_runs(pd.DataFrame({"task": ["sst2"], "point": "pretrained", "a": "fisher-global",
+                                              "b": "random", "fraction": 25.0}), picked).iloc[0]
+    assert flagged["a_lr"] == "0.01" and flagged["b_lr"] == "0.03" and flagged["undertrained"]
+    assert "random @ 25 %: lr 0.03 at the edge of its grid (2 rates)" in flagged["flags"]
+    with pytest.raises(LnftError, match="invalid learning-rate grid"):
+        subsets.subset_plan(values, [25], make, str(tmp_path), lrs=[])
+    with pytest.raises(LnftError, match="unknown selection rule"):
+        subsets.subset_plan(values, [25], make, str(tmp_path), rules=["fisher"])
 
 
 def test_flag_runs_average_row_sees_every_task():
@@ -216,6 +317,7 @@ def test_notebook_3_reads_notebook_2s_runs(profile):
     for task in nb3.tasks:
         for seed in nb3.seeds:
             for point in ("head-warmup", "finetuned"):
-                assert subsets.start_config(point, make, task, seed).run_id() in shared, (point, task, seed)
+                start = subsets.start_config(point, make, task, seed, held_out=nb3.folds * nb3.fisher_samples)
+                assert start.run_id() in shared, (point, task, seed)  # rows outside it remain: no cross-fit run
             full = nb3.run_config(task=task, method="full", seed=seed, lr=nb3.baseline_lr["full"])
             assert full.run_id() in shared
