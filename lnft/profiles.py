@@ -44,7 +44,8 @@ PROFILES = {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs={"full": 6, "default": 12},
                        patience=3, eval_every=24, batch_size=32, max_train_samples=500, max_eval_samples=400,
                        device="auto"),
-        "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
+        # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's full runs (same configs)
+        "01_change_analysis": dict(seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2),
         # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
         # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=["full", "layernorm", "head"],
@@ -213,7 +214,11 @@ SCHEMA: dict[str, Spec] = {
                           lambda v: _list(v, _choice("pretrained", "head-warmup", "finetuned"))),
     "fisher_samples": Spec(f"an integer from 1 to {MAX_FISHER_SAMPLES:,}", lambda v: _is_int(v, 1, MAX_FISHER_SAMPLES)),
     "folds": Spec(f"an integer from 1 to {MAX_FOLDS}", lambda v: _is_int(v, 1, MAX_FOLDS)),
-    "permute_seed": Spec("an integer from 0 to 4294967295", _seed),
+    "relabel_seed": Spec("an integer from 0 to 4294967295", _seed),
+    "masked_lrs": Spec("a non-empty list of distinct finite numbers > 0 (each subset rule picks its own)",
+                       lambda v: _list(v, _rate)),
+    "rules": Spec("a non-empty list of distinct subset rules (fisher-global, fisher-per-module, random)",
+                  lambda v: _list(v, _choice("fisher-global", "fisher-per-module", "random"))),
     "baseline_lr": Spec("{'full': a finite number > 0, ...}", lambda v: _per_method(v, _rate) and "full" in v),
 }
 
@@ -230,6 +235,8 @@ NOTEBOOK_RULES = {
          "fractions must include 100 (the all-LayerNorm reference) and at least one below 100"),
         (lambda v: v.get("max_train_samples") is None or v["folds"] <= v["max_train_samples"],
          "folds must not exceed max_train_samples (each fold is a disjoint slice of the training examples)"),
+        (lambda v: {"fisher-global", "random"} <= set(v["rules"]),
+         "rules must include 'fisher-global' and 'random' (the Fisher − random verdict compares them)"),
     ],
 }
 
