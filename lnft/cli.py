@@ -22,7 +22,7 @@ def _train_args(sub):
     p = sub.add_parser("train", help="fine-tune once (cached in the run store) and print a summary")
     p.add_argument("--task", required=True, help="GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
     p.add_argument("--method", required=True, help="full, layernorm, layernorm-output, layernorm-attention, "
-                   "bitfit, lora, head, layernorm-masked")
+                   "bitfit, lora, head, layernorm-masked, layernorm-gain, layernorm-bias, random-channels, ia3")
     p.add_argument("--model", default=EMBEDDED, help="'embedded' (MiniLM-L6, offline), a hub name or a local path")
     p.add_argument("--data", default=EMBEDDED, help="'embedded' or a hub dataset name (nyu-mll/glue)")
     p.add_argument("--data-dir", help="a local directory in the GLUE layout (<TASK>/train.tsv, <TASK>/dev.tsv)")

@@ -47,6 +47,8 @@ class RunConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.1
     lora_targets: tuple[str, ...] = ()  # module name suffixes; (): the model family's default (resolved by validate)
+    ia3_targets: tuple[str, ...] = ()  # ia3: module name suffixes; (): the family's default (resolved by validate)
+    ia3_feedforward: tuple[str, ...] = ()  # ia3: those among the targets scaled on their input (the FFN's 2nd layer)
     mask_path: str | None = None  # layernorm-masked: a safetensors file of boolean masks per LN tensor
     mask_digest: str | None = None  # sha256 of the mask file, filled (or checked) by validate(): the run id's mask
     device: str = "auto"
@@ -54,6 +56,8 @@ class RunConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+        object.__setattr__(self, "ia3_targets", tuple(self.ia3_targets))
+        object.__setattr__(self, "ia3_feedforward", tuple(self.ia3_feedforward))
         object.__setattr__(self, "extra", tuple(tuple(kv) for kv in self.extra))
 
     # ---------------------------------------------------------------- checks
@@ -128,9 +132,22 @@ class RunConfig:
         if method.name == "lora":
             targets = targets or models.default_lora_targets(self.model)  # explicit in the run id
             models.check_module_suffixes(self.model, targets, "lora target")
+        ia3, feedforward = self.ia3_targets, self.ia3_feedforward
+        if method.name == "ia3":
+            if not ia3:
+                if feedforward:
+                    raise LnftError("ia3_feedforward needs ia3_targets; allowed: both, or neither (the family's default)")
+                ia3, feedforward = models.default_ia3_targets(self.model)  # explicit in the run id
+            models.check_module_suffixes(self.model, ia3, "ia3 target")
+            outside = [m for m in feedforward if m not in ia3]
+            if outside:
+                raise LnftError(f"ia3_feedforward {outside} not among ia3_targets {list(ia3)}; allowed: a subset of them")
+        elif ia3 or feedforward:
+            raise LnftError(f"ia3_targets/ia3_feedforward are only allowed with method 'ia3', not {method.name!r}")
         lr = self.lr if self.lr is not None else method.default_lr
         return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr), mask_digest=digest,
-                                   lora_targets=tuple(targets))
+                                   lora_targets=tuple(targets), ia3_targets=tuple(ia3),
+                                   ia3_feedforward=tuple(feedforward))
 
     # ---------------------------------------------------------------- identity
     def run_id(self) -> str:
