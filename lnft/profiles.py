@@ -22,6 +22,9 @@ from .errors import LnftError
 from .tasks import EMBEDDED_TASKS
 
 PEFT_METHODS = ["full", "layernorm", "layernorm-output", "bitfit", "lora", "head"]
+# notebook 2, "why LayerNorm": LayerNorm's two halves, and comparators of LayerNorm's size (exactly: random-channels;
+# the same order: ia3), each trained under the same protocol as the methods and compared with layernorm
+WHY_METHODS = ["layernorm-gain", "layernorm-bias", "random-channels", "ia3"]
 FULL_LRS = [2e-5, 5e-5, 1e-4]
 PEFT_LRS = [1e-3, 3e-3, 1e-2]
 
@@ -32,7 +35,8 @@ PROFILES = {
                        device="auto"),
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS,
-                                   lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]}),
+                                   lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]},
+                                   comparators=["random-channels", "ia3"]),
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[20, 100], control_fractions=[5, 20], cv_fractions=[],
                                   fisher_samples=16, folds=2, lr=1e-2, fisher_kind="empirical",
                                   fisher_points=["pretrained", "finetuned"], permute_seed=0, baseline_lr={"full": 1e-4}),
@@ -45,9 +49,11 @@ PROFILES = {
                        device="auto"),
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
-        # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3
+        # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3.
+        # "Why LayerNorm" in quick: random-channels only (the same element count as LayerNorm, drawn anywhere
+        # among biases and LayerNorms: the sharpest test of "is it where the parameters sit?"; 4 runs, ~2-3 min)
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=["full", "layernorm", "head"],
-                                   lr_grid={"full": [1e-4], "default": [1e-2]}),
+                                   lr_grid={"full": [1e-4], "default": [1e-2]}, comparators=["random-channels"]),
         # nb 3: 2 points x 2 seeds x 1 fraction x 3 rules (random shared by the points) = 10 masked runs;
         # the all-LayerNorm, head and full runs are notebook 2's; no union/intersection runs (full, paper)
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[1, 100], control_fractions=[1, 10],
@@ -60,7 +66,7 @@ PROFILES = {
                        device="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
-                                   lr_grid={"full": FULL_LRS, "default": PEFT_LRS}),
+                                   lr_grid={"full": FULL_LRS, "default": PEFT_LRS}, comparators=WHY_METHODS),
         "03_fisher_subsets": dict(seeds=[0, 1, 2], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
                                   control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
                                   cv_fractions=[1, 5, 20], folds=3, lr=1e-2, fisher_kind="empirical",
@@ -73,7 +79,8 @@ PROFILES = {
                        max_train_samples=None, max_eval_samples=None, device="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2, 3, 4], lr=2e-5, layernorm_lr=1e-3),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
-                                   lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]}),
+                                   lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]},
+                                   comparators=WHY_METHODS),
         "03_fisher_subsets": dict(seeds=[0, 1, 2, 3, 4], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
                                   control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
                                   cv_fractions=[1, 5, 20], folds=3, lr=3e-3, fisher_kind="empirical",
@@ -82,7 +89,7 @@ PROFILES = {
     },
 }
 
-RUN_FIELDS = ("model", "data", "batch_size", "max_train_samples", "max_eval_samples", "patience", "eval_every",
+RUN_FIELDS = ("task_spec", "model", "data", "batch_size", "max_train_samples", "max_eval_samples", "patience", "eval_every",
               "device")
 
 
@@ -133,9 +140,11 @@ class Params:
 
 
 def resolve(notebook: str, profile: str, **overrides) -> Params:
-    """``overrides`` may include ``data_dir`` (a local GLUE directory), which becomes ``data`` (absolute)."""
+    """``overrides`` may include ``data_dir`` (a local GLUE directory), which becomes ``data`` (absolute), and
+    ``task_spec`` (your own task, lnft/taskspec.py: read, checked and registered here), which replaces ``tasks``."""
     import os
 
+    task_spec = overrides.pop("task_spec", None)
     data_dir = overrides.pop("data_dir", None)
     if data_dir is not None:
         overrides["data"] = os.path.abspath(os.path.expanduser(str(data_dir)))
@@ -149,6 +158,14 @@ def resolve(notebook: str, profile: str, **overrides) -> Params:
     if unknown:
         raise LnftError(f"unknown parameter(s) {unknown} for {notebook}; allowed: {sorted(values)}")
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if task_spec is not None:
+        from .taskspec import load_spec
+
+        task = load_spec(str(task_spec))
+        if overrides.get("tasks") not in (None, [task.name]):
+            raise LnftError(f"tasks {overrides['tasks']!r} cannot be combined with a task spec; allowed: no tasks "
+                            f"(the spec's task {task.name!r} replaces them)")
+        values.update(tasks=[task.name], task_spec=task.spec.path)
     if isinstance(values.get("epochs"), dict):
         from .methods import METHODS
 

@@ -204,3 +204,13 @@ def test_ia3_targets_resolve_into_the_run_id():
     vectors = [n for n in prepared.trainable if ".ia3_l." in n]
     assert len(vectors) == LAYERS * 4 and set(vectors) <= prepared.no_decay  # gains: never decayed
     assert {"base_model.model.classifier.weight", "base_model.model.classifier.bias"} <= set(prepared.trainable)
+
+
+def test_lnft_methods_prints_the_exact_counts(capsys):
+    from lnft.cli import main
+
+    assert main(["methods"]) == 0
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    for name, count in EXPECTED.items():
+        assert rows[name] == f"{count:,}", name
+    assert rows["layernorm-masked"] == "(mask)" and set(rows) == set(methods.METHODS)
