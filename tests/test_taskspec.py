@@ -161,3 +161,29 @@ def test_lnft_train_on_the_example(tmp_path, capsys):
     assert record["task"] == "reviews" and set(record["metrics"]) == {"accuracy", "f1", "score"}
     assert record["run_id"].startswith("reviews-layernorm-")
     assert main(argv) == 0 and "(cached)" in capsys.readouterr().out  # the same content: read back
+
+
+def test_lnft_reports_checks_the_spec_before_any_notebook(tmp_path, capsys):
+    notebooks = os.path.join(os.path.dirname(__file__), "..", "notebooks")
+    spec = _bad(tmp_path, "label outside the set")
+    out, runs = tmp_path / "reports", tmp_path / "runs"
+    code = main(["reports", "--profile", "smoke", "--task-spec", spec, "--out", str(out), "--runs", str(runs),
+                 "--notebooks-dir", notebooks])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "has label 'neutral'" in err, err
+    assert not out.exists() and not runs.exists()
+    code = main(["reports", "--profile", "smoke", "--task-spec", REVIEWS, "--tasks", "sst2", "--out", str(out),
+                 "--runs", str(runs), "--notebooks-dir", notebooks])
+    assert code == 2 and "cannot be combined with a task spec" in capsys.readouterr().err
+
+
+def test_the_notebooks_take_the_spec(tmp_path):
+    """Every notebook's parameters resolve to the spec's task (what ``lnft reports --task-spec`` passes)."""
+    from lnft import plan, profiles
+
+    for name in plan.NOTEBOOKS:
+        P = profiles.resolve(name, "smoke", task_spec=REVIEWS)
+        assert P.tasks == ["reviews"]
+        cfg = P.run_config(task="reviews", method="layernorm").validate()
+        assert cfg.task_spec == os.path.abspath(REVIEWS) and cfg.data == "task-spec"
+        assert {p.config.task for p in plan.notebook_configs(name, "smoke")} <= {"sst2", "stsb"}  # profile unchanged
