@@ -187,3 +187,28 @@ def test_the_notebooks_take_the_spec(tmp_path):
         cfg = P.run_config(task="reviews", method="layernorm").validate()
         assert cfg.task_spec == os.path.abspath(REVIEWS) and cfg.data == "task-spec"
         assert {p.config.task for p in plan.notebook_configs(name, "smoke")} <= {"sst2", "stsb"}  # profile unchanged
+
+
+def test_tsv_and_json_lines_with_numeric_labels(tmp_path):
+    """The same rows as TSV (labels 0/1) and as JSON Lines (labels as JSON numbers) give the same task data."""
+    import pandas as pd
+
+    from lnft.data import load_raw
+    from lnft.tasks import get_task
+
+    frames = {s: pd.read_csv(os.path.join(HERE, f"reviews_{s}.csv")) for s in ("train", "dev")}
+    for split, frame in frames.items():
+        frame = frame.assign(sentiment=(frame["sentiment"] == "positive").astype(int))
+        frame.to_csv(tmp_path / f"{split}.tsv", sep="\t", index=False)
+        frame.to_json(tmp_path / f"{split}.jsonl", orient="records", lines=True)
+    loaded = {}
+    for kind in ("tsv", "jsonl"):
+        spec = tmp_path / f"{kind}.yaml"
+        spec.write_text(f"name: r-{kind}\ntrain: train.{kind}\ndev: dev.{kind}\ntext: review\nlabel: sentiment\n"
+                        "labels: [0, 1]\n")
+        cfg = RunConfig(task_spec=str(spec), method="head", device="cpu").validate()
+        raw = load_raw(cfg.data, get_task(cfg.task))
+        loaded[kind] = (raw["train"]["sentence1"][:], raw["train"]["label"][:], raw["dev"]["label"][:])
+        assert get_task(cfg.task).metrics == ("accuracy",)  # the default for classification
+    assert loaded["tsv"] == loaded["jsonl"]
+    assert loaded["tsv"][1] == [int(v == "positive") for v in frames["train"]["sentiment"]]
