@@ -102,6 +102,8 @@ def _bad(tmp_path, what: str) -> str:
         return _write_spec(tmp_path, lables=["a", "b"])
     elif what == "no labels":
         return _write_spec(tmp_path, labels=None)
+    elif what == "hub while offline":
+        return _write_spec(tmp_path, train=None, dev=None, hub="stanfordnlp/imdb", splits={"train": "train", "dev": "test"})
     elif what == "not a mapping":
         (tmp_path / "list.yaml").write_text("- a\n- b\n")
         return str(tmp_path / "list.yaml")
@@ -123,6 +125,7 @@ BAD = {
     "unknown key": "unknown key(s) ['lables']",
     "no labels": "labels is None; allowed: a list of at least two",
     "not a mapping": "not a mapping",
+    "hub while offline": "hub dataset 'stanfordnlp/imdb' of task spec 'reviews' cannot be loaded",
 }
 
 
