@@ -20,9 +20,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _train_args(sub):
     p = sub.add_parser("train", help="fine-tune once (cached in the run store) and print a summary")
-    p.add_argument("--task", required=True, help="GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
+    p.add_argument("--task", help="GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
+    p.add_argument("--task-spec", metavar="FILE", help="your own task: a YAML/JSON spec naming train and dev files "
+                   "(CSV, TSV, JSON Lines) or a hub dataset, text and label columns, labels or regression, metrics")
     p.add_argument("--method", required=True, help="full, layernorm, layernorm-output, layernorm-attention, "
-                   "bitfit, lora, head, layernorm-masked")
+                   "bitfit, lora, head, layernorm-masked, layernorm-gain, layernorm-bias, random-channels, ia3")
     p.add_argument("--model", default=EMBEDDED, help="'embedded' (MiniLM-L6, offline), a hub name or a local path")
     p.add_argument("--data", default=EMBEDDED, help="'embedded' or a hub dataset name (nyu-mll/glue)")
     p.add_argument("--data-dir", help="a local directory in the GLUE layout (<TASK>/train.tsv, <TASK>/dev.tsv)")
@@ -53,8 +55,14 @@ def _train_args(sub):
 def cmd_train(args) -> int:
     from .store import RunStore
 
+    if bool(args.task) == bool(args.task_spec):
+        raise LnftError("give --task (a GLUE task) or --task-spec FILE (your own task), one of them")
+    task_spec = os.path.abspath(args.task_spec) if args.task_spec else None
+    if task_spec and (args.data_dir or args.data != EMBEDDED):
+        raise LnftError("--data/--data-dir cannot be combined with --task-spec (the spec names its data); "
+                        "allowed: one of them")
     data = os.path.abspath(args.data_dir) if args.data_dir else args.data
-    cfg = RunConfig(task=args.task, method=args.method, model=args.model, data=data, epochs=args.epochs,
+    cfg = RunConfig(task=args.task or RunConfig.task, task_spec=task_spec, method=args.method, model=args.model, data=data, epochs=args.epochs,
                     patience=args.patience, eval_every=args.eval_every, lr=args.lr, batch_size=args.batch_size,
                     seed=args.seed,
                     max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,

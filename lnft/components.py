@@ -62,6 +62,11 @@ class Family:
     pooler: dict[str, str] = field(default_factory=dict)  # module path -> "pooler" (inside the encoder only)
     lora_targets: tuple[str, ...] = ("query", "value")  # LoRA's default: the attention query and value
     layernorm_classes: tuple[str, ...] = ()  # the family's own LayerNorm module classes, beyond nn.LayerNorm
+    # IA³'s default: keys, values and the FFN's second layer (scaled on its input: "feedforward"); peft's own
+    # mapping where it has one (BERT/RoBERTa/DeBERTa-v2: its "output.dense" suffix also hits the attention
+    # output dense, which peft then scales on its input as well), else the IA³ paper's rule
+    ia3_targets: tuple[str, ...] = ("key", "value", "output.dense")
+    ia3_feedforward: tuple[str, ...] = ("output.dense",)
 
     @property
     def name(self) -> str:
@@ -90,33 +95,36 @@ for _family in [
            {**_BERT_EMBEDDINGS, "embeddings.embed_proj": "emb projection",
             "encoder.rel_embeddings": "rel-pos emb",
             "encoder.LayerNorm": "rel-pos LN"},  # normalises the relative-position embeddings (norm_rel_ebd)
-           lora_targets=("query_proj", "value_proj")),
+           lora_targets=("query_proj", "value_proj"), ia3_targets=("key_proj", "value_proj", "output.dense")),
     Family(("distilbert",), r"transformer\.layer\.(\d+)\.(.+)",
            {"attention.q_lin": "query", "attention.k_lin": "key", "attention.v_lin": "value",
             "attention.out_lin": "attn-out dense", "sa_layer_norm": "attn-out LN", "ffn.lin1": "intermediate",
             "ffn.lin2": "output dense", "output_layer_norm": "output LN"},
            {"embeddings.word_embeddings": "word emb", "embeddings.position_embeddings": "position emb",
             "embeddings.LayerNorm": "emb LN"},
-           lora_targets=("q_lin", "v_lin")),
+           lora_targets=("q_lin", "v_lin"), ia3_targets=("k_lin", "v_lin", "ffn.lin2"),
+           ia3_feedforward=("ffn.lin2",)),
     Family(("albert",), r"encoder\.albert_layer_groups\.(\d+)\.albert_layers\.0\.(.+)",
            {"attention.query": "query", "attention.key": "key", "attention.value": "value",
             "attention.dense": "attn-out dense", "attention.LayerNorm": "attn-out LN", "ffn": "intermediate",
             "ffn_output": "output dense", "full_layer_layer_norm": "output LN"},
            {**_BERT_EMBEDDINGS, "encoder.embedding_hidden_mapping_in": "emb projection"},
-           {"pooler": "pooler"}),
+           {"pooler": "pooler"}, ia3_targets=("attention.key", "attention.value", "ffn_output"),
+           ia3_feedforward=("ffn_output",)),
     Family(("mpnet",), _LAYER_RE,
            {"attention.attn.q": "query", "attention.attn.k": "key", "attention.attn.v": "value",
             "attention.attn.o": "attn-out dense", "attention.LayerNorm": "attn-out LN",
             "intermediate.dense": "intermediate", "output.dense": "output dense", "output.LayerNorm": "output LN"},
            {"embeddings.word_embeddings": "word emb", "embeddings.position_embeddings": "position emb",
             "embeddings.LayerNorm": "emb LN", "encoder.relative_attention_bias": "rel-pos bias"},
-           {"pooler.dense": "pooler"}, lora_targets=("q", "v")),
+           {"pooler.dense": "pooler"}, lora_targets=("q", "v"), ia3_targets=("attn.k", "attn.v", "output.dense")),
 ]:
     for _type in _family.model_types:
         FAMILIES[_type] = _family
 
 # an unknown model type: LayerNorms by module type, every other part keeps its module path
-GENERIC = Family(("generic",), r"(?:encoder\.|transformer\.)?(?:layers?|h|block)\.(\d+)\.(.+)", {}, {}, lora_targets=())
+GENERIC = Family(("generic",), r"(?:encoder\.|transformer\.)?(?:layers?|h|block)\.(\d+)\.(.+)", {}, {}, lora_targets=(),
+                 ia3_targets=(), ia3_feedforward=())
 SUPPORTED = ("bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "distilbert", "albert", "mpnet")
 
 _PEFT_PARTS = re.compile(r"\.(?:base_layer|ln_tuning_layers\.default|modules_to_save\.default|original_module)(?=\.)")

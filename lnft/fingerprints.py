@@ -23,7 +23,7 @@ import os
 STORE_SCHEMA = 3
 
 # The modules whose source decides a result (the store, CLI, notebooks and analyses do not).
-TRAINING_PATH = ("components", "config", "data", "hub", "methods", "models", "result", "tasks", "train")
+TRAINING_PATH = ("components", "config", "data", "hub", "methods", "models", "result", "tasks", "taskspec", "train")
 # Every file of a model directory that the loader may read besides the weights: the config and every
 # tokenizer file (models.TOKENIZER_FILES, which decide whether a directory has a tokenizer, are all here).
 MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt",
@@ -61,6 +61,8 @@ def _files_digest(paths: dict[str, str]) -> str:
 def data_fingerprint(data: str, task) -> str:
     from . import data as glue
 
+    if getattr(task, "spec", None) is not None:  # your own task: the spec's meaning and its files' content
+        return task.spec.fingerprint()
     kind = glue.source_kind(data)
     if kind == "hub":
         revision = _hub_revision(data, "dataset")

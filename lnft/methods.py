@@ -4,7 +4,8 @@ Shared rules, the same for every method:
 - the task head (``classifier``: every parameter outside the pre-trained encoder) always trains;
 - the pooler belongs to the pre-trained encoder and follows the method's rule like any other encoder
   module (``full`` trains it, ``bitfit`` trains its bias, the LayerNorm methods leave it frozen);
-- weight decay never reaches LayerNorm parameters or biases (decaying a gain pulls it toward 0).
+- weight decay never reaches LayerNorm parameters, biases, IA³ scaling vectors or masked tensors (decaying a
+  gain pulls it toward 0; a masked-out element must stay bit-identical).
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class Method:
     default_lr: float
     trains: Callable[[ParamInfo], bool]  # which encoder parameters train (the head always does)
     wrap: Callable | None = None  # model, config -> wrapped model (peft methods)
-    masked: bool = False  # elements chosen by a boolean mask per LayerNorm tensor
+    masked: bool = False  # elements chosen by a boolean mask per LayerNorm tensor (a mask file)
+    select: Callable | None = None  # model, infos, cfg -> {name: bool mask}: elements drawn by the method itself
 
 
 def _wrap_lora(model, cfg):
@@ -42,8 +44,48 @@ def _wrap_lora(model, cfg):
     return get_peft_model(model, lora)  # no task_type: the head is ours to train, not a peft copy
 
 
+def _wrap_ia3(model, cfg):
+    import warnings
+
+    from peft import IA3Config, get_peft_model
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    family = family_of(model)
+    targets = list(cfg.ia3_targets or family.ia3_targets)  # validate() resolves (), see RunConfig
+    feedforward = list(cfg.ia3_feedforward if cfg.ia3_targets else family.ia3_feedforward)
+    if not targets:
+        raise LnftError("ia3_targets is empty and the model's family has no default; allowed: module name suffixes")
+    ia3 = IA3Config(target_modules=targets, feedforward_modules=feedforward, init_ia3_weights=True)
+    return get_peft_model(model, ia3)  # no task_type: the head is ours to train, not a peft copy
+
+
 def _nothing(info: ParamInfo) -> bool:
     return False
+
+
+def _per_channel(info: ParamInfo) -> bool:
+    """A per-channel parameter of the encoder: a LayerNorm gain or bias, or any bias term."""
+    return info.group != "head" and (info.is_layernorm or info.kind == "bias")
+
+
+def _random_channels(model: nn.Module, infos: dict[str, ParamInfo], cfg) -> dict[str, torch.Tensor]:
+    """Exactly as many elements as the model's LayerNorms hold, drawn uniformly without replacement from
+    all per-channel elements (biases and LayerNorm elements mixed), by a generator seeded with the run's
+    seed: the same seed draws the same set, on any machine."""
+    params = dict(model.named_parameters())
+    pool = [n for n, i in infos.items() if _per_channel(i)]
+    size = sum(params[n].numel() for n, i in infos.items() if i.is_layernorm)
+    if not size:
+        raise LnftError("method 'random-channels' draws as many elements as the model's LayerNorms hold, and this "
+                        "model has no LayerNorm lnft recognises; allowed: a model with LayerNorms")
+    numels = [params[n].numel() for n in pool]
+    flat = torch.zeros(sum(numels), dtype=torch.bool)
+    flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(cfg.seed))[:size]] = True
+    masks = {}
+    for name, chunk in zip(pool, flat.split(numels)):
+        if chunk.any():
+            masks[name] = chunk.reshape(params[name].shape).clone()
+    return masks
 
 
 METHODS: dict[str, Method] = {m.name: m for m in [
@@ -58,6 +100,14 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("head", "nothing but the task head (control)", 1e-3, _nothing),
     Method("layernorm-masked", "selected elements of LayerNorm tensors (boolean masks)", 1e-3,
            lambda i: i.is_layernorm, masked=True),
+    # why LayerNorm? ablations and comparators of LayerNorm's size
+    Method("layernorm-gain", "the LayerNorm gains only (ablation)", 1e-3,
+           lambda i: i.is_layernorm and i.kind == "weight"),
+    Method("layernorm-bias", "the LayerNorm biases only (ablation)", 1e-3,
+           lambda i: i.is_layernorm and i.kind == "bias"),
+    Method("random-channels", "random bias/LayerNorm elements, as many as LayerNorm's (drawn per seed)", 1e-3,
+           _per_channel, select=_random_channels),
+    Method("ia3", "learned scaling of keys, values and the FFN (peft IA3)", 1e-3, _nothing, wrap=_wrap_ia3),
 ]}
 
 
@@ -87,20 +137,26 @@ def prepare(model: nn.Module, cfg) -> Prepared:
     if method.wrap is not None:
         model = method.wrap(model, cfg)
     infos = describe_model(model)  # the family's labels; LayerNorms by module type
-    if method.name.startswith("layernorm") and not any(i.is_layernorm for i in infos.values()):
+    if (method.name.startswith("layernorm") or method.select) and not any(i.is_layernorm for i in infos.values()):
         norms = sorted({type(m).__name__ for m in model.modules() if "norm" in type(m).__name__.lower()})
         raise LnftError(f"method {method.name!r}: this model has no LayerNorm module lnft recognises (nn.LayerNorm "
                         f"or a family's class; found {', '.join(norms) or 'no normalisation module'}), so it would "
                         "train the head alone; allowed: a model with LayerNorms, or add its class to its Family")
-    masks = load_masks(cfg.mask_path, model) if method.masked else {}
+    if method.masked:
+        masks = load_masks(cfg.mask_path, model)
+    else:
+        masks = method.select(model, infos, cfg) if method.select else {}
+    chosen = method.masked or method.select is not None  # only tensors with a selected element train
     for name, param in model.named_parameters():
         info = infos[name]
-        if info.group == "head" or (method.trains(info) and (not method.masked or name in masks)):
+        if info.group == "head" or (method.trains(info) and (not chosen or name in masks)):
             param.requires_grad_(True)
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     for name, mask in masks.items():
         trainable[name].register_hook(_masking_hook(mask))
-    no_decay = {n for n in trainable if infos[n].is_layernorm or infos[n].kind == "bias"}
+    # no decay: LayerNorm parameters, biases, IA³'s scaling vectors (gains like LayerNorm's, initialised at 1),
+    # and every masked tensor (AdamW decays masked-out elements too, whatever their gradient)
+    no_decay = {n for n in trainable if infos[n].is_layernorm or infos[n].kind == "bias" or ".ia3_l." in n} | set(masks)
     count = sum(int(masks[n].sum()) if n in masks else p.numel() for n, p in trainable.items())
     return Prepared(model, trainable, masks, no_decay, count, total)
 

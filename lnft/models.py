@@ -225,6 +225,23 @@ def default_lora_targets(name: str) -> tuple[str, ...]:
     return targets
 
 
+def default_ia3_targets(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(targets, feedforward) of IA³ for a model: its family's default; for an unknown type, peft's."""
+    fam = family(name, warn=False)
+    targets, feedforward = fam.ia3_targets, fam.ia3_feedforward
+    if not targets:
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as FF
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as TARGETS
+
+        targets, feedforward = tuple(TARGETS.get(model_type(name)) or ()), tuple(FF.get(model_type(name)) or ())
+    if not targets:
+        leaves = sorted({m.rsplit(".", 1)[-1] for m in adaptable_module_names(name)})
+        raise LnftError(f"no default IA3 targets for model {display_name(name)!r} (model_type "
+                        f"{model_type(name)!r}); allowed: a model of a known family, or ia3_targets among "
+                        f"{', '.join(leaves)}")
+    return tuple(targets), tuple(feedforward)
+
+
 @functools.lru_cache(maxsize=4)
 def adaptable_module_names(name: str) -> tuple[str, ...]:
     """Names of the Linear/Embedding/Conv modules of a model (what LoRA can target), built from its

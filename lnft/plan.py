@@ -43,8 +43,12 @@ def notebook_configs(notebook: str, profile: str) -> list[Planned]:
         return runs + [Planned(notebook, P.run_config(task=P.tasks[0], method="layernorm", seed=P.seeds[0],
                                                       lr=P.layernorm_lr), "layernorm (frozen-weights check)")]
     if notebook == "02_peft_comparison":
-        return [Planned(notebook, P.run_config(task=t, method=m, seed=s, lr=lr, select_on=P.select_on), m)
-                for t in P.tasks for m in P.methods for lr in P.lr_grid.get(m, P.lr_grid["default"]) for s in P.seeds]
+        grid = lambda m: P.lr_grid.get(m, P.lr_grid["default"])  # noqa: E731
+        return ([Planned(notebook, P.run_config(task=t, method=m, seed=s, lr=lr, select_on=P.select_on), m)
+                 for t in P.tasks for m in P.methods for lr in grid(m) for s in P.seeds]
+                + [Planned(notebook, P.run_config(task=t, method=m, seed=s, lr=lr, select_on=P.select_on),
+                           f"why LayerNorm: {m}")
+                   for t in P.tasks for m in P.comparators for lr in grid(m) for s in P.seeds])
     if notebook == "03_fisher_subsets":
         return _fisher_runs(P)
     raise LnftError(f"unknown notebook(s) [{notebook!r}]; allowed: {', '.join(NOTEBOOKS)}")

@@ -22,6 +22,9 @@ from .errors import LnftError
 from .tasks import EMBEDDED_TASKS
 
 PEFT_METHODS = ["full", "layernorm", "layernorm-output", "bitfit", "lora", "head"]
+# notebook 2, "why LayerNorm": LayerNorm's two halves, and comparators of LayerNorm's size (exactly: random-channels;
+# the same order: ia3), each trained under the same protocol as the methods and compared with layernorm
+WHY_METHODS = ["layernorm-gain", "layernorm-bias", "random-channels", "ia3"]
 FULL_LRS = [2e-5, 5e-5, 1e-4]
 PEFT_LRS = [1e-3, 3e-3, 1e-2]
 
@@ -32,7 +35,8 @@ PROFILES = {
                        device="auto"),
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS,
-                                   lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]}),
+                                   lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]},
+                                   comparators=["random-channels", "ia3"]),
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[20, 100], control_fractions=[5, 20], cv_fractions=[],
                                   fisher_samples=16, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
                                   rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
@@ -47,9 +51,11 @@ PROFILES = {
         # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's full runs (same configs)
         "01_change_analysis": dict(seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2),
         # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
-        # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3
+        # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3.
+        # "Why LayerNorm" in quick: random-channels only (the same element count as LayerNorm, drawn anywhere
+        # among biases and LayerNorms: the sharpest test of "is it where the parameters sit?"; 4 runs, ~2-3 min)
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=["full", "layernorm", "head"],
-                                   lr_grid={"full": [1e-4], "default": [1e-2]}),
+                                   lr_grid={"full": [1e-4], "default": [1e-2]}, comparators=["random-channels"]),
         # nb 3: every rule picks its rate from masked_lrs on validation, so quick trims the rules instead:
         # Fisher global and random only (per-module: smoke, full, paper) = (2 points x 2 seeds + 2 random
         # seeds shared by the points) x 1 fraction x 2 rates = 12 masked runs; the all-LayerNorm, head and
@@ -66,7 +72,7 @@ PROFILES = {
                        device="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
-                                   lr_grid={"full": FULL_LRS, "default": PEFT_LRS}),
+                                   lr_grid={"full": FULL_LRS, "default": PEFT_LRS}, comparators=WHY_METHODS),
         "03_fisher_subsets": dict(seeds=[0, 1, 2], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
                                   control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
                                   cv_fractions=[1, 5, 20], folds=3, lr=1e-2, masked_lrs=[3e-3, 1e-2, 3e-2, 1e-1],
@@ -80,7 +86,8 @@ PROFILES = {
                        max_train_samples=None, max_eval_samples=None, device="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2, 3, 4], lr=2e-5, layernorm_lr=1e-3),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
-                                   lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]}),
+                                   lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]},
+                                   comparators=WHY_METHODS),
         "03_fisher_subsets": dict(seeds=[0, 1, 2, 3, 4], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
                                   control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
                                   cv_fractions=[1, 5, 20], folds=3, lr=3e-3, masked_lrs=[1e-3, 3e-3, 1e-2, 3e-2],
@@ -134,10 +141,10 @@ MAX_FISHER_SAMPLES = 1_000_000  # examples per fold; more than any GLUE training
 
 
 def _task(v) -> bool:
-    from .tasks import TASKS, get_task
+    from .tasks import get_task
 
     try:
-        return isinstance(v, str) and get_task(v).name in TASKS
+        return isinstance(v, str) and get_task(v) is not None  # a GLUE task (or alias), or one from a task spec
     except LnftError:
         return False
 
@@ -169,8 +176,18 @@ def _choice(*options):
     return lambda v: isinstance(v, str) and v in options
 
 
-_TASK_NAMES = "cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli"
-_METHOD_NAMES = "full, layernorm, layernorm-output, layernorm-attention, bitfit, lora, head, layernorm-masked"
+def _names(registry: str) -> str:
+    """The allowed names, from the registry itself (never a second list to keep in step)."""
+    if registry == "methods":
+        from .methods import METHODS
+
+        return ", ".join(METHODS)
+    from .tasks import TASKS
+
+    return ", ".join(TASKS) + ", or a task spec's task"
+
+
+_TASK_NAMES, _METHOD_NAMES = _names("tasks"), _names("methods")
 
 SCHEMA: dict[str, Spec] = {
     # the notebook machinery (lnft reports sets profile and runs_dir itself)
@@ -183,6 +200,9 @@ SCHEMA: dict[str, Spec] = {
     "model": Spec("'embedded', a hub name or a local model directory", _text),
     "data": Spec("'embedded', a hub dataset name or a local GLUE directory", _text),
     "data_dir": Spec("a local GLUE directory (None: use data)", _text, nullable=True),
+    "task_spec": Spec("a task spec file (YAML or JSON; None: GLUE tasks)", _text, nullable=True),
+    "comparators": Spec(f"a list (may be empty) of distinct methods ({_METHOD_NAMES})",
+                        lambda v: _list(v, _method, empty=True)),
     # what runs, and how (every notebook)
     "tasks": Spec(f"a non-empty list of distinct task names ({_TASK_NAMES})", lambda v: _list(v, _task)),
     "seeds": Spec("a non-empty list of distinct integers from 0 to 4294967295", lambda v: _list(v, _seed)),
@@ -262,7 +282,7 @@ def check_values(notebook: str, values: dict) -> None:
             raise LnftError(f"invalid parameters for {notebook}: {allowed}")
 
 
-RUN_FIELDS = ("model", "data", "batch_size", "max_train_samples", "max_eval_samples", "patience", "eval_every",
+RUN_FIELDS = ("task_spec", "model", "data", "batch_size", "max_train_samples", "max_eval_samples", "patience", "eval_every",
               "device")
 
 
@@ -313,9 +333,11 @@ class Params:
 
 
 def resolve(notebook: str, profile: str, **overrides) -> Params:
-    """``overrides`` may include ``data_dir`` (a local GLUE directory), which becomes ``data`` (absolute)."""
+    """``overrides`` may include ``data_dir`` (a local GLUE directory), which becomes ``data`` (absolute), and
+    ``task_spec`` (your own task, lnft/taskspec.py: read, checked and registered here), which replaces ``tasks``."""
     import os
 
+    task_spec = overrides.pop("task_spec", None)
     data_dir = overrides.pop("data_dir", None)
     if data_dir is not None:
         overrides["data"] = os.path.abspath(os.path.expanduser(str(data_dir)))
@@ -331,6 +353,14 @@ def resolve(notebook: str, profile: str, **overrides) -> Params:
     for name, value in overrides.items():
         check_parameter(name, value)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if task_spec is not None:
+        from .taskspec import load_spec
+
+        task = load_spec(str(task_spec))
+        if overrides.get("tasks") not in (None, [task.name]):
+            raise LnftError(f"tasks {overrides['tasks']!r} cannot be combined with a task spec; allowed: no tasks "
+                            f"(the spec's task {task.name!r} replaces them)")
+        values.update(tasks=[task.name], task_spec=task.spec.path)
     check_values(notebook, values)
     if isinstance(values.get("epochs"), dict):
         from .methods import METHODS

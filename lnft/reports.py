@@ -147,7 +147,7 @@ def plan_parameters(profile: str, names: list[str], notebooks_dir: str, paramete
         if name not in PROFILES[profile]:  # a notebook lnft has no profile of: its parameters were checked above
             continue
         known = {**PROFILES[profile]["common"], **PROFILES[profile].get(name, {})}
-        given = {k: v for k, v in plan[name].items() if k in known or k == "data_dir"}
+        given = {k: v for k, v in plan[name].items() if k in known or k in ("data_dir", "task_spec")}
         P = resolve(name, profile, **given)  # every resolved value, and the notebook's own rules
         seeds, tasks = P.values.get("seeds") or [RunConfig.seed], P.values["tasks"]
         fields = {f.name for f in dataclasses.fields(RunConfig)} - {"task", "method", "seed", "epochs"}
@@ -613,6 +613,8 @@ def add_cli(sub) -> None:
     p.add_argument("--data", help="'embedded' or a hub dataset name (nyu-mll/glue)")
     p.add_argument("--data-dir", help="a local directory in the GLUE layout (<TASK>/train.tsv, <TASK>/dev.tsv)")
     p.add_argument("--tasks", nargs="+", metavar="TASK")
+    p.add_argument("--task-spec", metavar="FILE", help="your own task (a YAML/JSON spec, see README 'Your own task'): "
+                   "every notebook runs on it instead of the profile's tasks")
     p.add_argument("--seeds", nargs="+", type=int, metavar="SEED")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="any notebook parameter; VALUE is read as a Python/YAML literal, as papermill does")
@@ -651,11 +653,11 @@ def overrides(args) -> dict:
     """The command line's overrides as notebook parameters (``-p`` first; the named flags win)."""
     out = {name: parse_value(value) for name, value in args.parameter}
     flags = {"model": args.model, "data": args.data, "data_dir": args.data_dir, "tasks": args.tasks,
-             "seeds": args.seeds}
+             "seeds": args.seeds, "task_spec": args.task_spec}
     out.update({k: v for k, v in flags.items() if v is not None})
-    for key in ("model", "data", "data_dir"):  # notebooks run in their own directory: local paths made absolute
+    for key in ("model", "data", "data_dir", "task_spec"):  # notebooks run in their own directory: local paths absolute
         value = out.get(key)
-        if isinstance(value, str) and (key == "data_dir" or os.path.exists(os.path.expanduser(value))):
+        if isinstance(value, str) and (key in ("data_dir", "task_spec") or os.path.exists(os.path.expanduser(value))):
             out[key] = os.path.abspath(os.path.expanduser(value))
     return out
 

@@ -60,6 +60,7 @@ class Task:
     hub_dev_splits: dict[str, str]  # eval split name -> hub split
     header: bool = True
     aliases: tuple[str, ...] = field(default=())
+    spec: object = field(default=None, compare=False)  # a task from a spec file (lnft.taskspec.Spec); None: GLUE
 
     @property
     def is_regression(self) -> bool:
@@ -130,4 +131,9 @@ def get_task(name: str) -> Task:
     for task in TASKS.values():
         if key in (task.name, task.glue_dir.lower(), *task.aliases):
             return task
-    raise LnftError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}")
+    from .taskspec import get as registered
+
+    task = registered(str(name))  # a task loaded from a spec file (lnft.taskspec) in this process
+    if task is not None:
+        return task
+    raise LnftError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}, or your own task (--task-spec FILE)")

@@ -17,6 +17,12 @@ from lnft.models import load_model
 FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "distilbert", "albert", "mpnet"]
 # LoRA's default targets per family as the original papers/peft apply them (query and value projections)
 LORA_TARGETS = {"deberta-v2": ("query_proj", "value_proj"), "distilbert": ("q_lin", "v_lin"), "mpnet": ("q", "v")}
+# IA3's scaled modules per family (path ends inside a layer): (scaled on their output, scaled on their input)
+_BERT_IA3 = (("attention.self.key", "attention.self.value"), ("attention.output.dense", "output.dense"))
+IA3_MODULES = {"deberta-v2": (("attention.self.key_proj", "attention.self.value_proj"), _BERT_IA3[1]),
+               "distilbert": (("attention.k_lin", "attention.v_lin"), ("ffn.lin2",)),
+               "albert": (("attention.key", "attention.value"), ("ffn_output",)),
+               "mpnet": (("attention.attn.k", "attention.attn.v"), ("output.dense",))}
 TINY = dict(task="sst2", max_train_samples=16, max_eval_samples=8, epochs=1, batch_size=8, device="cpu")
 
 
@@ -115,6 +121,25 @@ def test_trainable_counts_match_the_module_tree(family, model_dirs):
     lora = sum(cfg.lora_r * (m.in_features + m.out_features) for m in linears)
     prepared = methods.prepare(load_model(path, 2), cfg)
     assert prepared.trainable_params == lora + _count(model, expected["head"])
+    # the ablations: gains or biases of the same LayerNorm modules
+    layernorm = expected["layernorm"] - expected["head"]
+    for method, kind in (("layernorm-gain", ".weight"), ("layernorm-bias", ".bias")):
+        prepared = methods.prepare(load_model(path, 2), RunConfig(model=path, method=method, **TINY).validate())
+        assert set(prepared.trainable) == {n for n in layernorm if n.endswith(kind)} | expected["head"], method
+    # random-channels: exactly LayerNorm's element count, drawn from the encoder's biases and LayerNorms
+    prepared = methods.prepare(load_model(path, 2), RunConfig(model=path, method="random-channels", **TINY))
+    assert sum(int(m.sum()) for m in prepared.masks.values()) == _count(model, layernorm)
+    assert set(prepared.masks) <= (expected["bitfit"] | layernorm) - expected["head"]
+    # IA3: one vector per scaled module: out_features for keys/values, in_features for the FFN's 2nd layer
+    outputs, inputs = IA3_MODULES.get(family, _BERT_IA3)
+    linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.startswith(model.base_model_prefix)}
+    scaled_out = [m.out_features for n, m in linears.items() if re.search(r"\.\d+\.(%s)$" % "|".join(outputs), n)]
+    scaled_in = [m.in_features for n, m in linears.items() if re.search(r"\.\d+\.(%s)$" % "|".join(inputs), n)]
+    layers = 1 if family == "albert" else 2
+    assert len(scaled_out) == 2 * layers and len(scaled_in) == len(inputs) * layers, (scaled_out, scaled_in)
+    cfg = RunConfig(model=path, method="ia3", **TINY).validate()
+    prepared = methods.prepare(load_model(path, 2), cfg)
+    assert prepared.trainable_params == sum(scaled_out) + sum(scaled_in) + _count(model, expected["head"]), family
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -23,6 +23,12 @@ EXPECTED = {
     "bitfit": ALL_BIASES + HEAD,
     "lora": LAYERS * 2 * (8 * H + H * 8) + HEAD,  # r=8 on query and value
     "head": HEAD,
+    "layernorm-gain": 13 * H + HEAD,
+    "layernorm-bias": 13 * H + HEAD,
+    "random-channels": LN + HEAD,  # as many elements as LayerNorm's, wherever they are drawn
+    # IA3 (peft's BERT default): key and value scaled on their output (H each); "output.dense" matches the
+    # attention output dense (input H) and the FFN output dense (input FFN), both scaled on their input
+    "ia3": LAYERS * (H + H + H + FFN) + HEAD,
 }
 
 
@@ -35,7 +41,10 @@ def test_trainable_counts(name):
     prepared = methods.prepare(load_model("embedded", 2), RunConfig(method=name))
     assert prepared.trainable_params == EXPECTED[name]
     assert prepared.total_params == TOTAL
-    assert sum(p.numel() for p in prepared.trainable.values()) == EXPECTED[name]
+    elements = sum(int(prepared.masks[n].sum()) if n in prepared.masks else p.numel()
+                   for n, p in prepared.trainable.items())
+    assert elements == EXPECTED[name]
+    assert bool(prepared.masks) == (name == "random-channels")  # whole tensors train, but for the drawn elements
 
 
 def test_head_and_pooler_rules():
@@ -132,3 +141,76 @@ def test_the_mask_enters_the_run_id_by_content(tmp_path):
     methods.save_masks({ln: b}, path_a)  # the file changed under a config that names its old content
     with pytest.raises(LnftError, match="has digest"):
         cfg.validate()
+
+
+# ---------------------------------------------------------------- why LayerNorm: ablations and comparators
+def test_gain_and_bias_ablations_split_layernorm():
+    gain = methods.prepare(load_model("embedded", 2), RunConfig(method="layernorm-gain"))
+    bias = methods.prepare(load_model("embedded", 2), RunConfig(method="layernorm-bias"))
+    ln = methods.prepare(load_model("embedded", 2), RunConfig(method="layernorm"))
+    heads = {"classifier.weight", "classifier.bias"}
+    assert all(n.endswith(".weight") for n in set(gain.trainable) - heads)
+    assert all(n.endswith(".bias") for n in set(bias.trainable) - heads)
+    assert set(gain.trainable) | set(bias.trainable) == set(ln.trainable)
+
+
+def _selection(seed: int) -> dict[str, torch.Tensor]:
+    return methods.prepare(load_model("embedded", 2), RunConfig(method="random-channels", seed=seed)).masks
+
+
+def test_random_channels_are_reproducible_per_seed_and_differ_across_seeds():
+    a, again, b = _selection(0), _selection(0), _selection(1)
+    assert a.keys() == again.keys() and all(torch.equal(a[n], again[n]) for n in a)
+    assert sum(int(m.sum()) for m in a.values()) == sum(int(m.sum()) for m in b.values()) == LN
+    shared = sum(int((a[n] & b[n]).sum()) for n in a.keys() & b.keys())
+    assert shared < LN // 2  # two draws of 9,984 from 31,106 elements share about a third
+    # drawn from biases and LayerNorm gains alike, all over the encoder, never the head
+    assert any(n.endswith("LayerNorm.weight") for n in a) and any("intermediate.dense.bias" in n for n in a)
+    assert not any(n.startswith("classifier") for n in a)
+    pool = {n for n, _ in load_model("embedded", 2).named_parameters()
+            if not n.startswith("classifier") and (n.endswith(".bias") or "LayerNorm" in n)}
+    assert set(a) <= pool and sum(load_model("embedded", 2).get_parameter(n).numel() for n in pool) == ALL_BIASES + 13 * H
+
+
+def test_random_channels_leave_every_other_element_bit_identical(tiny, pretrained_state):
+    from lnft.train import finetune
+
+    cfg = tiny(method="random-channels", lr=5e-2, seed=3, max_train_samples=16, max_eval_samples=8)
+    out = finetune(cfg, progress=False)
+    masks = _selection(3)
+    after = dict(out.model.named_parameters())
+    moved = 0
+    for name, before in pretrained_state.items():
+        if name.startswith("classifier"):
+            continue
+        now = after[name].detach()
+        mask = masks.get(name, torch.zeros_like(before, dtype=torch.bool))
+        assert torch.equal(now[~mask], before[~mask]), name
+        moved += int((now[mask] != before[mask]).sum())
+    assert moved > LN // 2  # most selected elements did move
+    assert out.result.trainable_params == LN + HEAD
+
+
+def test_ia3_targets_resolve_into_the_run_id():
+    cfg = RunConfig(method="ia3", device="cpu").validate()
+    assert cfg.ia3_targets == ("key", "value", "output.dense") and cfg.ia3_feedforward == ("output.dense",)
+    other = RunConfig(method="ia3", device="cpu", ia3_targets=("key", "value"))
+    assert other.validate().ia3_feedforward == () and other.run_id() != cfg.run_id()
+    with pytest.raises(LnftError, match="matches no Linear"):
+        RunConfig(method="ia3", ia3_targets=("nope",)).validate()
+    with pytest.raises(LnftError, match="only allowed with method 'ia3'"):
+        RunConfig(method="layernorm", ia3_targets=("key",)).validate()
+    prepared = methods.prepare(load_model("embedded", 2), cfg)
+    vectors = [n for n in prepared.trainable if ".ia3_l." in n]
+    assert len(vectors) == LAYERS * 4 and set(vectors) <= prepared.no_decay  # gains: never decayed
+    assert {"base_model.model.classifier.weight", "base_model.model.classifier.bias"} <= set(prepared.trainable)
+
+
+def test_lnft_methods_prints_the_exact_counts(capsys):
+    from lnft.cli import main
+
+    assert main(["methods"]) == 0
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    for name, count in EXPECTED.items():
+        assert rows[name] == f"{count:,}", name
+    assert rows["layernorm-masked"] == "(mask)" and set(rows) == set(methods.METHODS)

@@ -28,6 +28,9 @@ def _notebook_configs(name, profile, tmp_path):
     exec(cells[1], scope)
     run_cell = next(c for c in cells if "sweep.run_all(configs" in c)
     exec(run_cell[:run_cell.index("results = sweep.run_all")], scope)
+    why_cell = next((c for c in cells if "sweep.run_all(why_configs" in c), None)  # notebook 2's "why LayerNorm"
+    if why_cell:
+        exec(why_cell[:why_cell.index("why_results = sweep.run_all")], scope)
     return scope
 
 
@@ -38,7 +41,8 @@ def test_plan_builds_the_notebooks_configs(profile, tmp_path):
     check = re.search(r"store\.get_or_run\((P\.run_config\(.*?\)),\s*\n", "\n".join(_cells("01_change_analysis")), re.S)
     assert planned == scope["configs"] + [eval(check.group(1), scope)]
     scope = _notebook_configs("02_peft_comparison", profile, tmp_path)
-    assert [p.config for p in plan.notebook_configs("02_peft_comparison", profile)] == scope["configs"]
+    assert [p.config for p in plan.notebook_configs("02_peft_comparison", profile)] == scope["configs"] + scope["why_configs"]
+    assert scope["why_configs"] and {c.method for c in scope["why_configs"]} == set(scope["P"].comparators)
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick"])
