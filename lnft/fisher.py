@@ -17,6 +17,11 @@ Three ways to get the per-example gradients, tested to agree:
 - ``vmap``: ``torch.func`` (``vmap`` of ``grad`` over the examples of a padded batch, chunked, with a ready
   4-D additive attention mask, since transformers' mask handling cannot run under vmap);
 - ``loop``: one unpadded example at a time, the reference.
+Precision: ``fisher_for_task`` runs the forward in the run's resolved precision (``RunConfig.precision``:
+bf16 autocast where training uses it), like training and evaluation. Kept in fp32 on purpose: the
+LayerNorms themselves and their inputs (torch's autocast keeps layer_norm in fp32), the logits and the
+log-likelihood (``.float()`` before log-softmax), the per-example gradients and x̂ the hooks combine; the
+squares and their sum over examples are accumulated in float64.
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ from torch.func import functional_call, grad, vmap
 from .components import describe, naming
 from .errors import LnftError
 from .methods import layernorm_param_names
-from .models import accepts
+from .models import accepts, autocast
 
 KINDS = ("empirical", "expected")
 FISHER_AT = ("pretrained", "head-warmup", "finetuned")
@@ -60,8 +65,9 @@ class FisherResult:
 
 def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: str = "empirical",
                     algorithm: str = "hooks", chunk_size: int | None = 32, device=None,
-                    progress: bool = False) -> FisherResult:
-    """Fisher of every LayerNorm element over the examples of ``batches`` (padded dicts from the Collator)."""
+                    progress: bool = False, precision: str = "fp32") -> FisherResult:
+    """Fisher of every LayerNorm element over the examples of ``batches`` (padded dicts from the Collator);
+    ``precision`` (resolved: fp32 or bf16) is the forward's, as in training."""
     import time
 
     if kind not in KINDS:
@@ -109,19 +115,9 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
             torch.nn.functional.one_hot(batch["labels"], num_labels).float()
         token_type_ids = batch.get("token_type_ids", torch.zeros_like(batch["input_ids"]))
         for cls in classes:
-            if algorithm == "hooks":
-                grads, probs = _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels)
-            elif algorithm == "vmap":
-                mask = additive_mask(batch["attention_mask"], next(model.parameters()).dtype)
-                fn = vmap(grad(lambda p, i, t, m, y: per_example(p, i, t, m, y, cls), has_aux=True),
-                          in_dims=(None, 0, 0, 0, 0), chunk_size=chunk_size)
-                with warnings.catch_warnings():  # known and harmless: attention runs unbatched under vmap
-                    warnings.filterwarnings("ignore", category=UserWarning,
-                                            message="There is a performance drop because we have not yet "
-                                                    "implemented the batching rule")
-                    grads, probs = fn(ln, batch["input_ids"], token_type_ids, mask, target)
-            else:
-                grads, probs = _loop(per_example, ln, batch, token_type_ids, target, cls)
+            with autocast(precision, device):
+                grads, probs = _gradients(algorithm, model, batch, token_type_ids, target, cls, kind, regression,
+                                          num_labels, per_example, ln, chunk_size)
             weight = probs[:, cls].double() if cls is not None else torch.ones(len(target), dtype=torch.float64,
                                                                                 device=target.device)
             for name, g in grads.items():
@@ -130,6 +126,25 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
         count += len(batch["input_ids"])
     values = {n: (t / max(count, 1)).detach().cpu() for n, t in total.items()}
     return FisherResult(values, count, kind, time.perf_counter() - started)
+
+
+def _gradients(algorithm, model, batch, token_type_ids, target, cls, kind, regression, num_labels, per_example, ln,
+               chunk_size):
+    """Per-example LayerNorm gradients of one batch by ``algorithm``: {name: [examples, *shape]}, probs."""
+    if algorithm == "hooks":
+        grads, probs = _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels)
+    elif algorithm == "vmap":
+        mask = additive_mask(batch["attention_mask"], next(model.parameters()).dtype)
+        fn = vmap(grad(lambda p, i, t, m, y: per_example(p, i, t, m, y, cls), has_aux=True),
+                  in_dims=(None, 0, 0, 0, 0), chunk_size=chunk_size)
+        with warnings.catch_warnings():  # known and harmless: attention runs unbatched under vmap
+            warnings.filterwarnings("ignore", category=UserWarning,
+                                    message="There is a performance drop because we have not yet "
+                                            "implemented the batching rule")
+            grads, probs = fn(ln, batch["input_ids"], token_type_ids, mask, target)
+    else:
+        grads, probs = _loop(per_example, ln, batch, token_type_ids, target, cls)
+    return grads, probs
 
 
 def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels):
@@ -317,7 +332,8 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
                    length_grouped_batches(subset["length"], batch_size, generator=None)]
         started = time.perf_counter()
         result = fisher_diagonal(model, batches, regression=task.is_regression, num_labels=task.num_labels,
-                                 kind=kind, algorithm=algorithm, device=device, progress=progress)
+                                 kind=kind, algorithm=algorithm, device=device, progress=progress,
+                                 precision=cfg.precision)
         result.seconds = time.perf_counter() - started
         out[f] = result
         if cache_dir:
