@@ -19,9 +19,10 @@ Three ways to get the per-example gradients, tested to agree:
 - ``loop``: one unpadded example at a time, the reference.
 Precision: ``fisher_for_task`` runs the forward in the run's resolved precision (``RunConfig.precision``:
 bf16 autocast where training uses it), like training and evaluation. Kept in fp32 on purpose: the
-LayerNorms themselves and their inputs (torch's autocast keeps layer_norm in fp32), the logits and the
-log-likelihood (``.float()`` before log-softmax), the per-example gradients and x̂ the hooks combine; the
-squares and their sum over examples are accumulated in float64.
+LayerNorms themselves and their inputs (torch's autocast keeps layer_norm in fp32), the log-likelihood
+(log-softmax of the logits cast to fp32; the head's output itself carries bf16's ~3 significant digits),
+the per-example gradients and x̂ the hooks combine; the squares and their sum over examples are
+accumulated in float64.
 """
 from __future__ import annotations
 

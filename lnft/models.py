@@ -182,10 +182,12 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # What ``precision="auto"`` picks on a CPU, by its bf16 capability (``cpu_bf16_capability``): bf16 autocast
 # only where it was measured faster than fp32 (one MiniLM-L6 training step at batch 32, interleaved A/B in one
 # process, 2 threads; ``cpu_bf16_step_speedup_<method>`` in benchmarks/run.py, numbers in benchmarks/README.md):
-# - "amx_bf16" (Intel Xeon with AMX tiles and AVX512-BF16): 1.38-1.65x faster (issue 23's measurement)  -> bf16
-# - "avx512_bf16" without AMX (AMD EPYC Zen 5; also Intel Cooper Lake): faster on every method          -> bf16
-# - "none" (no native bf16 instruction: bf16 is emulated by conversions, measured slower)                -> fp32
-# A capability not in the table (e.g. an ARM CPU's "bf16" feature, not measured) stays fp32.
+# - "amx_bf16" (Intel Xeon, AMX tiles and AVX512-BF16): 1.38-1.65x faster, full and layernorm (issue 23) -> bf16
+# - "avx512_bf16" without AMX (AMD EPYC Zen 5): 2.6-2.7x faster, full and layernorm at 32 x 64 on idle
+#   cores; about 1.0 (0.8-1.3 by method) with the 2 cores oversubscribed ~7x (README, "Precision")      -> bf16
+# - "none": no native bf16 instruction, bf16 only emulated                                                -> fp32
+# A capability not in the table (e.g. an ARM CPU's "bf16" feature, not measured) stays fp32. If a rerun of
+# the benchmark on idle cores measures a capability slower, its entry here becomes "fp32".
 CPU_PRECISION = {"amx_bf16": "bf16", "avx512_bf16": "bf16", "none": "fp32"}
 
 

@@ -9,7 +9,9 @@ profile's settings (lnft.profiles ``quick``: 500 training examples, 400 dev, bat
 steps, patience 3, full 6 epochs at 1e-4, the others 12 epochs at 1e-2) on the device ``auto`` picks, and
 prints a Markdown table: seed mean ± std of the GLUE dev score per precision, and bf16 − fp32 as the paired
 verdict of ``lnft.stats.compare`` (``on="precision"``: both precisions were scored on the same dev examples;
-per task and averaged over the tasks), plus steps taken and median training seconds.
+per task and averaged over the tasks), and how many seeds chose the same best step in both precisions.
+The median training seconds per precision go to ``--json`` only: on a shared machine they measure the
+load more than the precision (``cpu_bf16_step_speedup_<method>`` in benchmarks/run.py measures speed).
 
 ``--table-only`` trains nothing: it reads every run of the store whose config equals a planned one
 (whatever code made it; the newest if several) and builds the table from them, so the verdicts can be
@@ -63,8 +65,8 @@ def table(results) -> tuple[str, list[dict]]:
                            "best_step": r.best_step, "train_seconds": r.train_seconds, "run_id": r.run_id}
                           for r in results])
     verdicts = stats.compare(results, "bf16", "fp32", on="precision", by=("task", "method"))
-    rows, out = [], ["| task | method | seeds | fp32 dev | bf16 dev | bf16 − fp32 (95 % interval) | same best step "
-                     "| fp32 / bf16 train s (median) |", "|---|---|---|---|---|---|---|---|"]
+    rows, out = [], ["| task | method | seeds | fp32 dev | bf16 dev | bf16 − fp32 (95 % interval) | same best step |",
+                     "|---|---|---|---|---|---|---|"]
     order = {m: i for i, m in enumerate(METHODS)}
     verdicts = verdicts.assign(_t=verdicts["task"].map(lambda t: (t == "average", t)),
                                _m=verdicts["method"].map(lambda m: order.get(m, 99))).sort_values(["_t", "_m"])
@@ -75,7 +77,8 @@ def table(results) -> tuple[str, list[dict]]:
         a, b = part[part["precision"] == "fp32"], part[part["precision"] == "bf16"]
         paired = a.merge(b, on=["task", "seed"], suffixes=("_fp32", "_bf16"))
         same = int((paired["best_step_fp32"] == paired["best_step_bf16"]).sum())
-        ms = lambda s: f"{s.mean():.2f} ± {s.std(ddof=1):.2f}" if v["task"] != "average" else f"{s.mean():.2f}"  # noqa: E731
+        ms = lambda s: f"{s.mean():.2f} ± {s.std(ddof=1):.2f}" if v["task"] != "average" and len(s) > 1 \
+            else f"{s.mean():.2f}"  # noqa: E731
         secs_a, secs_b = statistics.median(a["train_seconds"]), statistics.median(b["train_seconds"])
         row = {"task": v["task"], "method": v["method"], "seeds": int(v["a_seeds"]), "fp32": float(v["b_score"]),
                "bf16": float(v["a_score"]), "diff": float(v["diff"]), "lo": float(v["lo"]), "hi": float(v["hi"]),
@@ -83,8 +86,7 @@ def table(results) -> tuple[str, list[dict]]:
                "fp32_train_seconds": secs_a, "bf16_train_seconds": secs_b}
         rows.append(row)
         out.append(f"| {v['task']} | {v['method']} | {row['seeds']} | {ms(a['score'])} | {ms(b['score'])} | "
-                   f"*{v['verdict']}* {v['diff']:+.2f} ({v['lo']:+.2f} to {v['hi']:+.2f}) | {row['same_best_step']} | "
-                   f"{secs_a:.0f} / {secs_b:.0f} |")
+                   f"*{v['verdict']}* {v['diff']:+.2f} ({v['lo']:+.2f} to {v['hi']:+.2f}) | {row['same_best_step']} |")
     return "\n".join(out), rows
 
 
