@@ -185,7 +185,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # - "amx_bf16" (Intel Xeon, AMX tiles and AVX512-BF16): 1.38-1.65x faster, full and layernorm (issue 23) -> bf16
 # - "avx512_bf16" without AMX (AMD EPYC Zen 5): 2.6-2.7x faster, full and layernorm at 32 x 64 on idle
 #   cores; about 1.0 (0.8-1.3 by method) with the 2 cores oversubscribed ~7x (README, "Precision")      -> bf16
-# - "none": no native bf16 instruction, bf16 only emulated                                                -> fp32
+# - "none": no native bf16 instruction, bf16 only emulated: 0.12x layernorm, 0.45x head (this machine with
+#   oneDNN and ATen limited to AVX2)                                                                      -> fp32
 # A capability not in the table (e.g. an ARM CPU's "bf16" feature, not measured) stays fp32. If a rerun of
 # the benchmark on idle cores measures a capability slower, its entry here becomes "fp32".
 CPU_PRECISION = {"amx_bf16": "bf16", "avx512_bf16": "bf16", "none": "fp32"}
