@@ -18,6 +18,10 @@
    Fisher; ``--ray-limit N``: the first N) from a cold store through ``engine="ray"`` (a local Ray, one
    CPU and one torch thread per run, Ray's start-up included) vs ``engine="local"`` (one process, all
    threads); metrics compared run by run.
+7. CPU bf16: one training step per method in fp32 and under bf16 autocast (``precision="bf16"``), as
+   interleaved A/B pairs in one process on the same batches; speed-up = fp32 seconds / bf16 seconds per
+   pair, median and range over the pairs (``cpu_bf16_step_speedup_<method>``), printed beside the CPU's
+   bf16 flags and what ``precision="auto"`` resolves to here (CPU only).
 
 The last lines are ``key=value`` pairs (see KEYS), then a PASS/MISS line per target.
 """
@@ -51,7 +55,8 @@ from lnft.train import finetune, seed_everything  # noqa: E402
 KEYS = ["train_speedup_vs_run_glue_defaults", "dev_metric_delta_vs_run_glue_defaults",
         "train_speedup_vs_tuned_trainer", "layernorm_step_time_ratio_vs_full",
         "layernorm_peak_memory_ratio_vs_full", "fisher_1024_seconds", "fisher_vmap_speedup_vs_loop",
-        "warm_quick_reports_seconds", "verdict_table_seconds", "ray_sweep_speedup_vs_local"]
+        "warm_quick_reports_seconds", "verdict_table_seconds", "ray_sweep_speedup_vs_local",
+        *[f"cpu_bf16_step_speedup_{m}" for m in ("full", "layernorm", "bitfit", "lora", "head")]]
 TARGETS = {"train_speedup_vs_run_glue_defaults": (">=", 2.0), "dev_metric_delta_vs_run_glue_defaults": ("abs<=", 1.0),
            "train_speedup_vs_tuned_trainer": (">=", 1.0), "layernorm_step_time_ratio_vs_full": ("<=", 0.7),
            "layernorm_peak_memory_ratio_vs_full": ("<=", 0.8), "fisher_1024_seconds": ("<=", 30.0),
@@ -191,6 +196,41 @@ def step_times(device, repeats: int, batch: int, length: int, model_fn=None, aut
             steps[m](batches[i % len(batches)])
             times[m].append(time.perf_counter() - tick)
     return {m: statistics.median(t) for m, t in times.items()}
+
+
+def bf16_step_speedups(device, pairs: int, batch: int, length: int, methods_: list[str] = STEP_METHODS) -> dict:
+    """Per method: ``pairs`` interleaved fp32/bf16-autocast training steps on the same batches (the order
+    within a pair alternates), speed-up per pair = fp32 seconds / bf16 seconds; median and range."""
+    from lnft.models import autocast
+
+    batches = fixed_batches(max(2, pairs), batch, length)
+    out = {}
+    for m in methods_:
+        log(f"[bf16] {m}: {pairs} pairs at {batch} x {length}")
+        steps = {p: make_trainer_step(m, device, autocast=autocast(p, device))[0] for p in ("fp32", "bf16")}
+        for p in steps:  # warm-up
+            steps[p](batches[0])
+        times = {"fp32": [], "bf16": []}
+        for i in range(pairs):
+            for p in (("fp32", "bf16") if i % 2 == 0 else ("bf16", "fp32")):
+                tick = time.perf_counter()
+                steps[p](batches[i % len(batches)])
+                times[p].append(time.perf_counter() - tick)
+        ratios = [a / b for a, b in zip(times["fp32"], times["bf16"])]
+        out[m] = {"fp32_seconds": statistics.median(times["fp32"]), "bf16_seconds": statistics.median(times["bf16"]),
+                  "speedup": statistics.median(ratios), "low": min(ratios), "high": max(ratios), "pairs": pairs}
+        del steps
+    return out
+
+
+def cpu_precision_facts() -> dict:
+    """The CPU's bf16-related flags, its capability and what precision "auto" resolves to here."""
+    from lnft.models import cpu_bf16_capability, cpu_flags, resolve_precision
+
+    flags = sorted(f for f in cpu_flags() if "bf16" in f or f.startswith(("amx", "avx512f", "avx512_vnni")))
+    limits = {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ}
+    return {"flags": flags, "capability": cpu_bf16_capability(), "auto": resolve_precision("auto", "cpu"),
+            "isa_limits": limits}
 
 
 MEMORY_CHILD = """
@@ -460,9 +500,11 @@ def main(argv=None) -> int:
     p.add_argument("--reports-profile", default=None, help="profile for the warm-store measurement")
     p.add_argument("--reports-notebooks", nargs="*", default=None, help="notebooks for it (default: all)")
     p.add_argument("--skip", nargs="*", action="extend", default=[],
-                   choices=["throughput", "steps", "memory", "fisher", "reports", "verdicts", "ray"])
+                   choices=["throughput", "steps", "memory", "fisher", "reports", "verdicts", "ray", "bf16"])
     p.add_argument("--ray-profile", default=None, help="profile of the Ray sweep (default: quick; tiny: smoke)")
     p.add_argument("--ray-limit", type=int, default=None, help="Ray sweep: only the first N runs of the profile")
+    p.add_argument("--bf16-lengths", nargs="+", type=int, default=None,
+                   help="tokens per example of the bf16 step pairs (default: 64 128; the key: the first)")
     p.add_argument("--json", help="also write every measurement to this JSON file")
     p.add_argument("--gpu-extras", action="store_true", help="also: matmul peak and BERT-large step times")
     p.add_argument("--dry-run", action="store_true", help="with --gpu-extras: tiny sizes, to test the logic on CPU")
@@ -471,11 +513,11 @@ def main(argv=None) -> int:
     size = "tiny" if args.tiny else ("quick" if args.quick else "default")
     plan = {
         "default": dict(tasks={"sst2": 1000, "rte": 500}, epochs=1, repeats=2, step_repeats=10, fisher=1024,
-                        compare=128, profile="quick", eval=500),
+                        compare=128, profile="quick", eval=500, bf16_pairs=8, bf16_lengths=[64, 128]),
         "quick": dict(tasks={"sst2": 256, "rte": 128}, epochs=1, repeats=1, step_repeats=4, fisher=1024,
-                      compare=32, profile="smoke", eval=200),
+                      compare=32, profile="smoke", eval=200, bf16_pairs=4, bf16_lengths=[64]),
         "tiny": dict(tasks={"sst2": 32, "rte": 16}, epochs=1, repeats=1, step_repeats=2, fisher=32, compare=8,
-                     profile="smoke", eval=32),
+                     profile="smoke", eval=32, bf16_pairs=2, bf16_lengths=[32]),
     }[size]
     repeats = args.repeats or plan["repeats"]
     batch, length = (32, 128) if size != "tiny" else (8, 32)
@@ -490,6 +532,14 @@ def main(argv=None) -> int:
     if "steps" not in args.skip:
         report["step_seconds"] = step_times(device, plan["step_repeats"], batch, length)
         keys["layernorm_step_time_ratio_vs_full"] = report["step_seconds"]["layernorm"] / report["step_seconds"]["full"]
+    log("stage: bf16")
+    if "bf16" not in args.skip and device.type == "cpu":
+        report["cpu_precision"] = cpu_precision_facts()
+        report["bf16_batch"] = batch
+        lengths = args.bf16_lengths or plan["bf16_lengths"]
+        report["bf16_steps"] = {n: bf16_step_speedups(device, plan["bf16_pairs"], batch, n) for n in lengths}
+        for m, v in report["bf16_steps"][lengths[0]].items():
+            keys[f"cpu_bf16_step_speedup_{m}"] = v["speedup"]
     log("stage: memory")
     if "memory" not in args.skip:
         measured = STEP_METHODS if size != "tiny" else ["full", "layernorm"]  # one process each
@@ -562,6 +612,23 @@ def print_table(report: dict, keys: dict) -> None:
             peak = mem[m]["peak_mb"] if m in mem else None
             print(f"| {m} | {fmt(s, '.3f')} | {fmt(ratio, '.2f')} | {fmt(peak, '.0f')} | {fmt(n, '.0f')} | "
                   f"{fmt(net_ratio, '.2f')} |")
+    if "bf16_steps" in report:
+        c = report["cpu_precision"]
+        limits = ", ".join(f"{k}={v}" for k, v in c["isa_limits"].items())
+        print(f"\nCPU bf16 (autocast) vs fp32, one training step, interleaved pairs. CPU flags: "
+              f"{' '.join(c['flags']) or 'none bf16-related'}{f' (limited: {limits})' if limits else ''}; "
+              f"capability {c['capability']}; precision auto resolves to {c['auto']} here.")
+        print("\n| method | batch | fp32 ms/step | bf16 ms/step | speed-up (median of pairs, range) |\n|---|---|---|---|---|")
+        for length, rows in report["bf16_steps"].items():
+            for m, v in rows.items():
+                print(f"| {m} | {report['bf16_batch']} x {length} | {v['fp32_seconds'] * 1e3:,.0f} | "
+                      f"{v['bf16_seconds'] * 1e3:,.0f} | {v['speedup']:.2f} ({v['low']:.2f}–{v['high']:.2f}), "
+                      f"{v['pairs']} pairs |")
+        first = next(iter(report["bf16_steps"].values()))
+        faster = all(v["speedup"] > 1 for v in first.values())
+        agree = (c["auto"] == "bf16") == faster
+        print(f"auto's choice ({c['auto']}) {'agrees with' if agree else 'CONTRADICTS'} these measurements "
+              f"(bf16 {'faster' if faster else 'not faster'} on every method).")
     if "fisher" in report:
         f = report["fisher"]
         print(f"\nFisher (empirical, all 9,984 LayerNorm elements of MiniLM-L6, SST-2): {f['examples']} examples in "

@@ -46,6 +46,9 @@ def _train_args(sub):
                    help="module name suffixes for LoRA (default: the model family's, e.g. query value for BERT)")
     p.add_argument("--mask", dest="mask_path", help="layernorm-masked: safetensors file of LN masks")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--precision", default=RunConfig.precision,
+                   help="auto (bf16 autocast where the device computes bf16 natively and it measured faster, "
+                        "else fp32), fp32 or bf16")
     p.add_argument("--out", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON line")
     p.add_argument("--no-progress", action="store_true")
@@ -68,7 +71,7 @@ def cmd_train(args) -> int:
                     max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
                     select_on=args.select_on, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                     lora_dropout=args.lora_dropout, lora_targets=tuple(args.lora_targets),
-                    mask_path=args.mask_path, device=args.device)
+                    mask_path=args.mask_path, device=args.device, precision=args.precision)
     cfg.validate()
     store = RunStore(args.out)
     store.check_writable()
@@ -95,7 +98,7 @@ def cmd_train(args) -> int:
     print(f"  trainable {s['trainable_params']:,} of {s['total_params']:,} parameters "
           f"({s['trainable_percent']:.4f}%)")
     print(f"  train {s['train_seconds']:.1f} s ({s['samples_per_second']:.1f} samples/s), "
-          f"peak memory {s['peak_memory_mb']:.0f} MB, device {s['device']}")
+          f"peak memory {s['peak_memory_mb']:.0f} MB, device {s['device']} ({s['precision']})")
     print(f"  stored in {s['run_dir']}")
     if args.json:
         print(json.dumps(s))

@@ -16,6 +16,7 @@ from .fingerprints import STORE_SCHEMA  # noqa: F401  (re-exported: the run id's
 EMBEDDED = "embedded"
 HUB_GLUE = "nyu-mll/glue"
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 SELECT_ON = ("validation", "dev")
 
 
@@ -53,6 +54,10 @@ class RunConfig:
     mask_path: str | None = None  # layernorm-masked: a safetensors file of boolean masks per LN tensor
     mask_digest: str | None = None  # sha256 of the mask file, filled (or checked) by validate(): the run id's mask
     device: str = "auto"
+    # "auto": bf16 autocast where the device computes bf16 natively and it measured faster (lnft.models.
+    # CPU_PRECISION), else fp32; validate() resolves it to "fp32" or "bf16", so the run id and the record
+    # carry the precision the run actually used
+    precision: str = "auto"
     extra: tuple[tuple[str, str], ...] = field(default=())  # free-form tags that enter the run id
 
     def __post_init__(self):
@@ -120,6 +125,9 @@ class RunConfig:
         if self.device not in DEVICES:
             raise LnftError(f"invalid device {self.device!r}; allowed: {', '.join(DEVICES)}")
         models.resolve_device(self.device)  # cuda without CUDA fails here
+        if self.precision not in PRECISIONS:
+            raise LnftError(f"invalid precision {self.precision!r}; allowed: {', '.join(PRECISIONS)}")
+        precision = models.resolve_precision(self.precision, self.device)  # auto -> fp32 or bf16, here
         if method.name == "layernorm-masked":
             if not self.mask_path:
                 raise LnftError("method 'layernorm-masked' needs mask_path (a safetensors file of LN masks)")
@@ -168,7 +176,7 @@ class RunConfig:
         lr = self.lr if self.lr is not None else method.default_lr
         return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr), mask_digest=digest,
                                    lora_targets=tuple(targets), ia3_targets=tuple(ia3),
-                                   ia3_feedforward=tuple(feedforward), **spec_fields)
+                                   ia3_feedforward=tuple(feedforward), precision=precision, **spec_fields)
 
     # ---------------------------------------------------------------- identity
     def run_id(self) -> str:
@@ -176,7 +184,7 @@ class RunConfig:
         return self.identity()[0]
 
     def identity(self) -> tuple[str, dict[str, str]]:
-        """(run id, fingerprints). The id hashes the validated config (device resolved, the mask file by
+        """(run id, fingerprints). The id hashes the validated config (device and precision resolved, the mask file by
         content, not path) with the content fingerprints of data, model, code and mask, so anything that
         changes the result changes the id (lnft/fingerprints.py)."""
         from .fingerprints import digest, fingerprints

@@ -299,7 +299,7 @@ def check_devices(devices: set[str], cfg: EngineConfig) -> None:
 
 
 def _execute_ray(todo, store, cfg, on_done) -> list[Failure]:
-    from .models import resolve_device
+    from .models import resolve_device, resolve_precision
 
     ray = connect(cfg)
     check_devices({resolve_device(config.device).type for config, _ in todo.values()}, cfg)
@@ -311,8 +311,10 @@ def _execute_ray(todo, store, cfg, on_done) -> list[Failure]:
         if config.mask_path:
             with open(config.mask_path, "rb") as fh:
                 mask = fh.read()
-        # the device the run id was computed with (resolved here, on the driver), not the worker's own choice
-        shipped = dataclasses.replace(config, device=resolve_device(config.device).type)
+        # the device and precision the run id was computed with (resolved here, on the driver), not the
+        # worker's own choice (a worker on another CPU could resolve precision "auto" otherwise)
+        shipped = dataclasses.replace(config, device=resolve_device(config.device).type,
+                                      precision=resolve_precision(config.precision, config.device))
         pending[task.remote(shipped, run_id, mask, cfg.threads)] = run_id
     failures = []
     try:

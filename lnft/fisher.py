@@ -28,6 +28,12 @@ Three ways to get the per-example gradients, tested to agree:
 - ``vmap``: ``torch.func`` (``vmap`` of ``grad`` over the examples of a padded batch, chunked, with a ready
   4-D additive attention mask, since transformers' mask handling cannot run under vmap);
 - ``loop``: one unpadded example at a time, the reference.
+Precision: ``fisher_for_task`` runs the forward in the run's resolved precision (``RunConfig.precision``:
+bf16 autocast where training uses it), like training and evaluation. Kept in fp32 on purpose: the
+LayerNorms themselves and their inputs (torch's autocast keeps layer_norm in fp32), the log-likelihood
+(log-softmax of the logits cast to fp32; the head's output itself carries bf16's ~3 significant digits),
+the per-example gradients and x̂ the hooks combine; the squares and their sum over examples are
+accumulated in float64.
 """
 from __future__ import annotations
 
@@ -45,7 +51,7 @@ from torch.func import functional_call, grad, vmap
 from .components import describe, naming
 from .errors import LnftError
 from .methods import layernorm_param_names
-from .models import accepts
+from .models import accepts, autocast
 
 KINDS = ("empirical", "expected")
 FISHER_AT = ("pretrained", "head-warmup", "finetuned")
@@ -90,9 +96,10 @@ def relabelled(labels, num_labels: int, regression: bool, seed: int) -> list:
 
 def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: str = "empirical",
                     algorithm: str = "hooks", chunk_size: int | None = 32, device=None,
-                    progress: bool = False, per_example: bool = False) -> FisherResult:
+                    progress: bool = False, per_example: bool = False, precision: str = "fp32") -> FisherResult:
     """Fisher of every LayerNorm element over the examples of ``batches`` (padded dicts from the Collator).
-    ``per_example``: also keep each example's contribution (``FisherResult.per_example``, for resampling)."""
+    ``per_example``: also keep each example's contribution (``FisherResult.per_example``, for resampling);
+    ``precision`` (resolved: fp32 or bf16) is the forward's, as in training."""
     import time
 
     if kind not in KINDS:
@@ -141,19 +148,9 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
         token_type_ids = batch.get("token_type_ids", torch.zeros_like(batch["input_ids"]))
         mine = {n: 0 for n in sorted(total)}  # this batch's per-example contributions (per_example only)
         for cls in classes:
-            if algorithm == "hooks":
-                grads, probs = _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels)
-            elif algorithm == "vmap":
-                mask = additive_mask(batch["attention_mask"], next(model.parameters()).dtype)
-                fn = vmap(grad(lambda p, i, t, m, y: per_example(p, i, t, m, y, cls), has_aux=True),
-                          in_dims=(None, 0, 0, 0, 0), chunk_size=chunk_size)
-                with warnings.catch_warnings():  # known and harmless: attention runs unbatched under vmap
-                    warnings.filterwarnings("ignore", category=UserWarning,
-                                            message="There is a performance drop because we have not yet "
-                                                    "implemented the batching rule")
-                    grads, probs = fn(ln, batch["input_ids"], token_type_ids, mask, target)
-            else:
-                grads, probs = _loop(per_example, ln, batch, token_type_ids, target, cls)
+            with autocast(precision, device):
+                grads, probs = _gradients(algorithm, model, batch, token_type_ids, target, cls, kind, regression,
+                                          num_labels, per_example, ln, chunk_size)
             weight = probs[:, cls].double() if cls is not None else torch.ones(len(target), dtype=torch.float64,
                                                                                 device=target.device)
             for name, g in grads.items():
@@ -168,6 +165,25 @@ def fisher_diagonal(model, batches, *, regression: bool, num_labels: int, kind: 
     values = {n: (t / max(count, 1)).detach().cpu() for n, t in total.items()}
     return FisherResult(values, count, kind, time.perf_counter() - started,
                         torch.cat(rows) if per_example and rows else None)
+
+
+def _gradients(algorithm, model, batch, token_type_ids, target, cls, kind, regression, num_labels, per_example, ln,
+               chunk_size):
+    """Per-example LayerNorm gradients of one batch by ``algorithm``: {name: [examples, *shape]}, probs."""
+    if algorithm == "hooks":
+        grads, probs = _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels)
+    elif algorithm == "vmap":
+        mask = additive_mask(batch["attention_mask"], next(model.parameters()).dtype)
+        fn = vmap(grad(lambda p, i, t, m, y: per_example(p, i, t, m, y, cls), has_aux=True),
+                  in_dims=(None, 0, 0, 0, 0), chunk_size=chunk_size)
+        with warnings.catch_warnings():  # known and harmless: attention runs unbatched under vmap
+            warnings.filterwarnings("ignore", category=UserWarning,
+                                    message="There is a performance drop because we have not yet "
+                                            "implemented the batching rule")
+            grads, probs = fn(ln, batch["input_ids"], token_type_ids, mask, target)
+    else:
+        grads, probs = _loop(per_example, ln, batch, token_type_ids, target, cls)
+    return grads, probs
 
 
 def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels):
@@ -388,7 +404,7 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
         started = time.perf_counter()
         result = fisher_diagonal(model, batches, regression=task.is_regression, num_labels=task.num_labels,
                                  kind=kind, algorithm=algorithm, device=device, progress=progress,
-                                 per_example=per_example)
+                                 per_example=per_example, precision=cfg.precision)
         result.seconds = time.perf_counter() - started
         out[f] = result
         if cache_dir:

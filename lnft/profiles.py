@@ -32,7 +32,7 @@ PROFILES = {
     "smoke": {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs={"full": 1, "default": 2},
                        patience=2, eval_every=1, batch_size=16, max_train_samples=32, max_eval_samples=32,
-                       device="auto"),
+                       device="auto", precision="auto"),
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]},
@@ -47,7 +47,7 @@ PROFILES = {
         # keeps notebook 2 under 10 minutes is in the README ("Profiles")
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs={"full": 6, "default": 12},
                        patience=3, eval_every=24, batch_size=32, max_train_samples=500, max_eval_samples=400,
-                       device="auto"),
+                       device="auto", precision="auto"),
         # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's full runs (same configs)
         "01_change_analysis": dict(seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2),
         # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
@@ -69,7 +69,7 @@ PROFILES = {
     "full": {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs={"full": 3, "default": 10},
                        patience=3, eval_every=None, batch_size=32, max_train_samples=None, max_eval_samples=None,
-                       device="auto"),
+                       device="auto", precision="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
                                    lr_grid={"full": FULL_LRS, "default": PEFT_LRS}, comparators=WHY_METHODS),
@@ -83,7 +83,7 @@ PROFILES = {
     "paper": {
         "common": dict(model="bert-large-cased", data=HUB_GLUE, tasks=["cola", "sst2", "mrpc", "stsb", "rte"],
                        epochs={"full": 3, "default": 10}, patience=3, eval_every=None, batch_size=32,
-                       max_train_samples=None, max_eval_samples=None, device="auto"),
+                       max_train_samples=None, max_eval_samples=None, device="auto", precision="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2, 3, 4], lr=2e-5, layernorm_lr=1e-3),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]},
@@ -214,6 +214,7 @@ SCHEMA: dict[str, Spec] = {
     "max_train_samples": Spec("an integer >= 1 (None: all)", lambda v: _is_int(v, 1), nullable=True),
     "max_eval_samples": Spec("an integer >= 1 (None: all)", lambda v: _is_int(v, 1), nullable=True),
     "device": Spec("auto, cpu, cuda", _choice("auto", "cpu", "cuda")),
+    "precision": Spec("auto, fp32, bf16", _choice("auto", "fp32", "bf16")),
     "select_on": Spec("validation, dev", _choice("validation", "dev")),
     "lr": Spec("a finite number > 0", _rate),
     # notebook 1
@@ -283,7 +284,7 @@ def check_values(notebook: str, values: dict) -> None:
 
 
 RUN_FIELDS = ("task_spec", "model", "data", "batch_size", "max_train_samples", "max_eval_samples", "patience", "eval_every",
-              "device")
+              "device", "precision")
 
 
 def method_epochs(epochs, method: str) -> int:

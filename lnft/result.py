@@ -116,7 +116,7 @@ class RunResult:
             "trainable_params": self.trainable_params, "total_params": self.total_params,
             "trainable_percent": self.trainable_percent, "train_seconds": round(self.train_seconds, 3),
             "samples_per_second": round(self.samples_per_second, 2), "peak_memory_mb": round(self.peak_memory_mb, 1),
-            "device": self.device, "run_dir": self.run_dir,
+            "device": self.device, "precision": cfg.precision, "run_dir": self.run_dir,
         }
 
     def to_dict(self) -> dict:

@@ -11,7 +11,6 @@ import math
 import platform
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,7 @@ from . import __version__, methods
 from .config import RunConfig
 from .data import Collator, iterate, length_grouped_batches, load_task_data, random_batches, target_scale, tokenize
 from .errors import RunFailed
-from .models import accepts, display_name, load_model, load_tokenizer, resolve_device
+from .models import accepts, autocast, display_name, load_model, load_tokenizer, resolve_device
 from .progress import progress_bar
 from .result import Predictions, RunResult, examples_digest, nonfinite
 from .tasks import Task, get_task
@@ -66,7 +65,6 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
     eval_every = cfg.eval_every or steps_per_epoch
     scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * max_steps), max_steps)
     generator = torch.Generator().manual_seed(cfg.seed)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
     def epochs_of_batches():  # a fresh (length-grouped) batch order every epoch, drawn when the epoch starts
         for _ in range(cfg.epochs):
@@ -86,9 +84,9 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
                            desc=f"{task.name} {cfg.method} (≤ {cfg.epochs} epochs)")
         for step, batch in enumerate(bar, start=1):
             batch = {k: v.to(device) for k, v in batch.items() if k in inputs}
-            with autocast:
+            with autocast(cfg.precision, device):  # bf16: the forward's matrix products; the loss is fp32
                 loss = model(**batch).loss
-            loss.backward()
+            loss.backward()  # gradients of the fp32 parameters are fp32, and so are AdamW's state and update
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
@@ -105,11 +103,11 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
             row = {"step": step, "epoch": step / steps_per_epoch, "train_loss": float(np.mean(losses)),
                    "train_seconds": tick - clock - eval_seconds}
             seen = {}  # this evaluation's per-example predictions, kept for the best checkpoint
-            row.update({f"validation_{k}": v for k, v in evaluate_validation(model, splits, task, collate, device,
-                                                                            cfg.eval_batch_size, seen).items()})
+            row.update({f"validation_{k}": v for k, v in evaluate_validation(
+                model, splits, task, collate, device, cfg.eval_batch_size, seen, precision=cfg.precision).items()})
             if cfg.select_on == "dev":
-                row.update({f"dev_{k}": v for k, v in evaluate_dev(model, splits, task, collate, device,
-                                                                  cfg.eval_batch_size, seen).items()})
+                row.update({f"dev_{k}": v for k, v in evaluate_dev(
+                    model, splits, task, collate, device, cfg.eval_batch_size, seen, precision=cfg.precision).items()})
             problem = nonfinite(None, prepared.trainable, _as_predictions(seen)) or \
                 _nonfinite_row(row)  # a diverged run: inf weights can still give finite losses and class ids
             if problem:
@@ -135,7 +133,8 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
     if cfg.select_on == "dev":
         dev = {k.removeprefix("dev_"): v for k, v in best.items() if k.startswith("dev_")}
     else:
-        dev = evaluate_dev(model, splits, task, collate, device, cfg.eval_batch_size, best_predictions)
+        dev = evaluate_dev(model, splits, task, collate, device, cfg.eval_batch_size, best_predictions,
+                           precision=cfg.precision)
     result = RunResult(
         run_id=run_id or cfg.run_id(),
         config=cfg,
@@ -178,41 +177,44 @@ def _nonfinite_row(row: dict) -> str:
 
 
 @torch.inference_mode()
-def predict(model, dataset, task: Task, collate: Collator, device, batch_size: int):
-    """Predictions (class ids, or scores for regression) and labels, in dataset order."""
+def predict(model, dataset, task: Task, collate: Collator, device, batch_size: int, precision: str = "fp32"):
+    """Predictions (class ids, or scores for regression) and labels, in dataset order; the forward runs in the
+    run's ``precision`` (bf16: autocast), the logits are read in fp32."""
     model.eval()
     batches = length_grouped_batches(dataset["length"], batch_size, generator=None)
     preds = np.empty(len(dataset), dtype=np.float32 if task.is_regression else np.int64)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     for idx, batch in zip(batches, iterate(dataset, batches, collate)):
         batch.pop("labels")
-        with autocast:
+        with autocast(precision, device):
             logits = model(**{k: v.to(device) for k, v in batch.items() if accepts(model, k)}).logits.float()
         preds[idx] = (logits[:, 0] if task.is_regression else logits.argmax(-1)).cpu().numpy()
     return collate.unscale(preds), np.asarray(dataset["label"][:])
 
 
 def evaluate_validation(model, splits, task: Task, collate: Collator, device, batch_size: int,
-                        keep: dict | None = None) -> dict:
+                        keep: dict | None = None, *, precision: str = "fp32") -> dict:
     """Metrics on the held-out validation split, with ``score`` = their mean in points."""
-    metrics = evaluate(model, splits["validation"], task, collate, device, batch_size, keep=keep, name="validation")
+    metrics = evaluate(model, splits["validation"], task, collate, device, batch_size, keep=keep, name="validation",
+                       precision=precision)
     return {**metrics, "score": 100.0 * float(np.mean(list(metrics.values())))}
 
 
 def evaluate_dev(model, splits, task: Task, collate: Collator, device, batch_size: int,
-                 keep: dict | None = None) -> dict:
+                 keep: dict | None = None, *, precision: str = "fp32") -> dict:
     """GLUE dev metrics (both MNLI dev sets), with ``score`` = the GLUE average in points."""
     metrics = {}
     for split in task.dev_split_names:
-        metrics.update(evaluate(model, splits[split], task, collate, device, batch_size, split, keep=keep))
+        metrics.update(evaluate(model, splits[split], task, collate, device, batch_size, split, keep=keep,
+                                precision=precision))
     return {**metrics, "score": task.score(metrics)}
 
 
 def evaluate(model, dataset, task: Task, collate: Collator, device, batch_size: int,
-             split: str | None = None, *, keep: dict | None = None, name: str | None = None) -> dict[str, float]:
+             split: str | None = None, *, keep: dict | None = None, name: str | None = None,
+             precision: str = "fp32") -> dict[str, float]:
     """The task's metrics on one split (names suffixed by the dev split for MNLI); ``keep`` receives
     ``{name or split: (preds, labels)}`` so that per-example predictions are stored with the run."""
-    preds, labels = predict(model, dataset, task, collate, device, batch_size)
+    preds, labels = predict(model, dataset, task, collate, device, batch_size, precision)
     if keep is not None:
         keep[name or split] = (preds, labels)
     return task.compute_metrics(labels, preds, split)

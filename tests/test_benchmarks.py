@@ -8,7 +8,8 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 KEYS = ["train_speedup_vs_run_glue_defaults", "dev_metric_delta_vs_run_glue_defaults",
         "train_speedup_vs_tuned_trainer", "layernorm_step_time_ratio_vs_full",
         "layernorm_peak_memory_ratio_vs_full", "fisher_1024_seconds", "fisher_vmap_speedup_vs_loop",
-        "warm_quick_reports_seconds", "verdict_table_seconds", "ray_sweep_speedup_vs_local"]
+        "warm_quick_reports_seconds", "verdict_table_seconds", "ray_sweep_speedup_vs_local",
+        *[f"cpu_bf16_step_speedup_{m}" for m in ("full", "layernorm", "bitfit", "lora", "head")]]
 
 
 def _keys(stdout):
@@ -29,6 +30,7 @@ def test_benchmark_script_prints_every_key(tmp_path):
     assert list(found) == KEYS and all(v == v for v in found.values()), proc.stdout  # all measured (no nan)
     assert "| sst2 | run_glue |" in proc.stdout and "target fisher_1024_seconds <= 30" in proc.stdout
     assert "Ray sweep (2 smoke runs" in proc.stdout and "difference between the engines" in proc.stdout
+    assert "CPU bf16 (autocast) vs fp32" in proc.stdout and "precision auto resolves to" in proc.stdout
 
 
 def test_gpu_script_dry_run_on_cpu():

@@ -68,6 +68,7 @@ def _bad_inputs(t):
         "select-on test": (_head("--select-on", "test"), "invalid select_on 'test'; allowed: validation, dev"),
         "device tpu": (_head("--device", "tpu"), "invalid device 'tpu'; allowed: auto, cpu, cuda"),
         "cuda without cuda": (_head("--device", "cuda"), "device 'cuda' requested but CUDA is not available"),
+        "precision fp16": (_head("--precision", "fp16"), "invalid precision 'fp16'; allowed: auto, fp32, bf16"),
         "lora r 0": (_lora("--lora-r", "0"), "invalid lora_r 0; allowed: an integer >= 1"),
         "lora alpha 0": (_lora("--lora-alpha", "0"), "invalid lora_alpha 0; allowed: an integer >= 1"),
         "unknown flag": (_head("--learning-rate", "1"), "unrecognized arguments: --learning-rate 1"),
@@ -206,6 +207,8 @@ def _bad_inputs(t):
         "11: train.tsv with two label columns": (_head("--data-dir", _glue_dir(
             t, "two-labels", train=H.strip() + "\tlabel\n" + "".join(r.strip() + "\tentailment\n" for r in ROWS.splitlines()))),
             "RTE/train.tsv: the header names column 'label' 2 times; allowed: each column once"),
+        "reports bad precision": (["reports", "--profile", "smoke", "-p", "precision", "fp16", "--notebooks-dir",
+                                   NOTEBOOKS], "invalid precision 'fp16'; allowed: auto, fp32, bf16"),
     }
 
 

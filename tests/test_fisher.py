@@ -34,6 +34,30 @@ def test_hooks_vmap_and_loop_agree_with_padding(task_name, kind):
             torch.testing.assert_close(got[name], ref[name], atol=1e-6 * scale, rtol=1e-4)
 
 
+def test_bf16_fisher_agrees_across_algorithms_and_follows_the_runs_precision(tmp_path):
+    """Under bf16 autocast the three algorithms still agree (same bf16 forward; squares summed in float64),
+    the result differs from fp32 only by bf16 rounding, and fisher_for_task takes the run's precision."""
+    task, model, batch = _batch("mrpc")
+    kw = dict(regression=False, num_labels=2, kind="empirical")
+    fp32 = fisher.fisher_diagonal(model, [batch], algorithm="loop", **kw).values
+    bf16 = {a: fisher.fisher_diagonal(model, [batch], algorithm=a, precision="bf16", **kw).values
+            for a in ("loop", "hooks")}
+    assert all(v.dtype == torch.float64 for v in bf16["hooks"].values())
+
+    def gap(x, y):  # largest difference relative to the largest value of y
+        return max(float((x[n] - y[n]).abs().max()) for n in x) / max(float(v.abs().max()) for v in y.values())
+
+    assert 0 < gap(bf16["loop"], fp32) < 3e-2  # bf16 rounding, not another quantity
+    assert gap(bf16["hooks"], bf16["loop"]) < gap(bf16["loop"], fp32)
+    from lnft.store import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    cfg = RunConfig(task="mrpc", max_train_samples=40, device="cpu")
+    got = {p: fisher.fisher_for_task(RunConfig(**{**cfg.to_dict(), "precision": p}), n_samples=6, store=store)[0].values
+           for p in ("fp32", "bf16")}
+    assert 0 < gap(got["bf16"], got["fp32"]) < 3e-2
+
+
 def test_the_attention_mask_has_effect():
     task, model, batch = _batch("mrpc")
     kw = dict(regression=False, num_labels=2, kind="empirical")

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from lnft import methods
@@ -29,15 +30,18 @@ def test_frozen_parameters_are_bit_identical_after_training(tiny, pretrained_sta
             assert torch.equal(tensor, pretrained_state[name]), name
 
 
-def test_masked_training_keeps_masked_out_elements_bit_identical(tiny, pretrained_state, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_masked_training_keeps_masked_out_elements_bit_identical(tiny, pretrained_state, tmp_path, precision):
     ln_w, ln_b = "bert.encoder.layer.5.output.LayerNorm.weight", "bert.embeddings.LayerNorm.bias"
     mask_w = torch.zeros(384, dtype=torch.bool)
     mask_w[::7] = True
     mask_b = torch.zeros(384, dtype=torch.bool)
     mask_b[:5] = True
     path = methods.save_masks({ln_w: mask_w, ln_b: mask_b}, str(tmp_path / "mask.safetensors"))
-    cfg = tiny(task="sst2", method="layernorm-masked", mask_path=path, epochs=2, lr=1e-2, weight_decay=0.1)
+    cfg = tiny(task="sst2", method="layernorm-masked", mask_path=path, epochs=2, lr=1e-2, weight_decay=0.1,
+               precision=precision)
     out = finetune(cfg, progress=False)
+    assert out.result.config.precision == precision
     assert out.result.trainable_params == int(mask_w.sum() + mask_b.sum()) + 770
     for name, mask in ((ln_w, mask_w), (ln_b, mask_b)):
         before, after = pretrained_state[name], out.trained[name]
@@ -46,14 +50,18 @@ def test_masked_training_keeps_masked_out_elements_bit_identical(tiny, pretraine
     assert set(out.trained) == {ln_w, ln_b, "classifier.weight", "classifier.bias"}
 
 
-def test_same_config_twice_gives_identical_metrics_and_weights(tiny):
-    cfg = tiny(task="mrpc", method="bitfit")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_config_twice_gives_identical_metrics_and_weights(tiny, precision):
+    cfg = tiny(task="mrpc", method="bitfit", precision=precision)
     a, b = finetune(cfg, progress=False), finetune(cfg, progress=False)
     assert a.result.metrics == b.result.metrics and a.result.history[0]["train_loss"] == \
         b.result.history[0]["train_loss"]
     assert all(torch.equal(a.trained[n], b.trained[n]) for n in a.trained)
-    c = finetune(tiny(task="mrpc", method="bitfit", seed=7), progress=False)
+    c = finetune(tiny(task="mrpc", method="bitfit", seed=7, precision=precision), progress=False)
     assert any(not torch.equal(a.trained[n], c.trained[n]) for n in a.trained)
+    other = finetune(tiny(task="mrpc", method="bitfit", precision={"fp32": "bf16", "bf16": "fp32"}[precision]),
+                     progress=False)  # the precision is applied: the other one computes another loss
+    assert other.result.history[0]["train_loss"] != a.result.history[0]["train_loss"]
 
 
 def test_regression_lora_and_full_runs(tiny):
