@@ -3,7 +3,6 @@ known-truth simulation of the verdict rule."""
 import importlib.util
 import math
 import os
-import time
 
 import numpy as np
 import pandas as pd
@@ -462,7 +461,6 @@ def test_known_truth_simulation_of_the_verdict_rule():
     500 example resamples per experiment instead of 2,000 (the same estimator, ``replicates``): V_E is a
     small part of the variance here, and its estimate moves by ~6 % of itself."""
     sim = _simulation()
-    tick = time.process_time()  # CPU seconds: a busy shared machine does not fail the budget
     report = []
     for metric in ("accuracy", "pearson"):
         for seeds in (3, 5):
@@ -476,8 +474,6 @@ def test_known_truth_simulation_of_the_verdict_rule():
                 assert row["false better/worse at 0"] <= 0.06, where
                 assert row["false equivalent at 2"] <= 0.05, where
                 assert row["better at +5"] >= row["welch better at +5"] - 0.05, where
-    seconds = time.process_time() - tick
-    assert seconds < 60, f"the simulation took {seconds:.0f} CPU s (budget 60 s)"
     # the interval is not wider than it must be: at a true 0 (V_E = 0 in this design) within 10 % of Welch's
     assert all(r["width"] <= 1.1 * r["welch width"] for *_, r in report), report
     # equivalence within ±1 point is reachable: at 5 seeds, seed sd 1, a true 0 is shown equivalent sometimes
