@@ -28,7 +28,10 @@ enter, each once:
   over *distinct* runs (i ≠ i', k ≠ k'), so the run-specific part, already in s², is not counted again.
 
 The 95 % interval is D ± t_df·sqrt(V_E + s_a²/n_a + s_b²/n_b), df by Welch–Satterthwaite (V_E with
-infinite degrees of freedom). **Seeds are not paired**, decided before looking at any result: a seed id
+infinite degrees of freedom). When every seed of each side scored exactly the same (s_a = s_b = 0, e.g.
+two seeds with tied scores), V_E is floored at the runs' whole example noise (the variance of the
+replicate difference of the seed means), and an estimate with no variance at all never reads better /
+worse. **Seeds are not paired**, decided before looking at any result: a seed id
 gives both methods the same head initialisation and batch order, but the methods train different
 parameters, so how much their seed effects correlate is unknown; the unpaired (Welch) form is valid for
 any non-negative correlation, while the paired form (n−1 df on d_s = a_s − b_s) would spend half the
@@ -325,11 +328,15 @@ def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, le
     v_e = example_variance(a_reps, b_reps)
     sa2, sb2 = float(a_full.var(ddof=1)), float(b_full.var(ddof=1))
     va, vb = sa2 / na, sb2 / nb
+    if va + vb == 0:  # every seed of each side scored the same: floor V_E at the runs' whole example noise
+        v_e = max(v_e, float(np.var(a_reps.mean(axis=1) - b_reps.mean(axis=1), ddof=1)))
     se = math.sqrt(v_e + va + vb)
     df = float(_welch_df(v_e, va, vb, na, nb))
     half, eq_half = stdtrit(df, 0.5 + level / 2) * se, stdtrit(df, eq_q) * se
     lo, hi, eq_lo, eq_hi = diff - half, diff + half, diff - eq_half, diff + eq_half
     word = verdict(lo, hi, margin, eq_lo, eq_hi)
+    if se == 0 and word in (BETTER, WORSE):  # no better / worse from an estimate without any variance
+        word = INCONCLUSIVE
     out.update(lo=lo, hi=hi, eq_lo=eq_lo, eq_hi=eq_hi, se=se, df=df, v_examples=v_e, v_seeds=va + vb,
                interval=EXAMPLES_AND_SEEDS, verdict=word)
     if word == INCONCLUSIVE and needed:

@@ -502,3 +502,20 @@ def test_recorded_verdicts_carry_margin_interval_and_seeds_needed(tmp_path):
 
     page = _verdict_table([{k: v for k, v in r.items()} for r in rows.to_dict("records")])
     assert "a − b (±1)" in page and inconclusive["seeds_needed"] in page and "needs ≥ 2 seeds" in page
+
+
+def test_tied_seeds_give_no_word_from_a_zero_variance():
+    """Review item 2: two seeds per side, each side's seeds with identical predictions (s_a = s_b = 0) and
+    V_E clipped to 0 gave se = 0, lo = hi = diff and 'better'. RTE-sized: 277 examples, 200 vs 197 right."""
+    n = 277
+    y = np.zeros(n, dtype=int)
+    a = np.where(np.arange(n) < 200, 0, 1)  # 200 right
+    b = np.where(np.arange(n) < 197, 0, 1)  # 197 right: 3 examples differ
+    frame, pred = _frame_and_predictions("rte", y, {"a": [a, a], "b": [b, b]})
+    row = stats.compare(frame, "a", "b", predictions=pred).iloc[0]
+    assert row["diff"] == pytest.approx(100 * 3 / n)
+    assert row["se"] > 0 and row["lo"] < row["diff"] < row["hi"]  # the runs' example noise, not a point
+    assert row["verdict"] not in (stats.BETTER, stats.WORSE), row["summary"]
+    # the zero-variance guard itself: replicates that do not move cannot give a word either
+    d = stats.difference([80.0, 80.0], [79.0, 79.0], np.full((50, 2), 80.0), np.full((50, 2), 79.0), needed=False)
+    assert d["se"] == 0 and d["verdict"] == stats.INCONCLUSIVE
