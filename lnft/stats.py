@@ -657,7 +657,9 @@ def change_lead(frame: pd.DataFrame, component: str = "output LN", measure: str 
     runner-up — the largest other component on the full sample, fixed before any interval — with a
     Student-t interval over seeds (n−1 df, paired: both changes come from the same run) and, for the
     ratio component / runner-up, Fieller's interval (it excludes 1 exactly when the difference's interval
-    excludes 0). Layers are what they are (the model's six layers, not a sample of layers): averaged, not
+    excludes 0). *largest* needs the interval against **every** other component above 0 (an
+intersection–union test: each at 95 %), not only against the runner-up; the interval and ratio shown are
+against the runner-up. Layers are what they are (the model's six layers, not a sample of layers): averaged, not
     resampled. One seed gives the estimate without an interval and the word *needs ≥ 2 seeds*.
 
     ``frame``: ``changes.run_changes`` rows (task, seed, group, layer, component, kind, measure, value).
@@ -708,6 +710,11 @@ def change_lead(frame: pd.DataFrame, component: str = "output LN", measure: str 
             lo, hi = diff - half, diff + half
             ratio_lo, ratio_hi = _fieller(mine, theirs, q * q)
             word = LEAD_WORDS[verdict(lo, hi, margin=None)]
+            if word == LEAD_WORDS[BETTER]:  # intersection-union: largest only if it beats every other one
+                gaps = mine[:, None] - full_seed[:, others]  # (seeds, others), paired within a run
+                lows = gaps.mean(axis=0) - q * gaps.std(axis=0, ddof=1) / math.sqrt(n)
+                if not (lows > 0).all():
+                    word = INCONCLUSIVE
             interval_text = (f"{ratio:.2f}× the {names[runner]} ({level * 100:.0f} % CI {ratio_lo:.2f}× to "
                              f"{ratio_hi:.2f}×, over {n} seeds)")
         else:

@@ -519,3 +519,19 @@ def test_tied_seeds_give_no_word_from_a_zero_variance():
     # the zero-variance guard itself: replicates that do not move cannot give a word either
     d = stats.difference([80.0, 80.0], [79.0, 79.0], np.full((50, 2), 80.0), np.full((50, 2), 79.0), needed=False)
     assert d["se"] == 0 and d["verdict"] == stats.INCONCLUSIVE
+
+
+def test_change_lead_is_largest_only_against_every_other_component():
+    """Review item 4: output LN 2.00/2.01/2.02, query 1.9 every seed (the runner-up on the full sample), key
+    1.0/1.2/3.1 (mean 1.77, but above the output LN in seed 2): the interval against the runner-up excludes 0,
+    the one against key does not, so the word is not 'largest'."""
+    def value(s, l, c):
+        return {"output LN": 2.0 + 0.01 * s, "query": 1.9, "key": (1.0, 1.2, 3.1)[s]}.get(c, 0.5)
+
+    row = stats.change_lead(_changes(value)).iloc[0]
+    assert row["largest_other"] == "query" and row["lo"] > 0  # against the runner-up alone it would win
+    assert row["verdict"] == "inconclusive", row["summary"]
+    assert "the query" in row["summary"]  # the ratio is still shown against the fixed runner-up
+    # key behaving (below the output LN in every seed) gives 'largest' again
+    row = stats.change_lead(_changes(lambda s, l, c: 1.0 + 0.1 * s if c == "key" else value(s, l, c))).iloc[0]
+    assert row["verdict"] == "largest", row["summary"]
