@@ -43,8 +43,9 @@ Checked by a known-truth simulation (``tests/test_stats.py``; the README has the
 **Seeds needed** (inconclusive rows): the smallest number of seeds per side at which the test would reach
 ``POWER`` (80 %) if the true difference were the observed one and the per-seed spreads and V_E stayed
 as observed — to decide against 0 (``seeds_to_decide``) and to show equivalence within ±m
-(``seeds_to_equivalence``); noncentral-t power with the Welch df of that n (scipy; statsmodels'
-``TTestIndPower`` has no term for V_E). ``inf`` = "none suffice" (cannot by seeds alone): the example
+(``seeds_to_equivalence``: the chance that the *rule* says equivalent — TOST passes and the 95 % interval
+keeps 0, since better / worse is checked first); noncentral-t power with the Welch df of that n (scipy;
+statsmodels' ``TTestIndPower`` has no term for V_E). ``inf`` = "none suffice" (cannot by seeds alone): the example
 noise V_E of a fixed dev set, or an observed difference of exactly 0 or beyond ±m, prevents it however
 many seeds run; more dev examples would help instead.
 
@@ -352,8 +353,11 @@ def seeds_needed(diff: float, var_a: float, var_b: float, v_examples: float, mar
     difference were ``diff``, the per-seed variances ``var_a``, ``var_b`` (s², points²) and the example
     variance ``v_examples`` (V_E) as observed: (to decide against 0, to show equivalence within ±margin).
     ``inf``: no number of seeds would (V_E alone, or an observed difference of 0 / beyond ±margin);
-    ``most + 1``: more than ``most``. Power from the noncentral t with the Welch df at that n (scipy);
-    TOST power by the usual two-sided approximation P(T₊ > t) + P(T₋ < −t) − 1."""
+    ``most + 1``: more than ``most``. Power to decide from the noncentral t with the Welch df at that n
+    (scipy). Equivalence power is the chance the *rule* says equivalent: TOST passes **and** the 95 %
+    interval does not exclude 0 (better / worse is checked first), so a difference between 0 and ±margin
+    that seeds would resolve as better / worse before its 90 % interval fits inside ±margin gets "none
+    suffice" (``_equivalence_power``)."""
     from scipy.stats import nct, norm, t as student
 
     n = np.arange(2, most + 1, dtype=np.float64)
@@ -376,13 +380,41 @@ def seeds_needed(diff: float, var_a: float, var_b: float, v_examples: float, mar
         out = [first(decide >= power, reach)]
         if margin is None:
             return out[0], math.nan
-        crit = student.ppf(0.5 + EQUIVALENCE_LEVEL / 2, df)
-        equal = nct.sf(crit, df, (diff + margin) / se) + nct.cdf(-crit, df, (diff - margin) / se) - 1
-        zq = norm.ppf(0.5 + EQUIVALENCE_LEVEL / 2)
-        reach = abs(diff) < margin and (se_inf == 0 or norm.cdf((margin + diff) / se_inf - zq)
-                                        + norm.cdf((margin - diff) / se_inf - zq) - 1 >= power)
-        out.append(first(equal >= power, reach))
+        hit = []
+        for part in (slice(0, 63), slice(63, None)):  # few seeds first: the rest only when needed
+            equal = _equivalence_power(abs(diff), se[part], df[part], margin, level)
+            hit = np.flatnonzero(equal >= power)
+            if len(hit):
+                out.append(float(n[part][hit[0]]))
+                break
+        if not len(hit):  # beyond ``most`` seeds only if the limit (se -> sqrt(V_E), normal) still reaches the power
+            b = max(0.0, min(z * se_inf, margin - norm.ppf(0.5 + EQUIVALENCE_LEVEL / 2) * se_inf))
+            limit = (float(diff == 0 and margin > 0) if se_inf == 0 else
+                     norm.cdf((b - abs(diff)) / se_inf) - norm.cdf((-b - abs(diff)) / se_inf))
+            out.append(float(most + 1) if limit >= power else math.inf)
     return out[0], out[1]
+
+
+def _equivalence_power(delta, se, df, margin, level=LEVEL, nodes=128):
+    """P(the rule says *equivalent*) at true difference ``delta`` ≥ 0, true standard error ``se`` and
+    ``df`` (arrays over n): the 90 % interval inside ±margin (TOST) **and** the 95 % interval not excluding
+    0 (better / worse is checked first). With D ~ N(delta, se²) and the estimated se ŝ = se·sqrt(χ²_df/df)
+    independent of D, that is P(|D| <= min(t95·ŝ, margin − t90·ŝ)), integrated over ŝ at ``nodes``
+    equal-probability quantiles of χ²_df (an infinite df: ŝ = se)."""
+    from scipy.stats import chi2, norm, t as student
+
+    se, df = np.atleast_1d(np.asarray(se, dtype=np.float64)), np.atleast_1d(np.asarray(df, dtype=np.float64))
+    u = (np.arange(nodes) + 0.5) / nodes
+    finite = np.isfinite(df)
+    scale = np.ones((len(df), nodes))
+    scale[finite] = np.sqrt(chi2.ppf(u[None, :], df[finite, None]) / df[finite, None])
+    s_hat = se[:, None] * scale
+    t95 = np.where(finite, student.ppf(0.5 + level / 2, np.where(finite, df, 1)), norm.ppf(0.5 + level / 2))
+    t90 = np.where(finite, student.ppf(0.5 + EQUIVALENCE_LEVEL / 2, np.where(finite, df, 1)),
+                   norm.ppf(0.5 + EQUIVALENCE_LEVEL / 2))
+    b = np.maximum(0.0, np.minimum(t95[:, None] * s_hat, margin - t90[:, None] * s_hat))
+    sd = se[:, None]
+    return (norm.cdf((b - delta) / sd) - norm.cdf((-b - delta) / sd)).mean(axis=1)
 
 
 def _needed_text(decide: float, equal: float, margin: float | None) -> str:
