@@ -454,6 +454,9 @@ def test_known_truth_simulation_of_the_verdict_rule():
     """Synthetic runs with a known true difference (scripts/verdict_simulation.py: two methods, 400 shared
     dev examples, accuracy and Pearson, 3 and 5 seeds per side, seed sd 1 and 2 points), scored and judged
     by the library's own estimator (stats.weighted_metric on shared example resamples, stats.difference).
+    Every cell twice: kappa 0 (both methods err on the same hard examples: the true V_E is about 0, so these
+    cells alone would pass without V_E) and kappa 0.3 (each method has its own 30 % share of the example
+    difficulty: V_E is real, and the rule without it — Welch on per-seed scores — covers 0.70-0.86 at sd 1).
 
     Experiments per cell: 2,000 at a true 0 (a false better/worse rate of 5 % has a Monte Carlo SE of
     0.49 points: 6 % is 2 SE above it, and a valid interval is at or below 5 %), 300 at +2 and 300 at +5;
@@ -461,19 +464,23 @@ def test_known_truth_simulation_of_the_verdict_rule():
     500 example resamples per experiment instead of 2,000 (the same estimator, ``replicates``): V_E is a
     small part of the variance here, and its estimate moves by ~6 % of itself."""
     sim = _simulation()
-    report = []
-    for metric in ("accuracy", "pearson"):
-        for seeds in (3, 5):
-            for sd in (1.0, 2.0):
-                cells = {truth: sim.run_cell(metric, seeds, sd, truth, count, replicates=500)
-                         for truth, count in ((0.0, 2000), (2.0, 300), (5.0, 300))}
-                row = sim.summarise(cells)
-                report.append((metric, seeds, sd, row))
-                where = f"{metric}, {seeds} seeds, sd {sd:g}: {row}"
-                assert 0.93 <= row["coverage"] <= 0.97, where
-                assert row["false better/worse at 0"] <= 0.06, where
-                assert row["false equivalent at 2"] <= 0.05, where
-                assert row["better at +5"] >= row["welch better at +5"] - 0.05, where
+    report, partly = [], []
+    for kappa in (0.0, 0.3):
+        for metric in ("accuracy", "pearson"):
+            for seeds in (3, 5):
+                for sd in (1.0, 2.0):
+                    cells = {truth: sim.run_cell(metric, seeds, sd, truth, count, replicates=500, kappa=kappa)
+                             for truth, count in ((0.0, 2000), (2.0, 300), (5.0, 300))}
+                    row = sim.summarise(cells)
+                    (report if kappa == 0 else partly).append((metric, seeds, sd, row))
+                    where = f"kappa {kappa:g}, {metric}, {seeds} seeds, sd {sd:g}: {row}"
+                    assert 0.93 <= row["coverage"] <= 0.97, where
+                    assert row["false better/worse at 0"] <= 0.06, where
+                    assert row["false equivalent at 2"] <= 0.05, where
+                    if kappa == 0:  # with kappa > 0 Welch is invalid (blind to V_E): its power is no yardstick
+                        assert row["better at +5"] >= row["welch better at +5"] - 0.05, where
+    # kappa 0.3 exercises V_E: Welch on per-seed scores (= this rule without V_E) fails there
+    assert min(r["welch coverage"] for *_, r in partly) < 0.9, partly
     # the interval is not wider than it must be: at a true 0 (V_E = 0 in this design) within 10 % of Welch's
     assert all(r["width"] <= 1.1 * r["welch width"] for *_, r in report), report
     # equivalence within ±1 point is reachable: at 5 seeds, seed sd 1, a true 0 is shown equivalent sometimes
