@@ -49,8 +49,8 @@ statsmodels' ``TTestIndPower`` has no term for V_E). ``inf`` = "none suffice" (c
 noise V_E of a fixed dev set, or an observed difference of exactly 0 or beyond ±m, prevents it however
 many seeds run; more dev examples would help instead.
 
-A task average averages each seed's task scores (seeds common to all tasks) and the tasks' bootstrap
-replicates (tasks' examples drawn independently). Runs evaluated on different examples (another
+A task average averages each seed's task scores and the tasks' bootstrap replicates (tasks' examples
+drawn independently); every task must hold the same seed ids (else an error naming each task's seeds). Runs evaluated on different examples (another
 ``max_eval_samples``, data source or data seed) are never paired: ``compare`` refuses them with one error
 naming both runs.
 
@@ -586,18 +586,25 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
                 if len(keys) < 2:
                     continue
                 labels_by = {**dict(zip(rest, rk)), "task": "average"}
-                averaged.append(_row(labels_by, a, other, _average([per[(k, a)] for k in keys]),
-                                     _average([per[(k, other)] for k in keys]), replicates, margin))
+                names = [k[pos] for k in keys]
+                averaged.append(_row(labels_by, a, other, _average([per[(k, a)] for k in keys], names, a),
+                                     _average([per[(k, other)] for k in keys], names, other), replicates, margin))
         table = pd.concat([table, pd.DataFrame(averaged)], ignore_index=True)
     columns = [*by, *RESULT_COLUMNS]
     return table.reindex(columns=columns)
 
 
-def _average(parts):
-    """One method's (seeds, full-sample scores, replicate scores, examples) averaged over tasks: per seed id
-    common to every task, its task scores averaged; the tasks' replicates (independent example draws)
-    averaged the same way."""
-    common = [s for s in parts[0][0] if all(s in p[0] for p in parts)]
+def _average(parts, tasks=None, method=""):
+    """One method's (seeds, full-sample scores, replicate scores, examples) averaged over tasks: per seed id,
+    its task scores averaged; the tasks' replicates (independent example draws) averaged the same way. Every
+    task must hold the same seed ids: a seed missing on one task is an error, not a silently smaller
+    sample."""
+    tasks = list(tasks) if tasks is not None else [str(i) for i in range(len(parts))]
+    if any(sorted(p[0]) != sorted(parts[0][0]) for p in parts):
+        held = "; ".join(f"{t} {_seed_text(p[0])}" for t, p in zip(tasks, parts))
+        raise LnftError(f"cannot average {method!r} over tasks: its seeds differ by task ({held}); run every seed "
+                        f"on every task, or pass average=False")
+    common = list(parts[0][0])
     full = np.mean([p[1][[p[0].index(s) for s in common]] for p in parts], axis=0)
     reps = np.mean([p[2][:, [p[0].index(s) for s in common]] for p in parts], axis=0)
     return common, full, reps, sum(p[3] for p in parts)

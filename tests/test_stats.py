@@ -275,6 +275,15 @@ def test_task_average_and_method_table():
     alone = stats.method_verdicts(frame, reference="layernorm", others=["head"], predictions=pred)
     assert alone.set_index(["task", "b"])[["lo", "hi"]].equals(table[table["b"] == "head"]
                                                                   .set_index(["task", "b"])[["lo", "hi"]])
+    # review item 8: a seed missing on one task is refused for the average (it was silently dropped)
+    extra = frame[(frame["task"] == "sst2") & (frame["seed"] == 0)].assign(seed=2, run_id=lambda f: f["run_id"] + "x")
+    pred.update({r + "x": pred[r] for r in frame["run_id"]})
+    with pytest.raises(LnftError, match=r"cannot average 'layernorm' over tasks: its seeds differ by task "
+                                        r"\(sst2 \{0, 1, 2\}; stsb \{0, 1\}\)"):
+        stats.method_verdicts(pd.concat([frame, extra], ignore_index=True), reference="layernorm", predictions=pred)
+    per_task_only = stats.method_verdicts(pd.concat([frame, extra], ignore_index=True), reference="layernorm",
+                                          predictions=pred, average=False)
+    assert "average" not in set(per_task_only["task"]) and (per_task_only["a_seeds"] == [3, 3, 2, 2]).all()
 
 
 def test_bad_input_is_refused_with_one_error():
