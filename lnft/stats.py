@@ -401,20 +401,24 @@ def _equivalence_power(delta, se, df, margin, level=LEVEL, nodes=128):
     0 (better / worse is checked first). With D ~ N(delta, se²) and the estimated se ŝ = se·sqrt(χ²_df/df)
     independent of D, that is P(|D| <= min(t95·ŝ, margin − t90·ŝ)), integrated over ŝ at ``nodes``
     equal-probability quantiles of χ²_df (an infinite df: ŝ = se)."""
-    from scipy.stats import chi2, norm, t as student
+    from scipy.special import gammaincinv, ndtr, ndtri, stdtrit
 
     se, df = np.atleast_1d(np.asarray(se, dtype=np.float64)), np.atleast_1d(np.asarray(df, dtype=np.float64))
     u = (np.arange(nodes) + 0.5) / nodes
     finite = np.isfinite(df)
     scale = np.ones((len(df), nodes))
-    scale[finite] = np.sqrt(chi2.ppf(u[None, :], df[finite, None]) / df[finite, None])
+    exact = finite & (df <= 60)  # χ²_df quantiles; above 60 df Wilson–Hilferty's cube (error < 1e-3), far cheaper
+    scale[exact] = np.sqrt(2 * gammaincinv(df[exact, None] / 2, u[None, :]) / df[exact, None])
+    wide = finite & (df > 60)
+    c = 2 / (9 * df[wide, None])
+    scale[wide] = np.sqrt(np.maximum(1 - c + ndtri(u)[None, :] * np.sqrt(c), 0) ** 3)
     s_hat = se[:, None] * scale
-    t95 = np.where(finite, student.ppf(0.5 + level / 2, np.where(finite, df, 1)), norm.ppf(0.5 + level / 2))
-    t90 = np.where(finite, student.ppf(0.5 + EQUIVALENCE_LEVEL / 2, np.where(finite, df, 1)),
-                   norm.ppf(0.5 + EQUIVALENCE_LEVEL / 2))
+    safe = np.where(finite, df, 1)
+    t95 = np.where(finite, stdtrit(safe, 0.5 + level / 2), ndtri(0.5 + level / 2))
+    t90 = np.where(finite, stdtrit(safe, 0.5 + EQUIVALENCE_LEVEL / 2), ndtri(0.5 + EQUIVALENCE_LEVEL / 2))
     b = np.maximum(0.0, np.minimum(t95[:, None] * s_hat, margin - t90[:, None] * s_hat))
     sd = se[:, None]
-    return (norm.cdf((b - delta) / sd) - norm.cdf((-b - delta) / sd)).mean(axis=1)
+    return (ndtr((b - delta) / sd) - ndtr((-b - delta) / sd)).mean(axis=1)
 
 
 def _needed_text(decide: float, equal: float, margin: float | None) -> str:
