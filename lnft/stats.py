@@ -50,7 +50,8 @@ noise V_E of a fixed dev set, or an observed difference of exactly 0 or beyond Â
 many seeds run; more dev examples would help instead.
 
 A task average averages each seed's task scores and the tasks' bootstrap replicates (tasks' examples
-drawn independently); every task must hold the same seed ids (else an error naming each task's seeds). Runs evaluated on different examples (another
+drawn independently); every task must hold the same seed ids (else an error naming each task's seeds).
+Runs evaluated on different examples (another
 ``max_eval_samples``, data source or data seed) are never paired: ``compare`` refuses them with one error
 naming both runs.
 

@@ -597,5 +597,6 @@ def test_seeds_to_equivalence_is_the_power_of_the_rule_itself():
                                  np.zeros((20, n)), needed=False)["verdict"] == stats.EQUIVALENT for _ in range(2000)]
         assert np.mean(hits) >= 0.78, (truth, n, np.mean(hits))  # promised 0.80
         fewer = [stats.difference(rng.normal(truth, 1, n - 3), rng.normal(0, 1, n - 3), np.zeros((20, n - 3)),
-                                  np.zeros((20, n - 3)), needed=False)["verdict"] == stats.EQUIVALENT for _ in range(2000)]
+                                  np.zeros((20, n - 3)), needed=False)["verdict"] == stats.EQUIVALENT
+                 for _ in range(2000)]
         assert np.mean(fewer) < 0.80, (truth, n - 3, np.mean(fewer))  # and not far fewer seeds would do
