@@ -28,7 +28,10 @@ enter, each once:
   over *distinct* runs (i ≠ i', k ≠ k'), so the run-specific part, already in s², is not counted again.
 
 The 95 % interval is D ± t_df·sqrt(V_E + s_a²/n_a + s_b²/n_b), df by Welch–Satterthwaite (V_E with
-infinite degrees of freedom). **Seeds are not paired**, decided before looking at any result: a seed id
+infinite degrees of freedom). When every seed of each side scored exactly the same (s_a = s_b = 0, e.g.
+two seeds with tied scores), V_E is floored at the runs' whole example noise (the variance of the
+replicate difference of the seed means), and an estimate with no variance at all never reads better /
+worse. **Seeds are not paired**, decided before looking at any result: a seed id
 gives both methods the same head initialisation and batch order, but the methods train different
 parameters, so how much their seed effects correlate is unknown; the unpaired (Welch) form is valid for
 any non-negative correlation, while the paired form (n−1 df on d_s = a_s − b_s) would spend half the
@@ -40,13 +43,15 @@ Checked by a known-truth simulation (``tests/test_stats.py``; the README has the
 **Seeds needed** (inconclusive rows): the smallest number of seeds per side at which the test would reach
 ``POWER`` (80 %) if the true difference were the observed one and the per-seed spreads and V_E stayed
 as observed — to decide against 0 (``seeds_to_decide``) and to show equivalence within ±m
-(``seeds_to_equivalence``); noncentral-t power with the Welch df of that n (scipy; statsmodels'
-``TTestIndPower`` has no term for V_E). ``inf`` = "none suffice" (cannot by seeds alone): the example
+(``seeds_to_equivalence``: the chance that the *rule* says equivalent — TOST passes and the 95 % interval
+keeps 0, since better / worse is checked first); noncentral-t power with the Welch df of that n (scipy;
+statsmodels' ``TTestIndPower`` has no term for V_E). ``inf`` = "none suffice" (cannot by seeds alone): the example
 noise V_E of a fixed dev set, or an observed difference of exactly 0 or beyond ±m, prevents it however
 many seeds run; more dev examples would help instead.
 
-A task average averages each seed's task scores (seeds common to all tasks) and the tasks' bootstrap
-replicates (tasks' examples drawn independently). Runs evaluated on different examples (another
+A task average averages each seed's task scores and the tasks' bootstrap replicates (tasks' examples
+drawn independently); every task must hold the same seed ids (else an error naming each task's seeds).
+Runs evaluated on different examples (another
 ``max_eval_samples``, data source or data seed) are never paired: ``compare`` refuses them with one error
 naming both runs.
 
@@ -325,11 +330,15 @@ def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, le
     v_e = example_variance(a_reps, b_reps)
     sa2, sb2 = float(a_full.var(ddof=1)), float(b_full.var(ddof=1))
     va, vb = sa2 / na, sb2 / nb
+    if va + vb == 0:  # every seed of each side scored the same: floor V_E at the runs' whole example noise
+        v_e = max(v_e, float(np.var(a_reps.mean(axis=1) - b_reps.mean(axis=1), ddof=1)))
     se = math.sqrt(v_e + va + vb)
     df = float(_welch_df(v_e, va, vb, na, nb))
     half, eq_half = stdtrit(df, 0.5 + level / 2) * se, stdtrit(df, eq_q) * se
     lo, hi, eq_lo, eq_hi = diff - half, diff + half, diff - eq_half, diff + eq_half
     word = verdict(lo, hi, margin, eq_lo, eq_hi)
+    if se == 0 and word in (BETTER, WORSE):  # no better / worse from an estimate without any variance
+        word = INCONCLUSIVE
     out.update(lo=lo, hi=hi, eq_lo=eq_lo, eq_hi=eq_hi, se=se, df=df, v_examples=v_e, v_seeds=va + vb,
                interval=EXAMPLES_AND_SEEDS, verdict=word)
     if word == INCONCLUSIVE and needed:
@@ -345,8 +354,11 @@ def seeds_needed(diff: float, var_a: float, var_b: float, v_examples: float, mar
     difference were ``diff``, the per-seed variances ``var_a``, ``var_b`` (s², points²) and the example
     variance ``v_examples`` (V_E) as observed: (to decide against 0, to show equivalence within ±margin).
     ``inf``: no number of seeds would (V_E alone, or an observed difference of 0 / beyond ±margin);
-    ``most + 1``: more than ``most``. Power from the noncentral t with the Welch df at that n (scipy);
-    TOST power by the usual two-sided approximation P(T₊ > t) + P(T₋ < −t) − 1."""
+    ``most + 1``: more than ``most``. Power to decide from the noncentral t with the Welch df at that n
+    (scipy). Equivalence power is the chance the *rule* says equivalent: TOST passes **and** the 95 %
+    interval does not exclude 0 (better / worse is checked first), so a difference between 0 and ±margin
+    that seeds would resolve as better / worse before its 90 % interval fits inside ±margin gets "none
+    suffice" (``_equivalence_power``)."""
     from scipy.stats import nct, norm, t as student
 
     n = np.arange(2, most + 1, dtype=np.float64)
@@ -369,13 +381,45 @@ def seeds_needed(diff: float, var_a: float, var_b: float, v_examples: float, mar
         out = [first(decide >= power, reach)]
         if margin is None:
             return out[0], math.nan
-        crit = student.ppf(0.5 + EQUIVALENCE_LEVEL / 2, df)
-        equal = nct.sf(crit, df, (diff + margin) / se) + nct.cdf(-crit, df, (diff - margin) / se) - 1
-        zq = norm.ppf(0.5 + EQUIVALENCE_LEVEL / 2)
-        reach = abs(diff) < margin and (se_inf == 0 or norm.cdf((margin + diff) / se_inf - zq)
-                                        + norm.cdf((margin - diff) / se_inf - zq) - 1 >= power)
-        out.append(first(equal >= power, reach))
+        hit = []
+        for part in (slice(0, 63), slice(63, None)):  # few seeds first: the rest only when needed
+            equal = _equivalence_power(abs(diff), se[part], df[part], margin, level)
+            hit = np.flatnonzero(equal >= power)
+            if len(hit):
+                out.append(float(n[part][hit[0]]))
+                break
+        if not len(hit):  # beyond ``most`` seeds only if the limit (se -> sqrt(V_E), normal) still reaches the power
+            b = max(0.0, min(z * se_inf, margin - norm.ppf(0.5 + EQUIVALENCE_LEVEL / 2) * se_inf))
+            limit = (float(diff == 0 and margin > 0) if se_inf == 0 else
+                     norm.cdf((b - abs(diff)) / se_inf) - norm.cdf((-b - abs(diff)) / se_inf))
+            out.append(float(most + 1) if limit >= power else math.inf)
     return out[0], out[1]
+
+
+def _equivalence_power(delta, se, df, margin, level=LEVEL, nodes=128):
+    """P(the rule says *equivalent*) at true difference ``delta`` ≥ 0, true standard error ``se`` and
+    ``df`` (arrays over n): the 90 % interval inside ±margin (TOST) **and** the 95 % interval not excluding
+    0 (better / worse is checked first). With D ~ N(delta, se²) and the estimated se ŝ = se·sqrt(χ²_df/df)
+    independent of D, that is P(|D| <= min(t95·ŝ, margin − t90·ŝ)), integrated over ŝ at ``nodes``
+    equal-probability quantiles of χ²_df (an infinite df: ŝ = se)."""
+    from scipy.special import gammaincinv, ndtr, ndtri, stdtrit
+
+    se, df = np.atleast_1d(np.asarray(se, dtype=np.float64)), np.atleast_1d(np.asarray(df, dtype=np.float64))
+    u = (np.arange(nodes) + 0.5) / nodes
+    finite = np.isfinite(df)
+    scale = np.ones((len(df), nodes))
+    exact = finite & (df <= 60)  # χ²_df quantiles; above 60 df Wilson–Hilferty's cube (error < 1e-3), far cheaper
+    scale[exact] = np.sqrt(2 * gammaincinv(df[exact, None] / 2, u[None, :]) / df[exact, None])
+    wide = finite & (df > 60)
+    c = 2 / (9 * df[wide, None])
+    scale[wide] = np.sqrt(np.maximum(1 - c + ndtri(u)[None, :] * np.sqrt(c), 0) ** 3)
+    s_hat = se[:, None] * scale
+    safe = np.where(finite, df, 1)
+    t95 = np.where(finite, stdtrit(safe, 0.5 + level / 2), ndtri(0.5 + level / 2))
+    t90 = np.where(finite, stdtrit(safe, 0.5 + EQUIVALENCE_LEVEL / 2), ndtri(0.5 + EQUIVALENCE_LEVEL / 2))
+    b = np.maximum(0.0, np.minimum(t95[:, None] * s_hat, margin - t90[:, None] * s_hat))
+    sd = se[:, None]
+    return (ndtr((b - delta) / sd) - ndtr((-b - delta) / sd)).mean(axis=1)
 
 
 def _needed_text(decide: float, equal: float, margin: float | None) -> str:
@@ -547,18 +591,25 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
                 if len(keys) < 2:
                     continue
                 labels_by = {**dict(zip(rest, rk)), "task": "average"}
-                averaged.append(_row(labels_by, a, other, _average([per[(k, a)] for k in keys]),
-                                     _average([per[(k, other)] for k in keys]), replicates, margin))
+                names = [k[pos] for k in keys]
+                averaged.append(_row(labels_by, a, other, _average([per[(k, a)] for k in keys], names, a),
+                                     _average([per[(k, other)] for k in keys], names, other), replicates, margin))
         table = pd.concat([table, pd.DataFrame(averaged)], ignore_index=True)
     columns = [*by, *RESULT_COLUMNS]
     return table.reindex(columns=columns)
 
 
-def _average(parts):
-    """One method's (seeds, full-sample scores, replicate scores, examples) averaged over tasks: per seed id
-    common to every task, its task scores averaged; the tasks' replicates (independent example draws)
-    averaged the same way."""
-    common = [s for s in parts[0][0] if all(s in p[0] for p in parts)]
+def _average(parts, tasks=None, method=""):
+    """One method's (seeds, full-sample scores, replicate scores, examples) averaged over tasks: per seed id,
+    its task scores averaged; the tasks' replicates (independent example draws) averaged the same way. Every
+    task must hold the same seed ids: a seed missing on one task is an error, not a silently smaller
+    sample."""
+    tasks = list(tasks) if tasks is not None else [str(i) for i in range(len(parts))]
+    if any(sorted(p[0]) != sorted(parts[0][0]) for p in parts):
+        held = "; ".join(f"{t} {_seed_text(p[0])}" for t, p in zip(tasks, parts))
+        raise LnftError(f"cannot average {method!r} over tasks: its seeds differ by task ({held}); run every seed "
+                        f"on every task, or pass average=False")
+    common = list(parts[0][0])
     full = np.mean([p[1][[p[0].index(s) for s in common]] for p in parts], axis=0)
     reps = np.mean([p[2][:, [p[0].index(s) for s in common]] for p in parts], axis=0)
     return common, full, reps, sum(p[3] for p in parts)
@@ -650,7 +701,9 @@ def change_lead(frame: pd.DataFrame, component: str = "output LN", measure: str 
     runner-up — the largest other component on the full sample, fixed before any interval — with a
     Student-t interval over seeds (n−1 df, paired: both changes come from the same run) and, for the
     ratio component / runner-up, Fieller's interval (it excludes 1 exactly when the difference's interval
-    excludes 0). Layers are what they are (the model's six layers, not a sample of layers): averaged, not
+    excludes 0). *largest* needs the interval against **every** other component above 0 (an
+intersection–union test: each at 95 %), not only against the runner-up; the interval and ratio shown are
+against the runner-up. Layers are what they are (the model's six layers, not a sample of layers): averaged, not
     resampled. One seed gives the estimate without an interval and the word *needs ≥ 2 seeds*.
 
     ``frame``: ``changes.run_changes`` rows (task, seed, group, layer, component, kind, measure, value).
@@ -701,6 +754,11 @@ def change_lead(frame: pd.DataFrame, component: str = "output LN", measure: str 
             lo, hi = diff - half, diff + half
             ratio_lo, ratio_hi = _fieller(mine, theirs, q * q)
             word = LEAD_WORDS[verdict(lo, hi, margin=None)]
+            if word == LEAD_WORDS[BETTER]:  # intersection-union: largest only if it beats every other one
+                gaps = mine[:, None] - full_seed[:, others]  # (seeds, others), paired within a run
+                lows = gaps.mean(axis=0) - q * gaps.std(axis=0, ddof=1) / math.sqrt(n)
+                if not (lows > 0).all():
+                    word = INCONCLUSIVE
             interval_text = (f"{ratio:.2f}× the {names[runner]} ({level * 100:.0f} % CI {ratio_lo:.2f}× to "
                              f"{ratio_hi:.2f}×, over {n} seeds)")
         else:

@@ -20,6 +20,8 @@ Each experiment scores every run on the same ``replicates`` example resamples (`
 shared by a chunk of independent experiments) with ``stats.weighted_metric`` and calls
 ``stats.difference`` — the estimator ``stats.compare`` uses. Run ``python scripts/verdict_simulation.py``
 for the README's table (``--quick`` for fewer experiments); ``tests/test_stats.py`` runs a subset.
+``null_cell``: F1 and Matthews (nonlinear, imbalanced labels) at a true difference of exactly 0 — both
+methods from the same model, so the truth needs no formula; a nonzero truth is not simulated for them.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import functools
 import os
 import sys
 import time
+import zlib
 
 import numpy as np
 from scipy.special import ndtri, stdtrit
@@ -97,9 +100,11 @@ def _levels(metric: str, sd: float, truth: float, kappa: float) -> tuple[float, 
     return lam_a, lam_b, sigma
 
 
-def experiment_data(rng, metric: str, seeds: int, sd: float, truth: float, kappa: float = 0.0, count: int = 1):
+def experiment_data(rng, metric: str, seeds: int, sd: float, truth: float, kappa: float = 0.0, count: int = 1,
+                    positive: float | None = None):
     """``count`` independent dev sets with ``seeds`` runs per method each: labels (count, N) and predictions
-    (count, 2·seeds, N), a's runs first."""
+    (count, 2·seeds, N), a's runs first. ``positive``: classification only, the share of label 1 (default:
+    balanced labels)."""
     level_a, level_b, sigma = _levels(metric, sd, truth, kappa)
     rho = RHO[metric]
     levels = np.repeat([level_a, level_b], seeds)[None, :, None]  # (1, runs, 1)
@@ -109,7 +114,8 @@ def experiment_data(rng, metric: str, seeds: int, sd: float, truth: float, kappa
     train = sigma * rng.normal(size=(count, 2 * seeds, 1))  # each run's training effect
     noise = rho * rng.normal(size=(count, 2 * seeds, N))  # each run's own per-example noise
     if metric == "accuracy":
-        labels = rng.integers(0, 2, size=(count, N))
+        labels = (rng.integers(0, 2, size=(count, N)) if positive is None
+                  else (rng.random(size=(count, N)) < positive).astype(np.int64))
         right = own + noise < levels + train
         return labels, np.where(right, labels[:, None, :], 1 - labels[:, None, :])
     labels = rng.normal(size=(count, N))
@@ -154,6 +160,30 @@ def run_cell(metric: str, seeds: int, sd: float, truth: float, experiments: int,
             out["welch_lo"][e], out["welch_hi"][e] = welch(full[a], full[b])
     out["verdict"] = np.array(words)
     out["truth"] = truth
+    return out
+
+
+def null_cell(metric: str, seeds: int, sd: float, experiments: int, *, kappa: float = 0.0, positive: float = 0.7,
+              replicates: int = stats.REPLICATES, seed: int = 0) -> dict:
+    """A true difference of exactly 0 for any metric: both methods from the same classification model
+    (accuracy's, with seed sd ``sd`` on accuracy), labels with a share ``positive`` of class 1, scored by
+    a nonlinear metric (``f1``, ``matthews``) one experiment at a time. Returns what ``run_cell`` returns."""
+    rng = np.random.default_rng([seed, seeds, int(sd * 100), int(kappa * 100), int(positive * 100),
+                                 zlib.crc32(metric.encode())])
+    out = {k: np.empty(experiments) for k in ("diff", "lo", "hi", "eq_lo", "eq_hi", "welch_lo", "welch_hi")}
+    words, ones = [], np.ones((1, N))
+    for e in range(experiments):
+        weights = stats._example_weights(rng, replicates, N)
+        labels, preds = experiment_data(rng, "accuracy", seeds, sd, 0.0, kappa, count=1, positive=positive)
+        full = 100 * stats.weighted_metric(metric, labels[0], preds[0], ones)[0]
+        reps = 100 * stats.weighted_metric(metric, labels[0], preds[0], weights)
+        d = stats.difference(full[:seeds], full[seeds:], reps[:, :seeds], reps[:, seeds:], needed=False)
+        for k in ("diff", "lo", "hi", "eq_lo", "eq_hi"):
+            out[k][e] = d[k]
+        words.append(d["verdict"])
+        out["welch_lo"][e], out["welch_hi"][e] = welch(full[:seeds], full[seeds:])
+    out["verdict"] = np.array(words)
+    out["truth"] = 0.0
     return out
 
 
