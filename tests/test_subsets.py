@@ -257,7 +257,7 @@ def test_each_rule_chooses_its_own_rate_on_validation(tmp_path):
     val = {("fisher-global", 1e-2): 80, ("fisher-global", 3e-2): 70, ("random", 1e-2): 60, ("random", 3e-2): 75,
            (subsets.REFERENCE, 1e-2): 85}
     scores = pd.DataFrame([{**lab, "validation": val[lab["selection"], lab["lr"]] + lab["seed"],
-                            "score": val[lab["selection"], lab["lr"]], "run_id": cfg.run_id()} for lab, cfg in plan])
+                            "score": val[lab["selection"], lab["lr"]], "run_id": f"run-{i}"} for i, (lab, _) in enumerate(plan)])
     chosen = subsets.choose_rates(scores).set_index("selection")
     assert chosen.loc["fisher-global", "lr"] == 1e-2 and chosen.loc["random", "lr"] == 3e-2
     assert chosen.loc["random", "lr_at_edge"] and chosen.loc["random", "lr_rates"] == 2
