@@ -126,7 +126,10 @@ def glue_table(summary: pd.DataFrame, methods: list[str] | None = None) -> pd.Da
     cell = summary.assign(cell=[(f"{m:.1f} ± {s:.1f}" if np.isfinite(s) else f"{m:.1f}") + (" †" if u else "")
                                 for m, s, u in zip(summary["score_mean"], summary["score_std"], marked)])
     table = cell.pivot(index="method", columns="task", values="cell")
-    table["average"] = summary.pivot(index="method", columns="task", values="score_mean").mean(axis=1).map("{:.1f}".format)
+    # the average over every task; a method run on some tasks only (method_tasks) has none ("—"), never the mean
+    # of its own tasks beside the others' mean of all
+    means = summary.pivot(index="method", columns="task", values="score_mean").mean(axis=1, skipna=False)
+    table["average"] = means.map(lambda v: "—" if pd.isna(v) else f"{v:.1f}")
     counts = summary.groupby("method")[["trainable_params", "trainable_percent"]].first()
     table["trainable"] = counts["trainable_params"].map("{:,}".format)
     table["% of model"] = counts["trainable_percent"].map("{:.4f}".format)
@@ -180,8 +183,9 @@ def flag_verdicts(verdicts: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame
     ``average`` row); ``flags`` says which and why."""
     by = summary.set_index(KEYS)
 
-    def caveat(task, method):
-        tasks = sorted(summary["task"].unique()) if task == "average" else [task]
+    def caveat(task, method, other):
+        ran = lambda m: set(summary.loc[summary["method"] == m, "task"])  # noqa: E731
+        tasks = sorted(ran(method) & ran(other)) if task == "average" else [task]
         rows = [(t, by.loc[(t, method)]) for t in tasks if (t, method) in by.index]
         marked = any(bool(r.get("undertrained", False)) for _, r in rows)
         text = "; ".join(f"{method}{f' ({t})' if task == 'average' else ''}: {r['flags']}"
@@ -189,7 +193,7 @@ def flag_verdicts(verdicts: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame
         return marked, text
 
     out = verdicts.copy()
-    marks = [[caveat(row.task, row.a), caveat(row.task, row.b)] for row in verdicts.itertuples()]
+    marks = [[caveat(row.task, row.a, row.b), caveat(row.task, row.b, row.a)] for row in verdicts.itertuples()]
     out["undertrained"] = [a[0] or b[0] for a, b in marks]
     out["flags"] = ["; ".join(x for x in (a[1], b[1]) if x) for a, b in marks]
     return out

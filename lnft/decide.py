@@ -127,14 +127,15 @@ Arm = Hashable  # e.g. (task, method): the runs one side of a comparison needs f
 
 def until_decided(plan: Design, seeds: Iterable[int], comparisons: dict[Hashable, tuple[Arm, ...]],
                   run: Callable[[dict[Arm, list[int]]], object],
-                  judge: Callable[[object, Hashable, list[int], float], dict], *,
+                  judge: Callable[[object, Hashable, list[int], float, float], dict], *,
                   log: Callable[[str], None] | None = print):
     """Run, judge, add seeds, until every comparison has stopped.
 
     ``comparisons``: key -> the arms it needs (every arm starts with ``seeds``). ``run(seeds_by_arm)`` trains (or
     reads from the store) every arm's runs for its seeds and returns a state (e.g. the results list).
-    ``judge(state, key, seeds, level)`` returns the comparison's ``lnft.stats`` row using exactly those seeds
-    per side at that interval level. Returns (the last state, a frame with one row per comparison at the look
+    ``judge(state, key, seeds, level, needed_level)`` returns the comparison's ``lnft.stats`` row using exactly
+    those seeds per side at that interval level, its seeds-needed estimate at ``needed_level`` (the last look's:
+    the level a seed count reached later would be judged at, so the stop rule is not optimistic). Returns (the last state, a frame with one row per comparison at the look
     that stopped it, plus ``seeds`` (per side), ``stopped`` (``STOPS``) and ``looks`` (how many it had)),
     and the seeds each arm ended with."""
     seeds = list(seeds)
@@ -149,7 +150,7 @@ def until_decided(plan: Design, seeds: Iterable[int], comparisons: dict[Hashable
             if key in stopped:
                 continue
             n = min(have[a] for a in arms)
-            row = judge(state, key, sequence[:n], plan.level(n))
+            row = judge(state, key, sequence[:n], plan.level(n), plan.level(plan.most if plan.decide else plan.first))
             looks[key] += 1
             why = plan.stop(row, n)
             if why == _CONTINUE:
@@ -207,13 +208,18 @@ def method_verdicts(P, store, methods, reference: str = "layernorm", *, run, log
     def train(seeds_by_arm):
         return run(method_configs(P, [reference, *others], seeds_by_arm))
 
-    def judge(results, key, seeds, level):
+    def judge(results, key, seeds, level, needed_level):
         task, b = key
         keep = [r for r in results if r.config.method in (reference, b) and r.config.seed in seeds
                 and (task == "average" or r.config.task == task)]
-        chosen = aggregate.select_lr(sweep.results_frame(keep), on=P.select_on)
+        frame = sweep.results_frame(keep)
+        chosen = aggregate.select_lr(frame, on=P.select_on)  # from the look's seeds only
         table = stats.method_verdicts(keep, chosen, reference=reference, others=[b], store=store, level=level,
-                                      average=task == "average")
-        return table[table["task"] == task].iloc[0].to_dict()
+                                      needed_level=needed_level, average=task == "average")
+        # † flags from the runs this look used (its seeds, its chosen rates), frozen with the verdict
+        table = aggregate.flag_verdicts(table, aggregate.summarize(frame, chosen))
+        row = table[table["task"] == task].iloc[0].to_dict()
+        rate = lambda m: "/".join(f"{x:g}" for x in dict.fromkeys(chosen.loc[chosen["method"] == m, "lr"]))  # noqa: E731
+        return {**row, "a_lr": rate(reference), "b_lr": rate(b)}
 
     return until_decided(plan, P.seeds, comparisons, train, judge, log=log)

@@ -76,36 +76,39 @@ PROFILES = {
                                   decide=False, max_seeds=None),
     },
     # The reference report (issue 25): sized to answer claims 2 and 3 on the 2-core machine in <= 2 hours cold.
-    # Seed spreads measured in the quick profile (per-seed sd of dev scores 0.5-2 points) and dev-example noise
-    # of whole dev sets put equivalence within ±1 point out of reach of any seed count on 400-1,500 dev examples
-    # (seeds needed: "none suffice"), while a difference of 2+ points is decided by 3-6 seeds per side: so
-    # 3 seeds at the first look, decide mode up to 6. Tasks: SST-2, MRPC, STS-B (accuracy, F1/accuracy,
-    # Pearson/Spearman: every metric family; RTE is near chance for MiniLM, CoLA's Matthews needs far more
-    # dev examples); 2,000 training examples each (10 % of the train file held out for validation first), whole
-    # dev sets (max_eval_samples 1,500 >= every dev set used). Full fine-tuning, LayerNorm and the head on all
-    # three tasks; BitFit and LoRA on SST-2 only (method_tasks), the claim's "reaches BitFit and LoRA" at one task.
-    # One evaluation per epoch, patience 3. One rate per method (full 1e-4, the rest 1e-2: the quick profile's),
-    # the same for every arm; notebook 3 keeps a two-rate grid per rule (its claim is a comparison of rules).
+    # Seed spreads measured in the quick profile (per-seed sd of dev scores 0.5-2 points) and the dev-example
+    # noise of 400-1,500 dev examples put equivalence within ±1 point out of reach of any seed count (seeds
+    # needed: "none suffice"), while a difference of 2+ points is decided by 3-5 seeds per side: so 3 seeds at
+    # the first look, decide mode up to 5. Tasks: SST-2, MRPC, STS-B (accuracy, F1/accuracy, Pearson/Spearman:
+    # every metric family; RTE is near chance for MiniLM, CoLA's Matthews needs far more dev examples); 2,000
+    # training examples each (10 % of the train file held out for validation first), whole dev sets
+    # (max_eval_samples 1,500 >= every dev set used). Full fine-tuning, LayerNorm and the head on all three tasks;
+    # BitFit and LoRA on SST-2 only (method_tasks): the claim's "reaches BitFit and LoRA" at one task. Budgets:
+    # full 3 epochs (189 steps), the others 8 (504 steps, 2.6x the quick profile's), one evaluation per epoch,
+    # patience 3. One rate per method (full 1e-4, the rest 1e-2: the quick profile's), the same for every arm.
+    # Notebook 3 on SST-2 at the pretrained Fisher point (the paper's) and 1 %, Fisher top-k and random-k each
+    # choosing its rate from a two-rate grid. Measured on the first (killed) attempt: a full run 50-100 s.
     "standard": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb"], epochs={"full": 3, "default": 10},
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb"], epochs={"full": 3, "default": 8},
                        patience=3, eval_every=None, batch_size=32, max_train_samples=2000, max_eval_samples=1500,
                        device="auto", precision="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=["full", "layernorm", "bitfit", "lora", "head"],
                                    method_tasks={"bitfit": ["sst2"], "lora": ["sst2"]},
-                                   lr_grid={"full": [1e-4], "default": [1e-2]}, comparators=[], decide=True, max_seeds=6),
+                                   lr_grid={"full": [1e-4], "default": [1e-2]}, comparators=[], decide=True, max_seeds=5),
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1, 2], fractions=[1, 100], control_fractions=[1, 10],
                                   cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
                                   rules=["fisher-global", "random"], fisher_kind="empirical",
-                                  fisher_points=["pretrained", "finetuned"], relabel_seed=0, baseline_lr={"full": 1e-4},
-                                  decide=True, max_seeds=6),
+                                  fisher_points=["pretrained"], relabel_seed=0, baseline_lr={"full": 1e-4},
+                                  decide=True, max_seeds=5),
     },
     "full": {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs={"full": 3, "default": 10},
                        patience=3, eval_every=None, batch_size=32, max_train_samples=None, max_eval_samples=None,
                        device="auto", precision="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
-        # Leaner (issue 25; `lnft plan --profile full`): 750 M training examples × epochs before (4,800 runs),
+        # Leaner (issue 25; `lnft plan --profile full`): 750 M training examples × epochs before (4,800 runs; the
+        # issue counted 222 M / 1,455 runs when it was filed, before notebook 3 gave every rule a four-rate grid),
         # 64 M at the first look now, at most 106 M if decide mode took every open comparison to 5 seeds (<= half
         # of the 222 M the issue counted). Where it comes from: 3 seeds at the first look and decide mode up to 5
         # instead of a fixed 5 (seeds only where a verdict is open); the "why LayerNorm" comparators trimmed to the
@@ -304,6 +307,9 @@ _DECIDE_RULES = [
      "decide mode needs at least 2 seeds at the first look (one seed cannot estimate training noise)"),
     (lambda v: v.get("max_seeds") is None or v["max_seeds"] >= len(v["seeds"]),
      "max_seeds must be at least the number of seeds (the first look)"),
+    (lambda v: not v.get("decide") or (v.get("max_seeds") is not None and v["max_seeds"] > len(v["seeds"])),
+     "decide mode needs max_seeds above the number of seeds (e.g. --max-seeds 5); without it there is no seed "
+     "to add"),
 ]
 NOTEBOOK_RULES = {
     "02_peft_comparison": [
@@ -399,6 +405,18 @@ class Params:
         return pd.DataFrame({"parameter": list(self.values), "value": [repr(v) for v in self.values.values()]})
 
 
+def _fit_method_tasks(method_tasks: dict, methods, tasks) -> dict:
+    """A profile's ``method_tasks`` after ``methods`` or ``tasks`` were overridden (say, a task spec): entries of
+    methods no longer run are dropped, the others keep only tasks still run, and an entry left with none is
+    dropped (the method runs on every task). An explicit ``method_tasks`` override is checked as given."""
+    out = {}
+    for method, only in method_tasks.items():
+        kept = [t for t in only if t in tasks]
+        if method in methods and kept:
+            out[method] = kept
+    return out
+
+
 def resolve(notebook: str, profile: str, **overrides) -> Params:
     """``overrides`` may include ``data_dir`` (a local GLUE directory), which becomes ``data`` (absolute), and
     ``task_spec`` (your own task, lnft/taskspec.py: read, checked and registered here), which replaces ``tasks``."""
@@ -428,6 +446,8 @@ def resolve(notebook: str, profile: str, **overrides) -> Params:
             raise LnftError(f"tasks {overrides['tasks']!r} cannot be combined with a task spec; allowed: no tasks "
                             f"(the spec's task {task.name!r} replaces them)")
         values.update(tasks=[task.name], task_spec=task.spec.path)
+    if "method_tasks" in values and overrides.get("method_tasks") is None:
+        values["method_tasks"] = _fit_method_tasks(values["method_tasks"], values["methods"], values["tasks"])
     check_values(notebook, values)
     if isinstance(values.get("epochs"), dict):
         from .methods import METHODS

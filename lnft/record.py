@@ -139,7 +139,7 @@ def numbers(v: dict) -> str:
         return f"{f(v['estimate'])} (no interval)"
     only = ", examples only" if v.get("interval") == "examples only" else ""
     level = v.get("level")
-    at = f"{level * 100:.3g} %: " if isinstance(level, (int, float)) and abs(level - 0.95) > 1e-9 else ""
+    at = f"{round(level * 100, 2):g} %: " if isinstance(level, (int, float)) and abs(level - 0.95) > 1e-9 else ""
     return f"{f(v['estimate'])} ({at}{f(v['lo'])} to {f(v['hi'])}{only})"
 
 

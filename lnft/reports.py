@@ -495,8 +495,8 @@ for the full report.</p>
 <p class="legend"><a href="{DOCS}/concepts/statistics.html#verdict-words">Verdicts</a> (<code>lnft.stats</code>): a difference of seed means with its 95 % interval (training
 noise over seeds and dev-example sampling, each counted once; Welch degrees of freedom);
 <span class="good">better</span> / <span class="bad">worse</span>: the interval lies above / below 0;
-<span class="same">equivalent within ±m points</span>: its 90 % interval lies inside ±m (two one-sided tests; m is
-shown after each comparison, default 1);
+<span class="same">equivalent within ±m points</span>: its equivalence interval (90 %; 2L − 1 at a decide-mode look of
+level L) lies inside ±m (two one-sided tests; m is shown after each comparison, default 1);
 <span class="open">inconclusive</span>: the data cannot decide — the cell says how many seeds per side would
 (80 % power at the observed difference and spread); <span class="open">needs ≥ 2 seeds</span>: one seed on a
 side, the interval covers the examples only. Rankings read <span class="good">largest</span> /

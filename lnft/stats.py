@@ -299,8 +299,8 @@ def example_variance(a_reps: np.ndarray, b_reps: np.ndarray) -> float:
 
 
 def level_text(level: float) -> str:
-    """``95 %``, ``98.2 %``: an interval's level as printed (decide mode's looks use levels above 95 %)."""
-    return f"{level * 100:.3g} %"
+    """``95 %``, ``98.96 %``: an interval's level as printed (decide mode's looks use levels above 95 %)."""
+    return f"{round(level * 100, 2):g} %"
 
 
 def equivalence_level(level: float = LEVEL) -> float:
@@ -316,7 +316,7 @@ def _welch_df(v_examples, va, vb, na, nb):
 
 
 def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, level: float = LEVEL, *,
-               needed: bool = True) -> dict:
+               needed: bool = True, needed_level: float | None = None) -> dict:
     """The difference of two methods' mean task scores with its interval, TOST, verdict and seeds needed.
 
     ``a_full``/``b_full``: full-sample score per seed (points); ``a_reps``/``b_reps``: the same runs' scores
@@ -325,6 +325,7 @@ def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, le
     (s_a²/n_a + s_b²/n_b), interval, verdict, seeds_to_decide, seeds_to_equivalence, seeds_needed.
     With one seed on a side: the example-only interval of these runs (the variance of their replicate
     difference), verdict ``NEEDS_SEEDS``. ``needed=False`` skips the seeds-needed search (simulations).
+    ``needed_level``: the level the seeds-needed search assumes (decide mode: the last look's; default ``level``).
     """
     from scipy.special import ndtri, stdtrit
 
@@ -357,7 +358,7 @@ def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, le
     out.update(lo=lo, hi=hi, eq_lo=eq_lo, eq_hi=eq_hi, se=se, df=df, v_examples=v_e, v_seeds=va + vb,
                interval=EXAMPLES_AND_SEEDS, verdict=word)
     if word == INCONCLUSIVE and needed:
-        decide, equal = seeds_needed(diff, sa2, sb2, v_e, margin, level=level)
+        decide, equal = seeds_needed(diff, sa2, sb2, v_e, margin, level=needed_level or level)
         out.update(seeds_to_decide=decide, seeds_to_equivalence=equal,
                    seeds_needed=_needed_text(decide, equal, margin))
     return out
@@ -520,7 +521,8 @@ def _check_paired(runs: list[str], load, splits: list[str]) -> dict[str, np.ndar
 
 def compare(runs, a: str, b, *, on: str = "method", by=("task",), store=None, split: str = "dev",
             average: bool = True, replicates: int = REPLICATES, seed: int = 0, margin: float = MARGIN,
-            predictions: dict | None = None, same_seeds: bool = False, level: float = LEVEL) -> pd.DataFrame:
+            predictions: dict | None = None, same_seeds: bool = False, level: float = LEVEL,
+            needed_level: float | None = None) -> pd.DataFrame:
     """``a`` minus each of ``b`` (one name or a list), per group of ``by``: the difference of seed-mean task
     scores with its interval (training noise and paired example sampling, each once; Welch df), TOST
     equivalence within ±``margin`` and the verdict (module docstring).
@@ -544,7 +546,7 @@ def compare(runs, a: str, b, *, on: str = "method", by=("task",), store=None, sp
     index, given = _index(runs, on, by)
     return _compare(index, given, a, b, on=on, by=by, store=store, split=split, average=average,
                     replicates=replicates, seed=seed, margin=margin, predictions=predictions, same_seeds=same_seeds,
-                    level=level)
+                    level=level, needed_level=needed_level)
 
 
 def _seed_text(seeds) -> str:
@@ -552,7 +554,7 @@ def _seed_text(seeds) -> str:
 
 
 def _compare(index, given, a, b, *, on, by, store, split, average, replicates, seed, margin, predictions,
-             same_seeds=False, level=LEVEL):
+             same_seeds=False, level=LEVEL, needed_level=None):
     if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < MIN_REPLICATES:
         raise LnftError(f"invalid replicates {replicates!r}; allowed: an integer >= {MIN_REPLICATES}")
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (0 < margin < math.inf):
@@ -596,7 +598,8 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
         for m in methods:
             per[(key, m)] = (seeds_of[m], *boot[m], examples)
         for other in methods[1:]:
-            rows.append(_row(labels_by, a, other, per[(key, a)], per[(key, other)], replicates, margin, level))
+            rows.append(_row(labels_by, a, other, per[(key, a)], per[(key, other)], replicates, margin, level,
+                             needed_level))
     table = pd.DataFrame(rows)
     if average and "task" in by and len(table) and table["task"].nunique() > 1:
         rest = [c for c in by if c != "task"]
@@ -614,7 +617,7 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
                 names = [k[pos] for k in keys]
                 averaged.append(_row(labels_by, a, other, _average([per[(k, a)] for k in keys], names, a),
                                      _average([per[(k, other)] for k in keys], names, other), replicates, margin,
-                                     level))
+                                     level, needed_level))
         table = pd.concat([table, pd.DataFrame(averaged)], ignore_index=True)
     columns = [*by, *RESULT_COLUMNS]
     return table.reindex(columns=columns)
@@ -636,9 +639,9 @@ def _average(parts, tasks=None, method=""):
     return common, full, reps, sum(p[3] for p in parts)
 
 
-def _row(labels_by, a, b, side_a, side_b, replicates, margin, level=LEVEL) -> dict:
+def _row(labels_by, a, b, side_a, side_b, replicates, margin, level=LEVEL, needed_level=None) -> dict:
     (seeds_a, full_a, reps_a, examples), (seeds_b, full_b, reps_b, _) = side_a, side_b
-    d = difference(full_a, full_b, reps_a, reps_b, margin, level)
+    d = difference(full_a, full_b, reps_a, reps_b, margin, level, needed_level=needed_level)
     summary = describe(d["diff"], d["lo"], d["hi"], d["verdict"], interval=d["interval"], level=level)
     if d["verdict"] == INCONCLUSIVE:
         summary += f"; {d['seeds_needed']}"

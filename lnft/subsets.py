@@ -694,7 +694,7 @@ def until_decided(P, store, fishers_for, make, mask_dir: str, run, *, log=print)
         tables.clear()
         return plan, results, scores_frame(plan, results)
 
-    def judge(state, key, seeds, level):
+    def judge(state, key, seeds, level, needed_level):
         kind, task, point, fraction, rule = key
         cached = (kind, task, tuple(seeds), level)
         if cached not in tables:
@@ -702,8 +702,9 @@ def until_decided(P, store, fishers_for, make, mask_dir: str, run, *, log=print)
             if task != "average":
                 part = part[part["task"] == task]
             scores = at_chosen_rates(part, choose_rates(part))
-            tables[cached] = (fisher_vs_random(scores, store, level=level) if kind == "versus"
-                              else versus_all_layernorm(scores, store, level=level))
+            options = {"level": level, "needed_level": needed_level}
+            tables[cached] = (fisher_vs_random(scores, store, **options) if kind == "versus"
+                              else versus_all_layernorm(scores, store, **options))
         table = tables[cached]
         row = table[(table["task"] == task) & (table["point"] == point) & (table["fraction"] == fraction)
                     & (table["a"] == rule)]

@@ -52,7 +52,8 @@ def test_rounds_add_seeds_only_to_the_arms_of_open_comparisons():
         trained.append({a: list(s) for a, s in seeds_by_arm.items()})
         return seeds_by_arm
 
-    def judge(state, key, seeds, level):
+    def judge(state, key, seeds, level, needed_level):
+        assert needed_level == pytest.approx(decide.Design(3, 6).level(6))  # the stop rule plans for the last look
         calls.append((key, len(seeds)))
         n = len(seeds)
         word = {"decided": stats.WORSE, "late": stats.BETTER if n >= 5 else stats.INCONCLUSIVE,
@@ -83,7 +84,7 @@ def test_profiles_check_decide_parameters():
     with pytest.raises(LnftError, match="method_tasks"):
         profiles.resolve("02_peft_comparison", "standard", method_tasks={"layernorm": ["sst2"]})
     P = profiles.resolve("02_peft_comparison", "standard")
-    assert P.decide and P.max_seeds == 6 and decide.method_tasks(P, "bitfit") == ["sst2"]
+    assert P.decide and P.max_seeds == 5 and decide.method_tasks(P, "bitfit") == ["sst2"]
     assert decide.method_tasks(P, "full") == ["sst2", "mrpc", "stsb"]
 
 
@@ -111,3 +112,29 @@ def test_false_better_worse_over_all_looks_stays_within_alpha():
     # and the rule decides a real difference: +3 points, seeds sd 1
     three = sim.sequential_cell("accuracy", 3, 6, 1.0, 3.0, 200, replicates=300)
     assert (three["verdict"] == stats.BETTER).mean() > 0.6
+
+
+def test_decide_needs_a_maximum_and_method_tasks_follow_overrides():
+    with pytest.raises(LnftError, match="decide mode needs max_seeds above"):
+        profiles.resolve("02_peft_comparison", "quick", decide=True)
+    P = profiles.resolve("02_peft_comparison", "quick", decide=True, max_seeds=4)
+    assert decide.design(P.seeds, P.decide, P.max_seeds).looks == 3
+    # the profile restricts bitfit and lora to sst2; other tasks lift the restriction, fewer methods drop it
+    P = profiles.resolve("02_peft_comparison", "standard", tasks=["mrpc", "stsb"])
+    assert P.method_tasks == {} and decide.method_tasks(P, "bitfit") == ["mrpc", "stsb"]
+    P = profiles.resolve("02_peft_comparison", "standard", methods=["full", "layernorm", "head", "lora"])
+    assert P.method_tasks == {"lora": ["sst2"]}
+    with pytest.raises(LnftError, match="method_tasks"):  # an explicit one is checked as given
+        profiles.resolve("02_peft_comparison", "standard", method_tasks={"bitfit": ["rte"]})
+
+
+def test_glue_table_average_only_over_every_task():
+    import pandas as pd
+
+    from lnft import aggregate
+
+    summary = pd.DataFrame({"task": ["sst2", "mrpc", "sst2"], "method": ["layernorm", "layernorm", "bitfit"],
+                            "score_mean": [80.0, 70.0, 90.0], "score_std": [1.0, 1.0, 1.0],
+                            "trainable_params": [1, 1, 2], "trainable_percent": [0.1, 0.1, 0.2]})
+    table = aggregate.glue_table(summary)
+    assert table.loc["layernorm", "average"] == "75.0" and table.loc["bitfit", "average"] == "—"
