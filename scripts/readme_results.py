@@ -1,14 +1,16 @@
 """Write (or check) the README's results block from the recorded verdicts of a reports folder.
 
 Why: the README quotes what the notebooks found; copied by hand those numbers drift from the reports.
-This script renders ``reports/quick/*.verdicts.json`` (``lnft.record.markdown``) between the markers
-``<!-- results:begin -->`` and ``<!-- results:end -->`` of README.md. ``--check`` changes nothing and
-exits 1 when the block differs from the records, or when the reports name a commit other than the one
-they were made from: a commit with uncommitted changes, or one that differs from HEAD in anything but
-``reports/`` and ``README.md`` (checked where git is available).
+This script renders a reports folder's ``*.verdicts.json`` (``lnft.record.markdown``) between the markers
+``<!-- results:begin -->`` and ``<!-- results:end -->`` of a Markdown file. Two blocks exist (``BLOCKS``): the
+reference report ``reports/standard`` in README.md, the quick pipeline check ``reports/quick`` in
+docs/reports/quick.md. ``--check`` changes nothing and exits 1 when a block differs from its records, or when
+the reports do not match the code that made them: a commit with uncommitted changes, or one from which HEAD
+differs in what decides a report (``REPORT_INPUTS``: the package, the notebooks and the pinned runtime
+packages; docs, tests and scripts do not change what a notebook computes) — checked where git is available.
 
-    python scripts/readme_results.py            # rewrite the block
-    python scripts/readme_results.py --check    # exit 1 if README or reports are stale
+    python scripts/readme_results.py            # rewrite every block
+    python scripts/readme_results.py --check    # exit 1 if a block or its reports are stale
 """
 from __future__ import annotations
 
@@ -21,9 +23,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from lnft.record import markdown, read_state  # noqa: E402
-from lnft.reports import OUTPUTS  # noqa: E402
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+# (reports folder, the Markdown file holding its block), relative to the repository root
+BLOCKS = (("reports/standard", "README.md"), ("reports/quick", "docs/reports/quick.md"))
+# what decides a report's numbers: a change here since the reports' commit makes them stale
+REPORT_INPUTS = ("lnft", "notebooks", "requirements.lock")
 
 
 def block(readme_text: str) -> tuple[int, int]:
@@ -68,31 +73,39 @@ def commit_problems(reports: str, repo: str) -> list[str]:
         if changed.returncode != 0:
             problems.append(f"commit {commit} is not in this repository: {changed.stderr.strip()}")
             continue
-        others = [f for f in changed.stdout.split() if not any(f == o or f.startswith(o + "/") for o in OUTPUTS)]
+        others = [f for f in changed.stdout.split() if any(f == o or f.startswith(o + "/") for o in REPORT_INPUTS)]
         if others:
-            problems.append(f"the reports were made at {commit}, but HEAD differs from it outside "
-                            f"{', '.join(OUTPUTS)}: {', '.join(others[:8])}{' …' if len(others) > 8 else ''}")
+            problems.append(f"the reports were made at {commit}, but HEAD differs from it in what decides them "
+                            f"({', '.join(REPORT_INPUTS)}): {', '.join(others[:8])}{' …' if len(others) > 8 else ''}")
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reports", default=os.path.join(ROOT, "reports", "quick"))
-    parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+    parser.add_argument("--reports", help="one reports folder (with --readme); default: every block of BLOCKS")
+    parser.add_argument("--readme", help="the Markdown file holding the block of --reports")
     parser.add_argument("--repo", default=ROOT, help="the git checkout whose HEAD the reports must match")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is stale")
     args = parser.parse_args(argv)
-    current, wanted = render(args.readme, args.reports)
-    if not args.check:
+    if (args.reports is None) != (args.readme is None):
+        parser.error("--reports and --readme go together")
+    pairs = ([(args.reports, args.readme)] if args.reports else
+             [(os.path.join(ROOT, r), os.path.join(ROOT, m)) for r, m in BLOCKS])
+    problems = []
+    for reports, readme in pairs:
+        current, wanted = render(readme, reports)
+        if not args.check:
+            if wanted != current:
+                with open(readme, "w", encoding="utf-8") as fh:
+                    fh.write(wanted)
+            print(f"readme_results: {'updated' if wanted != current else 'unchanged'}: {readme}")
+            continue
         if wanted != current:
-            with open(args.readme, "w", encoding="utf-8") as fh:
-                fh.write(wanted)
-        print(f"readme_results: {'updated' if wanted != current else 'unchanged'}: {args.readme}")
+            problems.append(f"the results block of {readme} differs from {reports}/*.verdicts.json: "
+                            "run python scripts/readme_results.py")
+        problems += commit_problems(reports, args.repo)
+    if not args.check:
         return 0
-    problems = ([] if wanted == current else
-                [f"the results block of {args.readme} differs from {args.reports}/*.verdicts.json: "
-                 "run python scripts/readme_results.py"])
-    problems += commit_problems(args.reports, args.repo)
     for p in problems:
         print(f"readme_results: {p}", file=sys.stderr)
     return 1 if problems else 0

@@ -64,5 +64,5 @@ def test_a_report_from_another_commit_or_dirty_tree_fails_the_check(tmp_path):
     first = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=ROOT, capture_output=True,
                            text=True).stdout.split()[0]
     other, _ = _folder(tmp_path / "b", first[:7])
-    assert any("differs from it outside reports, README.md: " in p and "lnft/" in p
+    assert any("differs from it in what decides them (lnft, notebooks, requirements.lock): " in p and "lnft/" in p
                for p in script.commit_problems(str(other), ROOT))

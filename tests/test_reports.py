@@ -168,7 +168,7 @@ def test_an_interrupted_report_leaves_the_previous_one_and_a_finished_stage_is_c
 
 def test_unknown_notebook_and_profile(tmp_path, capsys):
     assert main(["reports", "--profile", "huge", "--out", str(tmp_path)]) == 2
-    assert "unknown profile 'huge'; allowed: smoke, quick, full, paper" in capsys.readouterr().err
+    assert "unknown profile 'huge'; allowed: smoke, quick, standard, full, paper" in capsys.readouterr().err
     assert main(["reports", "--notebooks", "09_nope", "--out", str(tmp_path), "--notebooks-dir", NOTEBOOKS]) == 2
     assert "unknown notebook(s) ['09_nope']" in capsys.readouterr().err
 
