@@ -9,7 +9,9 @@ temporary copy of ``docs/`` (the tracked folder stays as written):
   here), each a mkdocstrings ``::: lnft.<module>`` directive, so the text comes from the docstrings;
 * ``reports/`` — the executed notebooks of a committed reports folder (``--reports``, default
   ``reports/standard``), rendered by mkdocs-jupyter with ``execute: false``, plus that folder's own
-  ``index.html``, notebook HTML and figures under ``reports/standalone/``.
+  ``index.html``, notebook HTML and figures under ``reports/standalone/``;
+* the verdict tables on the home page, from that folder's ``*.verdicts.json`` (``lnft.record.markdown``,
+  which also writes the README's results block), in place of the ``<!-- findings: ... -->`` line.
 
     python scripts/build_docs.py                                  # reports/standard -> site/
     python scripts/build_docs.py --reports reports/quick --out /tmp/site
@@ -34,15 +36,10 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-NOTEBOOKS = ("01_change_analysis", "02_peft_comparison", "03_fisher_subsets")
-TITLES = {"01_change_analysis": "1. Change analysis", "02_peft_comparison": "2. LayerNorm-only vs PEFT",
-          "03_fisher_subsets": "3. Fisher subsets"}
-CLAIMS = {"01_change_analysis": "fine-tuning changes the output LayerNorm more than any other component",
-          "02_peft_comparison": "training only the LayerNorms (plus the head) matches full fine-tuning, "
-                                "BitFit and LoRA",
-          "03_fisher_subsets": "a small Fisher-ranked subset of the LayerNorm elements loses little"}
+NOTEBOOKS = ("01_change_analysis", "02_peft_comparison", "03_fisher_subsets")  # the chapters, in order
 STANDALONE = "standalone"  # reports/<this>/: the reports folder's own index.html and files, copied as is
 API_NAV, REPORTS_NAV = "reference/api.md", "reports/index.md"  # nav entries this script expands
+FINDINGS = "<!-- findings:"  # the line of docs/index.md replaced by the reports folder's verdict tables
 
 
 class BuildError(Exception):
@@ -148,10 +145,44 @@ def check_reports(reports: str) -> dict:
         return {}
 
 
+def title(reports: str, name: str) -> str:
+    """A chapter's title: the first heading of the notebook's first Markdown cell ("1 · Which component ...")."""
+    with open(os.path.join(reports, f"{name}.ipynb"), encoding="utf-8") as fh:
+        cells = json.load(fh).get("cells", [])
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            text = "".join(cell.get("source", "")).strip()
+            if text.startswith("#"):
+                return text.splitlines()[0].lstrip("#").strip()
+    return name
+
+
+def findings(reports: str, state: dict) -> str:
+    """The reports folder's verdict tables for the home page (``lnft.record.markdown``, the README's block),
+    with the links pointing to the site's chapters."""
+    from lnft.record import markdown
+
+    text = markdown(reports, "reports", state)
+    claims = text[text.index("**Claim"):] if "**Claim" in text else text
+    for name in NOTEBOOKS:
+        claims = claims.replace(f"](reports/{name}.html)", f"](reports/{name}.ipynb)")
+    facts = state.get("facts", {})
+    runs = state.get("notebooks", [])
+    commits = ", ".join(sorted({str(r.get("commit") or "unknown") for r in runs})) or "unknown"
+    head = (f"The verdicts of the reports in `{os.path.relpath(reports, ROOT)}` (profile `{facts.get('profile', '?')}`, "
+            f"made {facts.get('made', '?')} at commit `{commits}`), as the notebooks recorded them: each cell is a "
+            "verdict word with its difference and 95 % interval ([how to read them](concepts/statistics.md#verdict-words)); "
+            "† = a possibly undertrained run enters it ([flags](concepts/statistics.md#flags)). What the numbers "
+            "can and cannot say: [reading the reports](concepts/experiments.md#reading-quick).")
+    return head + "\n\n" + claims.strip() + "\n"
+
+
 def reports_page(reports: str, state: dict) -> str:
     facts = state.get("facts", {})
     runs = {n.get("name"): n for n in state.get("notebooks", [])}
     profile = facts.get("profile", os.path.basename(os.path.normpath(reports)))
+    from lnft.record import CLAIMS
+
     lines = ["# Reports", "",
              f"The chapters of this section are the executed notebooks of `{os.path.relpath(reports, ROOT)}` "
              f"(profile `{profile}`), rendered as they were run: the site build never re-executes them "
@@ -161,7 +192,8 @@ def reports_page(reports: str, state: dict) -> str:
     for name in NOTEBOOKS:
         run = runs.get(name, {})
         seconds = f"{run['seconds']:.0f}" if isinstance(run.get("seconds"), (int, float)) else ""
-        lines.append(f"| [{TITLES[name]}]({name}.ipynb) | {CLAIMS[name]} | {run.get('status', '')} | {seconds} | "
+        lines.append(f"| [{_cell(title(reports, name))}]({name}.ipynb) | {_cell(CLAIMS.get(name, ''))} | "
+                     f"{run.get('status', '')} | {seconds} | "
                      f"{('`' + run['commit'] + '`') if run.get('commit') else ''} |")
     lines += ["", f"The reports folder's own [index page]({STANDALONE}/index.html) (claims, verdict tables, key "
               "figures, run facts) is copied beside the chapters as `lnft reports` wrote it.", ""]
@@ -184,21 +216,30 @@ def stage_reports(reports: str, docs: str) -> None:
             shutil.copy2(path, os.path.join(target, STANDALONE, entry))
     with open(os.path.join(target, "index.md"), "w", encoding="utf-8") as fh:
         fh.write(reports_page(reports, state))
+    home = os.path.join(docs, "index.md")
+    with open(home, encoding="utf-8") as fh:
+        lines = fh.read().split("\n")
+    marked = [i for i, line in enumerate(lines) if line.startswith(FINDINGS)]
+    if len(marked) != 1:
+        raise BuildError(f"docs/index.md needs exactly one line starting with {FINDINGS!r} (where the verdicts go)")
+    lines[marked[0]] = findings(reports, state)
+    with open(home, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines))
 
 
 # ---------------------------------------------------------------- staging and building
-def _expand_nav(nav: list, modules: list[str]) -> list:
+def _expand_nav(nav: list, modules: list[str], reports: str) -> list:
     out = []
     for item in nav:
         if isinstance(item, dict):
-            (title, value), = item.items()
+            (label, value), = item.items()
             if value == API_NAV:
                 value = [{"Overview": API_NAV}] + [{f"lnft.{m}": f"reference/api/{m}.md"} for m in modules]
             elif value == REPORTS_NAV:
-                value = [{"Overview": REPORTS_NAV}] + [{TITLES[n]: f"reports/{n}.ipynb"} for n in NOTEBOOKS]
+                value = [{"Overview": REPORTS_NAV}] + [{title(reports, n): f"reports/{n}.ipynb"} for n in NOTEBOOKS]
             elif isinstance(value, list):
-                value = _expand_nav(value, modules)
-            out.append({title: value})
+                value = _expand_nav(value, modules, reports)
+            out.append({label: value})
         else:
             out.append(item)
     return out
@@ -218,7 +259,7 @@ def stage(docs_src: str, reports: str, stage_dir: str, site: str, config: str) -
         cfg = yaml.safe_load(fh)
     cfg["docs_dir"] = docs
     cfg["site_dir"] = os.path.abspath(site)
-    cfg["nav"] = _expand_nav(cfg["nav"], public_modules())
+    cfg["nav"] = _expand_nav(cfg["nav"], public_modules(), reports)
     for plugin in cfg.get("plugins", []):  # mkdocstrings reads the package's source from this checkout
         if isinstance(plugin, dict) and "mkdocstrings" in plugin:
             plugin["mkdocstrings"]["handlers"]["python"]["paths"] = [ROOT]
