@@ -63,14 +63,16 @@ def test_strict_build_has_every_page(site):
 
 
 def test_a_broken_link_fails_the_strict_build(tmp_path):
+    """The same docs with one link to a missing page and one to a missing anchor: the build must fail."""
     docs = tmp_path / "docs"
     shutil.copytree(ROOT / "docs", docs)
     page = docs / "concepts" / "methods.md"
-    page.write_text(page.read_text(encoding="utf-8") + "\nSee [the missing page](no-such-page.md).\n",
-                    encoding="utf-8")
+    page.write_text(page.read_text(encoding="utf-8") + "\nSee [the missing page](no-such-page.md) and "
+                    "[a missing anchor](statistics.md#no-such-anchor).\n", encoding="utf-8")
     done = _build("--reports", REPORTS, "--out", tmp_path / "site", "--docs", docs)
     assert done.returncode != 0
-    assert "no-such-page.md" in done.stdout + done.stderr
+    log = done.stdout + done.stderr
+    assert "no-such-page.md" in log and "no-such-anchor" in log and "strict mode" in log, log[-2000:]
 
 
 def test_a_missing_reports_folder_fails_in_one_line(tmp_path):
