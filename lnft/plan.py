@@ -22,6 +22,14 @@ from .config import RunConfig
 from .errors import LnftError
 
 NOTEBOOKS = ("01_change_analysis", "02_peft_comparison", "03_fisher_subsets")
+# One GPU's seconds per training example-step per million model parameters: an ASSUMPTION, not a measurement
+# (no GPU was lent to the sessions that built lnft): about 0.5 ms per example-step for MiniLM-L6 (22.7 M) and
+# 7 ms for bert-large (335 M) at batch 32, sequence 128, fp32 on an A100-class card. `lnft plan --gpu-rate`
+# takes a measured value (benchmarks/gpu.sh prints seconds per step; divide by the batch size).
+GPU_SECONDS_PER_EXAMPLE_STEP_PER_MPARAM = 2.2e-5
+# millions of parameters of the models the profiles name (others: pass --gpu-rate)
+MODEL_MPARAMS = {"embedded": 22.7, "bert-base-cased": 108.3, "bert-base-uncased": 109.5, "bert-large-cased": 333.6,
+                 "bert-large-uncased": 335.1, "roberta-base": 124.6, "roberta-large": 355.4}
 
 
 @dataclass(frozen=True)
@@ -42,13 +50,11 @@ def notebook_configs(notebook: str, profile: str) -> list[Planned]:
                 for t in P.tasks for s in P.seeds]
         return runs + [Planned(notebook, P.run_config(task=P.tasks[0], method="layernorm", seed=P.seeds[0],
                                                       lr=P.layernorm_lr), "layernorm (frozen-weights check)")]
-    if notebook == "02_peft_comparison":
-        grid = lambda m: P.lr_grid.get(m, P.lr_grid["default"])  # noqa: E731
-        return ([Planned(notebook, P.run_config(task=t, method=m, seed=s, lr=lr, select_on=P.select_on), m)
-                 for t in P.tasks for m in P.methods for lr in grid(m) for s in P.seeds]
-                + [Planned(notebook, P.run_config(task=t, method=m, seed=s, lr=lr, select_on=P.select_on),
-                           f"why LayerNorm: {m}")
-                   for t in P.tasks for m in P.comparators for lr in grid(m) for s in P.seeds])
+    if notebook == "02_peft_comparison":  # the first look (decide mode may add seeds: ``decide_note``)
+        from .decide import method_configs
+
+        return ([Planned(notebook, c, c.method) for c in method_configs(P, P.methods)]
+                + [Planned(notebook, c, f"why LayerNorm: {c.method}") for c in method_configs(P, P.comparators)])
     if notebook == "03_fisher_subsets":
         return _fisher_runs(P)
     raise LnftError(f"unknown notebook(s) [{notebook!r}]; allowed: {', '.join(NOTEBOOKS)}")
@@ -121,9 +127,11 @@ def calibrate(model: str, methods, device: str = "auto", examples: int = 64) -> 
     return rates
 
 
-def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None = None) -> pd.DataFrame:
+def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None = None,
+               gpu_rate: float | None = None) -> pd.DataFrame:
     """One row per notebook × run group: runs, runs new to the plan, in the store, to train, examples ×
-    epochs of the runs to train, and the estimated hours (NaN where no throughput is known)."""
+    epochs of the runs to train, the estimated hours here (NaN where no throughput is known) and on one GPU
+    (``gpu_rate`` seconds per example-step, default from ``GPU_SECONDS_PER_EXAMPLE_STEP_PER_MPARAM``)."""
     from .models import resolve_device
     from .profiles import PROFILES
 
@@ -152,23 +160,49 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
         if rate is None and p.config.method == "layernorm-masked":
             rate = rates.get((cfg.model, resolve_device(cfg.device).type, "layernorm"))
         todo = new and not stored
+        gpu = gpu_rate if gpu_rate is not None else _gpu_rate(cfg.model)
         rows.append({"notebook": p.notebook, "task": cfg.task, "group": p.group, "runs": 1, "new": int(new),
                      "in store": int(stored), "to train": int(todo),
                      "examples x epochs": sizes[key] * cfg.epochs if todo else 0,
                      "max steps": steps if todo else 0,
-                     "hours": (rate * steps * cfg.batch_size / 3600 if rate is not None else math.nan) if todo else 0.0})
+                     "hours": (rate * steps * cfg.batch_size / 3600 if rate is not None else math.nan) if todo else 0.0,
+                     "GPU hours": gpu * steps * cfg.batch_size / 3600 if todo else 0.0})
     frame = pd.DataFrame(rows)
     return (frame.groupby(["notebook", "task", "group"], sort=False, as_index=False)
             .agg({"runs": "sum", "new": "sum", "in store": "sum", "to train": "sum", "examples x epochs": "sum",
-                  "max steps": "sum", "hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan}))
+                  "max steps": "sum", "hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan,
+                  "GPU hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan}))
+
+
+def _gpu_rate(model: str) -> float:
+    """Assumed GPU seconds per example-step of a model (``GPU_SECONDS_PER_EXAMPLE_STEP_PER_MPARAM`` × its size)."""
+    size = MODEL_MPARAMS.get(model)
+    return GPU_SECONDS_PER_EXAMPLE_STEP_PER_MPARAM * size if size else math.nan
+
+
+def decide_note(profile: str, notebooks=None) -> str:
+    """What decide mode may add on top of the first look the plan counts."""
+    from .profiles import PROFILES
+
+    parts = []
+    for nb in notebooks or NOTEBOOKS:
+        values = PROFILES[profile].get(nb, {})
+        if values.get("decide") and values.get("max_seeds"):
+            first = len(values.get("seeds") or [])
+            parts.append(f"{nb[:2]}: {first} seeds at the first look, up to {values['max_seeds']} "
+                         f"(at most ×{values['max_seeds'] / first:.2f} of its runs, only where a verdict is open)")
+    return "decide mode — " + "; ".join(parts) if parts else "decide mode off"
 
 
 def add_cli(sub) -> None:
     p = sub.add_parser("plan", help="what a profile will cost before it runs: runs, examples × epochs, in the "
                        "store, estimated hours")
-    p.add_argument("--profile", default="quick", help="smoke, quick, full or paper")
+    p.add_argument("--profile", default="quick", help="smoke, quick, standard, full or paper")
     p.add_argument("--notebooks", nargs="+", metavar="NAME", help="notebook names (default: all)")
     p.add_argument("--runs", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
+    p.add_argument("--gpu-rate", type=float, default=None, metavar="SECONDS",
+                   help="one GPU's seconds per training example-step (default: an assumption scaled by model size, "
+                        "lnft.plan.GPU_SECONDS_PER_EXAMPLE_STEP_PER_MPARAM; benchmarks/gpu.sh measures it)")
     p.add_argument("--calibrate", action="store_true",
                    help="time one short run per method here when the store has no record of that method")
     p.set_defaults(func=cmd_plan)
@@ -191,7 +225,9 @@ def cmd_plan(args) -> int:
         measured = rates_from_store(store.results())
         missing = [m for m in set(planned) - {"layernorm-masked"} if (common["model"], _device(common), m) not in measured]
         rates = calibrate(common["model"], missing, common.get("device", "auto")) if missing else {}
-    frame = plan_frame(args.profile, args.notebooks, store, rates=rates)
+    if args.gpu_rate is not None and not (args.gpu_rate > 0 and math.isfinite(args.gpu_rate)):
+        raise LnftError(f"invalid --gpu-rate {args.gpu_rate!r}; allowed: a finite number of seconds > 0")
+    frame = plan_frame(args.profile, args.notebooks, store, rates=rates, gpu_rate=args.gpu_rate)
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.2f}".format):
         print(frame.to_string(index=False))
     total = frame[["runs", "new", "in store", "to train", "examples x epochs"]].sum()
@@ -200,7 +236,10 @@ def cmd_plan(args) -> int:
           f"{total['to train']} to train ({total['examples x epochs']:,} examples × epochs); estimated "
           + (f"{hours:.2f} hours here at most (early stopping shortens it; Fisher passes not counted)"
              if not math.isnan(hours) else "hours: unknown for some methods (no stored run of them here; "
-             "run with --calibrate)"))
+             "run with --calibrate)")
+          + f"; one GPU: {frame['GPU hours'].sum(min_count=1):.2f} hours ("
+          + ("--gpu-rate" if args.gpu_rate is not None else "assumed rate, not measured: pass --gpu-rate") + ")")
+    print(decide_note(args.profile, args.notebooks))
     return 0
 
 

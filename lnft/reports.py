@@ -10,6 +10,7 @@ store is passed relative to the notebooks' folder and papermill's recorded paths
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime as dt
 import html
@@ -445,6 +446,8 @@ def git_commit(where: str | None = None) -> str:
     return commit + (" (uncommitted changes)" if dirty else "")
 
 
+# The docs site (``make docs`` builds it into site/) as seen from reports/<profile>/index.html
+DOCS = "../../site"
 VERDICT_CLASS = {"better": "good", "largest": "good", "worse": "bad", "not largest": "bad",
                  "inconclusive": "open"}
 
@@ -489,7 +492,7 @@ section.claim .text{{flex:1}} img.thumb{{width:320px;border:1px solid #ccc}}
 <p>Companion to <i>LayerNorm: A key component in parameter-efficient fine-tuning</i> (arXiv 2403.20284).
 Each claim below shows the verdicts its notebook computed and recorded (<code>lnft.record</code>); click a figure
 for the full report.</p>
-<p class="legend">Verdicts (<code>lnft.stats</code>): a difference of seed means with its 95 % interval (training
+<p class="legend"><a href="{DOCS}/concepts/statistics.html#verdict-words">Verdicts</a> (<code>lnft.stats</code>): a difference of seed means with its 95 % interval (training
 noise over seeds and dev-example sampling, each counted once; Welch degrees of freedom);
 <span class="good">better</span> / <span class="bad">worse</span>: the interval lies above / below 0;
 <span class="same">equivalent within ±m points</span>: its 90 % interval lies inside ±m (two one-sided tests; m is
@@ -497,8 +500,12 @@ shown after each comparison, default 1);
 <span class="open">inconclusive</span>: the data cannot decide — the cell says how many seeds per side would
 (80 % power at the observed difference and spread); <span class="open">needs ≥ 2 seeds</span>: one seed on a
 side, the interval covers the examples only. Rankings read <span class="good">largest</span> /
-<span class="bad">not largest</span> / <span class="open">inconclusive</span>. † a possibly undertrained run enters
-the comparison (the report says why).</p>
+<span class="bad">not largest</span> / <span class="open">inconclusive</span>. <a href="{DOCS}/concepts/statistics.html#flags">†</a>
+a possibly undertrained run enters the comparison (the report says why). Each cell says how many seeds per side
+it used and why it stopped (<a href="{DOCS}/concepts/statistics.html#decide-mode">decide mode</a>: decided,
+maximum reached, cannot decide within the maximum; else fixed seeds); in decide mode an interval's level is the
+look's (above 95 %: the error rate is spent across the looks). Terms: the
+<a href="{DOCS}/index.html">documentation site</a> (<code>make docs</code> builds it into <code>site/</code>).</p>
 <h2>Claims and verdicts</h2>
 {claims}
 <h2>Run facts</h2>
@@ -548,7 +555,7 @@ def _verdict_table(verdicts: list[dict]) -> str:
     """Rows: comparisons (with their equivalence margin); columns: tasks, ``average`` last; a cell: the
     verdict word, the estimate and its interval, the seeds per side that would decide an inconclusive one,
     † when flagged (the flags, or the summary, in its tooltip)."""
-    from .record import grid, margin_label, numbers
+    from .record import grid, margin_label, numbers, seeds_text
 
     comparisons, tasks, cells = grid(verdicts)
     head = "<tr><th>comparison</th>" + "".join(f"<th>{html.escape(t)}</th>" for t in tasks) + "</tr>"
@@ -565,9 +572,10 @@ def _verdict_table(verdicts: list[dict]) -> str:
             tip = _attr(v.get("flags") or v.get("summary") or "")
             needed = (f"<br><span class='need'>{html.escape(str(v['seeds_needed']))}</span>"
                       if v.get("seeds_needed") else "")
+            used = f"<br><span class='need'>{html.escape(seeds_text(v))}</span>" if seeds_text(v) else ""
             tds.append(f"<td title=\"{tip}\"><span class='{css}'>{html.escape(word)}</span>"
                        f"{' †' if v.get('flagged') else ''}<br><span class='ci'>{html.escape(numbers(v))}</span>"
-                       f"{needed}</td>")
+                       f"{used}{needed}</td>")
         label = comparison + margin_label(verdicts, comparison)
         body.append(f"<tr><td>{html.escape(label)}</td>{''.join(tds)}</tr>")
     return f"<table class='verdicts'>{head}{''.join(body)}</table>"
@@ -597,7 +605,7 @@ def _link(file: str, label: str) -> str:
 
 def add_cli(sub) -> None:
     p = sub.add_parser("reports", help="execute the notebooks with papermill and render HTML reports")
-    p.add_argument("--profile", default="quick", help="smoke, quick, full or paper")
+    p.add_argument("--profile", default="quick", help="smoke, quick, standard, full or paper")
     p.add_argument("--notebooks", nargs="+", metavar="NAME", help="notebook names without .ipynb (default: all)")
     p.add_argument("--out", default="reports", help="reports directory (a folder per profile is made inside)")
     p.add_argument("--notebooks-dir", default="notebooks")
@@ -616,6 +624,12 @@ def add_cli(sub) -> None:
     p.add_argument("--task-spec", metavar="FILE", help="your own task (a YAML/JSON spec, see README 'Your own task'): "
                    "every notebook runs on it instead of the profile's tasks")
     p.add_argument("--seeds", nargs="+", type=int, metavar="SEED")
+    p.add_argument("--decide", action=argparse.BooleanOptionalAction, default=None,
+                   help="decide mode (notebooks 2 and 3): after the profile's seeds, add seeds in rounds only to the "
+                        "runs behind comparisons still inconclusive, the error rate spent across the looks "
+                        "(default: the profile's)")
+    p.add_argument("--max-seeds", type=int, default=None, metavar="N",
+                   help="decide mode: at most N seeds per side (default: the profile's)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="any notebook parameter; VALUE is read as a Python/YAML literal, as papermill does")
     p.set_defaults(func=_cmd_reports)
@@ -653,7 +667,7 @@ def overrides(args) -> dict:
     """The command line's overrides as notebook parameters (``-p`` first; the named flags win)."""
     out = {name: parse_value(value) for name, value in args.parameter}
     flags = {"model": args.model, "data": args.data, "data_dir": args.data_dir, "tasks": args.tasks,
-             "seeds": args.seeds, "task_spec": args.task_spec}
+             "seeds": args.seeds, "task_spec": args.task_spec, "decide": args.decide, "max_seeds": args.max_seeds}
     out.update({k: v for k, v in flags.items() if v is not None})
     for key in ("model", "data", "data_dir", "task_spec"):  # notebooks run in their own directory: local paths absolute
         value = out.get(key)

@@ -103,7 +103,11 @@ _BLOCK = 4_000_000  # replicate × example cells per block (memory bound for lar
 # the columns of a comparison table besides its group keys (lines() prints the keys)
 RESULT_COLUMNS = ("a", "b", "a_score", "b_score", "diff", "lo", "hi", "verdict", "summary", "a_seeds", "b_seeds",
                   "examples", "replicates", "margin", "eq_lo", "eq_hi", "se", "df", "v_examples", "v_seeds",
-                  "interval", "same_seeds", "seeds_to_decide", "seeds_to_equivalence", "seeds_needed")
+                  "interval", "same_seeds", "seeds_to_decide", "seeds_to_equivalence", "seeds_needed", "level")
+
+
+# decide mode's columns (lnft.decide): seeds per side at the look that stopped the comparison, and why it stopped
+SEQUENTIAL_COLUMNS = ("seeds", "stopped", "looks")
 
 
 # ------------------------------------------------------------------ the vocabulary
@@ -125,13 +129,13 @@ def verdict(lo: float, hi: float, margin: float | None = MARGIN, eq_lo: float | 
 
 
 def describe(diff: float, lo: float, hi: float, word: str | None = None, unit: str = "points",
-             digits: int = 1, interval: str = EXAMPLES_AND_SEEDS) -> str:
+             digits: int = 1, interval: str = EXAMPLES_AND_SEEDS, level: float = LEVEL) -> str:
     """``worse: −2.4 points (95 % CI −4.0 to −0.9)`` — a verdict always printed with its difference
     and interval; an interval over the examples only says so."""
     word = word or verdict(lo, hi)
     f = f"{{:+.{digits}f}}"
     what = " over examples only" if interval == EXAMPLES_ONLY else ""
-    return (f"{word}: {f.format(diff)} {unit} ({LEVEL * 100:.0f} % CI{what} {f.format(lo)} to {f.format(hi)})"
+    return (f"{word}: {f.format(diff)} {unit} ({level_text(level)} CI{what} {f.format(lo)} to {f.format(hi)})"
             .replace("-", "−"))
 
 
@@ -294,6 +298,17 @@ def example_variance(a_reps: np.ndarray, b_reps: np.ndarray) -> float:
     return float(max(0.0, caa + cbb - 2 * c[:na, na:].mean()))
 
 
+def level_text(level: float) -> str:
+    """``95 %``, ``98.2 %``: an interval's level as printed (decide mode's looks use levels above 95 %)."""
+    return f"{level * 100:.3g} %"
+
+
+def equivalence_level(level: float = LEVEL) -> float:
+    """TOST's level for a better / worse level: each one-sided test at the two-sided α of ``level``
+    (95 % -> the 90 % interval, ``EQUIVALENCE_LEVEL``)."""
+    return 2 * level - 1
+
+
 def _welch_df(v_examples, va, vb, na, nb):
     """Welch–Satterthwaite degrees of freedom of V_E + va + vb (va = s_a²/n_a; V_E: infinite df)."""
     den = va ** 2 / (na - 1) + vb ** 2 / (nb - 1)
@@ -317,7 +332,7 @@ def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, le
     a_reps, b_reps = np.atleast_2d(a_reps), np.atleast_2d(b_reps)
     na, nb = len(a_full), len(b_full)
     diff = float(a_full.mean() - b_full.mean())
-    eq_q = 0.5 + EQUIVALENCE_LEVEL / 2
+    eq_q = 0.5 + equivalence_level(level) / 2
     out = {"diff": diff, "seeds_to_decide": np.nan, "seeds_to_equivalence": np.nan, "seeds_needed": ""}
     if na < 2 or nb < 2:
         v = float(np.var(a_reps.mean(axis=1) - b_reps.mean(axis=1), ddof=1))
@@ -389,7 +404,7 @@ def seeds_needed(diff: float, var_a: float, var_b: float, v_examples: float, mar
                 out.append(float(n[part][hit[0]]))
                 break
         if not len(hit):  # beyond ``most`` seeds only if the limit (se -> sqrt(V_E), normal) still reaches the power
-            b = max(0.0, min(z * se_inf, margin - norm.ppf(0.5 + EQUIVALENCE_LEVEL / 2) * se_inf))
+            b = max(0.0, min(z * se_inf, margin - norm.ppf(0.5 + equivalence_level(level) / 2) * se_inf))
             limit = (float(diff == 0 and margin > 0) if se_inf == 0 else
                      norm.cdf((b - abs(diff)) / se_inf) - norm.cdf((-b - abs(diff)) / se_inf))
             out.append(float(most + 1) if limit >= power else math.inf)
@@ -416,7 +431,8 @@ def _equivalence_power(delta, se, df, margin, level=LEVEL, nodes=128):
     s_hat = se[:, None] * scale
     safe = np.where(finite, df, 1)
     t95 = np.where(finite, stdtrit(safe, 0.5 + level / 2), ndtri(0.5 + level / 2))
-    t90 = np.where(finite, stdtrit(safe, 0.5 + EQUIVALENCE_LEVEL / 2), ndtri(0.5 + EQUIVALENCE_LEVEL / 2))
+    eq_q = 0.5 + equivalence_level(level) / 2
+    t90 = np.where(finite, stdtrit(safe, eq_q), ndtri(eq_q))
     b = np.maximum(0.0, np.minimum(t95[:, None] * s_hat, margin - t90[:, None] * s_hat))
     sd = se[:, None]
     return (ndtr((b - delta) / sd) - ndtr((-b - delta) / sd)).mean(axis=1)
@@ -504,7 +520,7 @@ def _check_paired(runs: list[str], load, splits: list[str]) -> dict[str, np.ndar
 
 def compare(runs, a: str, b, *, on: str = "method", by=("task",), store=None, split: str = "dev",
             average: bool = True, replicates: int = REPLICATES, seed: int = 0, margin: float = MARGIN,
-            predictions: dict | None = None, same_seeds: bool = False) -> pd.DataFrame:
+            predictions: dict | None = None, same_seeds: bool = False, level: float = LEVEL) -> pd.DataFrame:
     """``a`` minus each of ``b`` (one name or a list), per group of ``by``: the difference of seed-mean task
     scores with its interval (training noise and paired example sampling, each once; Welch df), TOST
     equivalence within ±``margin`` and the verdict (module docstring).
@@ -521,12 +537,14 @@ def compare(runs, a: str, b, *, on: str = "method", by=("task",), store=None, sp
     (scores and differences in points; lo, hi: the 95 % interval), then ``margin``, ``eq_lo, eq_hi`` (the
     90 % interval of TOST), ``se``, ``df``, ``v_examples`` (V_E), ``v_seeds`` (s_a²/n_a + s_b²/n_b),
     ``interval`` (what it covers), ``same_seeds``, ``seeds_to_decide``, ``seeds_to_equivalence`` and
-    ``seeds_needed`` (inconclusive rows; see ``seeds_needed``).
+    ``seeds_needed`` (inconclusive rows; see ``seeds_needed``). ``level``: of the better / worse interval
+    (TOST at ``equivalence_level(level)``); decide mode (``lnft.decide``) passes each look's level.
     """
     by = (by,) if isinstance(by, str) else tuple(by)
     index, given = _index(runs, on, by)
     return _compare(index, given, a, b, on=on, by=by, store=store, split=split, average=average,
-                    replicates=replicates, seed=seed, margin=margin, predictions=predictions, same_seeds=same_seeds)
+                    replicates=replicates, seed=seed, margin=margin, predictions=predictions, same_seeds=same_seeds,
+                    level=level)
 
 
 def _seed_text(seeds) -> str:
@@ -534,11 +552,13 @@ def _seed_text(seeds) -> str:
 
 
 def _compare(index, given, a, b, *, on, by, store, split, average, replicates, seed, margin, predictions,
-             same_seeds=False):
+             same_seeds=False, level=LEVEL):
     if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < MIN_REPLICATES:
         raise LnftError(f"invalid replicates {replicates!r}; allowed: an integer >= {MIN_REPLICATES}")
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (0 < margin < math.inf):
         raise LnftError(f"invalid margin {margin!r}; allowed: a positive number of points")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not (0.5 < level < 1):
+        raise LnftError(f"invalid level {level!r}; allowed: a number between 0.5 and 1 (e.g. 0.95)")
     others = [b] if isinstance(b, str) else list(b)
     load = _loader(given, store, predictions)
     rows, per = [], {}
@@ -576,7 +596,7 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
         for m in methods:
             per[(key, m)] = (seeds_of[m], *boot[m], examples)
         for other in methods[1:]:
-            rows.append(_row(labels_by, a, other, per[(key, a)], per[(key, other)], replicates, margin))
+            rows.append(_row(labels_by, a, other, per[(key, a)], per[(key, other)], replicates, margin, level))
     table = pd.DataFrame(rows)
     if average and "task" in by and len(table) and table["task"].nunique() > 1:
         rest = [c for c in by if c != "task"]
@@ -593,7 +613,8 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
                 labels_by = {**dict(zip(rest, rk)), "task": "average"}
                 names = [k[pos] for k in keys]
                 averaged.append(_row(labels_by, a, other, _average([per[(k, a)] for k in keys], names, a),
-                                     _average([per[(k, other)] for k in keys], names, other), replicates, margin))
+                                     _average([per[(k, other)] for k in keys], names, other), replicates, margin,
+                                     level))
         table = pd.concat([table, pd.DataFrame(averaged)], ignore_index=True)
     columns = [*by, *RESULT_COLUMNS]
     return table.reindex(columns=columns)
@@ -615,30 +636,32 @@ def _average(parts, tasks=None, method=""):
     return common, full, reps, sum(p[3] for p in parts)
 
 
-def _row(labels_by, a, b, side_a, side_b, replicates, margin) -> dict:
+def _row(labels_by, a, b, side_a, side_b, replicates, margin, level=LEVEL) -> dict:
     (seeds_a, full_a, reps_a, examples), (seeds_b, full_b, reps_b, _) = side_a, side_b
-    d = difference(full_a, full_b, reps_a, reps_b, margin)
-    summary = describe(d["diff"], d["lo"], d["hi"], d["verdict"], interval=d["interval"])
+    d = difference(full_a, full_b, reps_a, reps_b, margin, level)
+    summary = describe(d["diff"], d["lo"], d["hi"], d["verdict"], interval=d["interval"], level=level)
     if d["verdict"] == INCONCLUSIVE:
         summary += f"; {d['seeds_needed']}"
     if d["verdict"] == NEEDS_SEEDS:
         d["seeds_needed"] = ""
     return {**labels_by, "a": a, "b": b, "a_score": float(full_a.mean()), "b_score": float(full_b.mean()),
             **d, "summary": summary, "a_seeds": len(full_a), "b_seeds": len(full_b), "examples": examples,
-            "replicates": replicates, "margin": float(margin), "same_seeds": list(seeds_a) == list(seeds_b)}
+            "replicates": replicates, "margin": float(margin), "same_seeds": list(seeds_a) == list(seeds_b),
+            "level": float(level)}
 
 
 def lines(table: pd.DataFrame) -> list[str]:
     """One printable line per comparison: ``sst2: layernorm − full = worse: −2.4 points (95 % CI …; 2 vs 2
     seeds, 400 examples, margin ±1)``."""
-    keys = [c for c in table.columns if c not in RESULT_COLUMNS]
+    keys = [c for c in table.columns if c not in RESULT_COLUMNS and c not in SEQUENTIAL_COLUMNS]
     out = []
     for _, row in table.iterrows():
         where = ", ".join(f"{row[k]}" if k == "task" else f"{k} {row[k]}" for k in keys)
         margin = f", margin ±{row['margin']:g}" if "margin" in row and pd.notna(row["margin"]) else ""
         out.append(f"{where}: {row['a']} − {row['b']} = {row['summary']}; {row['a']} {row['a_score']:.1f}, "
                    f"{row['b']} {row['b_score']:.1f}; {row['a_seeds']} vs {row['b_seeds']} seeds, "
-                   f"{row['examples']} examples{margin}")
+                   f"{row['examples']} examples{margin}"
+                   + (f"; stopped: {row['stopped']}" if isinstance(row.get("stopped"), str) and row["stopped"] else ""))
     return out
 
 
@@ -660,7 +683,7 @@ def method_verdicts(runs, chosen: pd.DataFrame | None = None, reference: str = "
     if others is None:
         others = [m for m in dict.fromkeys(index["method"]) if m != reference]
     options = {"split": "dev", "average": True, "replicates": REPLICATES, "seed": 0, "margin": MARGIN,
-               "predictions": None, "same_seeds": True, **options}
+               "predictions": None, "same_seeds": True, "level": LEVEL, **options}
     return _compare(index, given, reference, list(others), on="method", by=("task",), store=store, **options)
 
 

@@ -660,3 +660,59 @@ def start_config(point: str, make_config, task: str, seed: int, held_out: int = 
         raise LnftError(f"{task!r} has {n} train-file rows: too few to hold out any for the Fisher at "
                         f"{point!r}; allowed: a task with at least 2 training rows")
     return make_config(task=task, method=method, seed=seed, max_train_samples=keep)
+
+
+# ------------------------------------------------------------------ decide mode (lnft.decide)
+def until_decided(P, store, fishers_for, make, mask_dir: str, run, *, log=print):
+    """Notebook 3's masked runs and verdicts, decided when ``P.decide`` (``lnft.decide``): Fisher top-k − random-k
+    and every rule − all LayerNorm, per task × Fisher point × fraction (and on average over tasks), every rule
+    at its own rate chosen on validation from the look's seeds. An arm is a task: a seed in this notebook is a
+    whole pipeline (its Fisher at every point, the masks, every rule at every rate), so a seed is added to a
+    task while any of its comparisons is open. ``fishers_for(task, point, seed)``: the mean Fisher (computed on
+    demand for added seeds); ``run(configs)``: ``sweep.run_all``. Returns ((plan, results, all_rates) of every
+    masked run, the Fisher − random rows, the rule − all-LayerNorm rows (each at the look that stopped it, with
+    ``seeds``/``stopped``/``looks``), the seeds each task ended with)."""
+    from . import decide
+
+    plan_design = decide.design(P.seeds, P.values.get("decide", False), P.values.get("max_seeds"))
+    below = [f for f in P.fractions if f < 100]
+    units = [(t, (t,)) for t in P.tasks] + ([("average", tuple(P.tasks))] if len(P.tasks) > 1 else [])
+    comparisons = {}
+    for task, arms in units:
+        for point in P.fisher_points:
+            for fraction in below:
+                comparisons[("versus", task, point, fraction, "fisher-global")] = arms
+                for rule in [r for r in SELECTIONS if r in P.rules]:
+                    comparisons[("vs_all", task, point, fraction, rule)] = arms
+    tables = {}
+
+    def train(seeds_by_task):
+        fishers = {(t, p, s): fishers_for(t, p, s) for t, seeds in seeds_by_task.items() for p in P.fisher_points
+                   for s in seeds}
+        plan = subset_plan(fishers, P.fractions, make, mask_dir, lrs=P.masked_lrs, rules=P.rules)
+        results = run([c for _, c in plan])
+        tables.clear()
+        return plan, results, scores_frame(plan, results)
+
+    def judge(state, key, seeds, level):
+        kind, task, point, fraction, rule = key
+        cached = (kind, task, tuple(seeds), level)
+        if cached not in tables:
+            part = state[2][state[2]["seed"].isin(seeds)]
+            if task != "average":
+                part = part[part["task"] == task]
+            scores = at_chosen_rates(part, choose_rates(part))
+            tables[cached] = (fisher_vs_random(scores, store, level=level) if kind == "versus"
+                              else versus_all_layernorm(scores, store, level=level))
+        table = tables[cached]
+        row = table[(table["task"] == task) & (table["point"] == point) & (table["fraction"] == fraction)
+                    & (table["a"] == rule)]
+        if len(row) != 1:
+            raise LnftError(f"decide: no single {kind} row for {task} @ {point}, {fraction:g} %, {rule} "
+                            f"({len(row)} rows)")
+        return {**row.iloc[0].to_dict(), "kind": kind}
+
+    state, frame, seeds = decide.until_decided(plan_design, P.seeds, comparisons, train, judge, log=log)
+    versus = frame[frame["kind"] == "versus"].drop(columns="kind").reset_index(drop=True)
+    vs_all = frame[frame["kind"] == "vs_all"].drop(columns="kind").reset_index(drop=True)
+    return state, versus, vs_all, {arm: s for arm, s in seeds.items()}

@@ -187,6 +187,70 @@ def null_cell(metric: str, seeds: int, sd: float, experiments: int, *, kappa: fl
     return out
 
 
+def sequential_cell(metric: str, first: int, most: int, sd: float, truth: float, experiments: int, *,
+                    kappa: float = 0.0, naive: bool = False, replicates: int = 500, seed: int = 0,
+                    chunk: int = 50, margin: float = stats.MARGIN, worst_case: bool = False) -> dict:
+    """Decide mode (``lnft.decide``) with a known truth: per experiment ``most`` runs per method on one dev set;
+    look at n = ``first``…``most`` seeds per side (the first n runs), stop as ``Design.stop`` says. ``naive``:
+    every look at the plain 95 % rule (what repeated looks do without spending the error rate). ``worst_case``:
+    an inconclusive comparison always goes on to the next look (every look taken, the most chances of a false
+    call), whatever its seeds-needed estimate says. Returns the
+    stopping verdict, the seeds it used and why it stopped, per experiment."""
+    from lnft.decide import Design
+
+    design = Design(first, most)
+    rng = np.random.default_rng([seed, first, most, int(sd * 100), int(truth * 100) + 10_000, int(kappa * 100),
+                                 0 if metric == "accuracy" else 1, int(naive)])
+    words, used, why = [], [], []
+    ones, runs = np.ones((1, N)), 2 * most
+    for start in range(0, experiments, chunk):
+        weights = stats._example_weights(rng, replicates, N)
+        batch = range(start, min(start + chunk, experiments))
+        labels, preds = experiment_data(rng, metric, most, sd, truth, kappa, count=len(batch))
+        labels = np.repeat(labels, runs, axis=0)
+        preds = preds.reshape(len(batch) * runs, N)
+        full = 100 * stats.weighted_metric(metric, labels, preds, ones)[0]
+        reps = 100 * stats.weighted_metric(metric, labels, preds, weights)
+        for j, _ in enumerate(batch):
+            for n in range(first, most + 1):
+                a, b = slice(runs * j, runs * j + n), slice(runs * j + most, runs * j + most + n)
+                level = stats.LEVEL if naive else design.level(n)
+                d = stats.difference(full[a], full[b], reps[:, a], reps[:, b], margin, level=level)
+                stop = design.stop(d, n)
+                if worst_case and stop == "cannot decide within the maximum":
+                    stop = "continue"
+                if stop != "continue":
+                    break
+            words.append(d["verdict"])
+            used.append(n)
+            why.append(stop)
+    return {"verdict": np.array(words), "seeds": np.array(used), "stopped": np.array(why), "truth": truth}
+
+
+def sequential_table(first: int = 3, most: int = 6, metrics=("accuracy", "pearson"), sds=(1.0, 2.0),
+                     experiments: int = 2000, kappa: float = 0.3) -> list[dict]:
+    """The README's decide-mode table: false better/worse at a true 0 with the spent error rate and naively,
+    false equivalence at a true +2 (margin ±1), decisions and mean seeds at a true +3."""
+    rows = []
+    for metric in metrics:
+        for sd in sds:
+            zero = sequential_cell(metric, first, most, sd, 0.0, experiments, kappa=kappa)
+            naive = sequential_cell(metric, first, most, sd, 0.0, experiments, kappa=kappa, naive=True)
+            two = sequential_cell(metric, first, most, sd, 2.0, experiments // 2, kappa=kappa)
+            three = sequential_cell(metric, first, most, sd, 3.0, experiments // 2, kappa=kappa)
+            false = lambda c: float(np.isin(c["verdict"], [stats.BETTER, stats.WORSE]).mean())  # noqa: E731
+            rows.append({"metric": metric, "sd": sd, "looks": f"{first}-{most}",
+                         "false better/worse at 0": false(zero), "naive false better/worse at 0": false(naive),
+                         "false equivalent at +2": float((two["verdict"] == stats.EQUIVALENT).mean()),
+                         "better at +3": float((three["verdict"] == stats.BETTER).mean()),
+                         "mean seeds at +3": float(three["seeds"].mean()), "mean seeds at 0": float(zero["seeds"].mean())})
+            r = rows[-1]
+            print(f"| {metric} | {sd:g} | {r['looks']} | {r['false better/worse at 0']:.3f} | "
+                  f"{r['naive false better/worse at 0']:.3f} | {r['false equivalent at +2']:.3f} | "
+                  f"{r['better at +3']:.2f} | {r['mean seeds at +3']:.1f} | {r['mean seeds at 0']:.1f} |", flush=True)
+    return rows
+
+
 def summarise(cells: dict[float, dict]) -> dict:
     """The table's numbers from the cells of one setting at truths 0, 2 and 5 (keys)."""
     def covered(c, lo="lo", hi="hi"):
@@ -238,8 +302,18 @@ def main(argv=None) -> int:
     parser.add_argument("--replicates", type=int, default=stats.REPLICATES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 5])
     parser.add_argument("--metrics", nargs="+", default=["accuracy", "pearson"])
+    parser.add_argument("--sequential", action="store_true",
+                        help="decide mode's repeated looks (3 to 6 seeds per side, kappa 0.3) instead")
     args = parser.parse_args(argv)
     tick = time.perf_counter()
+    if args.sequential:
+        print("| metric | seed sd | looks (seeds per side) | false better/worse at a true 0: spent α | same, every look "
+              "at 95 % (naive) | false equivalent (±1) at a true +2 | better at a true +3 | mean seeds per side at +3 "
+              "| mean seeds per side at 0 |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        sequential_table(metrics=args.metrics, experiments=300 if args.quick else 2000)
+        print(f"({time.perf_counter() - tick:.0f} s)")
+        return 0
     print("| metric | seeds per side | seed sd | coverage of the 95 % interval: lnft / Welch | false better/worse "
           "at a true 0: lnft / Welch | false equivalent at a true +2 | equivalent (±1) at a true 0 | better at a "
           "true +5: lnft / Welch | median width at a true 0 (points): lnft / Welch |")

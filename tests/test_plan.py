@@ -34,18 +34,29 @@ def _notebook_configs(name, profile, tmp_path):
     return scope
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "standard", "full"])
 def test_plan_builds_the_notebooks_configs(profile, tmp_path):
     scope = _notebook_configs("01_change_analysis", profile, tmp_path)
     planned = [p.config for p in plan.notebook_configs("01_change_analysis", profile)]
     check = re.search(r"store\.get_or_run\((P\.run_config\(.*?\)),\s*\n", "\n".join(_cells("01_change_analysis")), re.S)
     assert planned == scope["configs"] + [eval(check.group(1), scope)]
-    scope = _notebook_configs("02_peft_comparison", profile, tmp_path)
-    assert [p.config for p in plan.notebook_configs("02_peft_comparison", profile)] == scope["configs"] + scope["why_configs"]
-    assert scope["why_configs"] and {c.method for c in scope["why_configs"]} == set(scope["P"].comparators)
+    # notebook 2 builds its runs in lnft.decide.method_configs (through decide.method_verdicts): plan counts the
+    # same first look, and the notebook calls exactly that
+    from lnft import decide
+
+    P = profiles.resolve("02_peft_comparison", profile)
+    assert ([p.config for p in plan.notebook_configs("02_peft_comparison", profile)]
+            == decide.method_configs(P, P.methods) + decide.method_configs(P, P.comparators))
+    code = "\n".join(_cells("02_peft_comparison"))
+    assert "deciding.method_verdicts(P, store, P.methods, reference=\"layernorm\", run=run)" in code
+    assert "deciding.method_verdicts(P, store, [\"layernorm\", *P.comparators]" in code
+    for m in P.methods:  # every method on its tasks, every rate, every seed of the first look
+        grid = P.lr_grid.get(m, P.lr_grid["default"])
+        assert sum(c.method == m for c in decide.method_configs(P, P.methods)) == len(
+            decide.method_tasks(P, m)) * len(grid) * len(P.seeds)
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "standard"])
 def test_plan_counts_notebook_3s_runs(profile, tmp_path, pretrained_state):
     P = profiles.resolve("03_fisher_subsets", profile)
     ln = {n: v for n, v in pretrained_state.items() if "LayerNorm" in n}
@@ -68,7 +79,11 @@ def test_plan_counts_notebook_3s_runs(profile, tmp_path, pretrained_state):
     assert known <= {c.run_id() for c in runs}
     # the notebook's own lines: the same grid, rules and start runs as counted here
     code = "\n".join(_cells("03_fisher_subsets"))
-    assert "subsets.subset_plan(fishers, P.fractions, make, mask_dir, lrs=P.masked_lrs, rules=P.rules)" in code
+    import inspect
+
+    assert "subsets.until_decided(\n    P, store, fishers_for, make, mask_dir, run)" in code
+    assert ("subset_plan(fishers, P.fractions, make, mask_dir, lrs=P.masked_lrs, rules=P.rules)"
+            in inspect.getsource(subsets.until_decided))
     assert "subsets.start_config(point, make, task, seed, held_out=held_out)" in code
     assert "held_out = P.folds * P.fisher_samples" in code
 

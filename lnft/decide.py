@@ -1,0 +1,219 @@
+"""Decide mode: seeds added in rounds only where a verdict is still open, with the error rate spent across
+the looks so that the intervals stay valid however often a comparison is looked at.
+
+Why: a fixed seed count spends seeds evenly — a comparison decided at three seeds gets five anyway, while an
+undecided one stops at five. Decide mode judges every comparison at the profile's seeds, then adds one seed at
+a time to the runs behind the comparisons that are still *inconclusive* and whose seeds-needed estimate
+(``lnft.stats.seeds_needed``) fits under the maximum.
+
+**The design.** A comparison is judged at looks n = n0, n0 + 1, …, N seeds per side (n0: the profile's
+seeds, N: ``max_seeds``). It stops at the first look where
+
+* its verdict is *better*, *worse* or *equivalent within ±m* — **decided**;
+* it is *inconclusive* at N — **maximum reached**;
+* it is *inconclusive* and no number of seeds up to N is expected to decide it (seeds needed for 80 % power,
+  to decide vs 0 and to show equivalence, both above N or "none suffice") — **cannot decide within the
+  maximum**.
+
+Its verdict is the one of the look that stopped it: seeds added later for another comparison that shares an
+arm (say, LayerNorm's runs) never reopen it. Seeds are one sequence (the profile's seeds, then the next
+integers), so both sides of every comparison hold the same seed ids.
+
+**Error control across looks.** Look k of K = N − n0 + 1 gets its own share α_k of α = 5 %, from the
+Lan–DeMets spending function of Pocock type, α·ln(1 + (e − 1)·k/K) (cumulative; α_k its increments): the
+look's better / worse interval is the (1 − α_k) interval and its TOST runs at α_k per side
+(``lnft.stats.equivalence_level``). Since Σ α_k = α, the chance of any false *better/worse* over all looks of a
+comparison is at most α whatever the looks' correlation and whichever looks are skipped (Bonferroni over
+looks: conservative, never invalid), and the same holds for a false *equivalent*. One look (decide mode off, or
+N = n0) is α_1 = α: the plain 95 % rule. ``scripts/verdict_simulation.py --sequential`` measures the false
+rates with a known truth (tests/test_decide.py runs a subset; the README has the table).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Hashable, Iterable
+
+import pandas as pd
+
+from . import stats
+from .errors import LnftError
+
+DECIDED = "decided"
+MAXIMUM = "maximum reached"
+CANNOT = "cannot decide within the maximum"
+FIXED = "fixed seeds (decide mode off)"
+STOPS = (DECIDED, MAXIMUM, CANNOT, FIXED)
+_CONTINUE = "continue"
+MOST_SEEDS = 20  # the largest max_seeds a profile or the command line may ask for
+
+
+@dataclasses.dataclass(frozen=True)
+class Design:
+    """Looks at ``first``…``most`` seeds per side; ``alpha`` spent across them (Pocock-type spending).
+    ``decide=False``: one look at ``first`` seeds, the plain rule."""
+
+    first: int
+    most: int
+    alpha: float = 1 - stats.LEVEL
+    decide: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.first, int) or self.first < 1:
+            raise LnftError(f"invalid first look {self.first!r}; allowed: an integer >= 1 (seeds per side)")
+        if self.decide and self.first < 2:
+            raise LnftError(f"decide mode needs at least 2 seeds at the first look, got {self.first}; allowed: "
+                            "a profile or seeds list with 2 or more seeds (one seed cannot estimate training noise)")
+        if not isinstance(self.most, int) or not self.first <= self.most <= MOST_SEEDS:
+            raise LnftError(f"invalid max_seeds {self.most!r}; allowed: an integer from the seeds at the first "
+                            f"look ({self.first}) to {MOST_SEEDS}")
+        if not 0 < self.alpha < 0.5:
+            raise LnftError(f"invalid alpha {self.alpha!r}; allowed: 0 < alpha < 0.5")
+
+    @property
+    def looks(self) -> int:
+        return self.most - self.first + 1 if self.decide else 1
+
+    def spent(self, n: int) -> float:
+        """α spent up to and including the look at ``n`` seeds."""
+        k = min(max(n - self.first + 1, 0), self.looks)
+        return self.alpha * math.log(1 + (math.e - 1) * k / self.looks)
+
+    def level(self, n: int) -> float:
+        """The better / worse interval's level at the look at ``n`` seeds (0.95 for a single look)."""
+        if not self.first <= n <= (self.most if self.decide else self.first):
+            raise LnftError(f"no look at {n} seeds in this design; allowed: {self.first} to {self.most}")
+        return 1 - (self.spent(n) - self.spent(n - 1))
+
+    def stop(self, row, n: int) -> str:
+        """Why a comparison judged at ``n`` seeds stops (``STOPS``), or ``_CONTINUE``: one more seed per side.
+        ``row``: a ``lnft.stats`` comparison row (verdict, seeds_to_decide, seeds_to_equivalence)."""
+        if row["verdict"] not in (stats.INCONCLUSIVE, stats.NEEDS_SEEDS):
+            return DECIDED if self.decide else FIXED
+        if not self.decide:
+            return FIXED
+        if n >= self.most:
+            return MAXIMUM
+        needed = [row.get("seeds_to_decide"), row.get("seeds_to_equivalence")]
+        fits = [x for x in needed if x is not None and not pd.isna(x) and x <= self.most]
+        return _CONTINUE if fits else CANNOT
+
+    def table(self) -> pd.DataFrame:
+        """The looks: seeds per side, α spent at the look, cumulative α, the interval's level."""
+        last = self.most if self.decide else self.first
+        return pd.DataFrame([{"seeds per side": n, "alpha at this look": round(self.spent(n) - self.spent(n - 1), 5),
+                              "alpha spent": round(self.spent(n), 5), "interval level": round(self.level(n), 5)}
+                             for n in range(self.first, last + 1)])
+
+
+def design(seeds, decide: bool, max_seeds: int | None) -> Design:
+    """The design of a notebook's parameters: first look at ``len(seeds)``; ``max_seeds`` (None: the seeds)."""
+    first = len(seeds)
+    return Design(first, max_seeds if decide and max_seeds is not None else first, decide=bool(decide))
+
+
+def seed_sequence(seeds: Iterable[int], most: int) -> list[int]:
+    """The profile's seeds, then the next unused integers up to ``most`` seeds in all (the order they are added)."""
+    out = list(seeds)
+    nxt = max(out) + 1 if out else 0
+    while len(out) < most:
+        out.append(nxt)
+        nxt += 1
+    return out
+
+
+Arm = Hashable  # e.g. (task, method): the runs one side of a comparison needs for one seed
+
+
+def until_decided(plan: Design, seeds: Iterable[int], comparisons: dict[Hashable, tuple[Arm, ...]],
+                  run: Callable[[dict[Arm, list[int]]], object],
+                  judge: Callable[[object, Hashable, list[int], float], dict], *,
+                  log: Callable[[str], None] | None = print):
+    """Run, judge, add seeds, until every comparison has stopped.
+
+    ``comparisons``: key -> the arms it needs (every arm starts with ``seeds``). ``run(seeds_by_arm)`` trains (or
+    reads from the store) every arm's runs for its seeds and returns a state (e.g. the results list).
+    ``judge(state, key, seeds, level)`` returns the comparison's ``lnft.stats`` row using exactly those seeds
+    per side at that interval level. Returns (the last state, a frame with one row per comparison at the look
+    that stopped it, plus ``seeds`` (per side), ``stopped`` (``STOPS``) and ``looks`` (how many it had)),
+    and the seeds each arm ended with."""
+    seeds = list(seeds)
+    sequence = seed_sequence(seeds, plan.most if plan.decide else len(seeds))
+    have = {arm: plan.first for arms in comparisons.values() for arm in arms}
+    stopped, looks = {}, {key: 0 for key in comparisons}
+    state = None
+    for round_ in range(plan.looks):
+        state = run({arm: sequence[:n] for arm, n in have.items()})
+        grow = {}
+        for key, arms in comparisons.items():
+            if key in stopped:
+                continue
+            n = min(have[a] for a in arms)
+            row = judge(state, key, sequence[:n], plan.level(n))
+            looks[key] += 1
+            why = plan.stop(row, n)
+            if why == _CONTINUE:
+                for a in arms:
+                    grow[a] = max(grow.get(a, 0), n + 1)
+            else:
+                stopped[key] = {**row, "seeds": n, "stopped": why, "looks": looks[key]}
+        if not grow:
+            break
+        for a, n in grow.items():
+            have[a] = max(have[a], n)
+        if log:
+            opened = sum(1 for key in comparisons if key not in stopped)
+            log(f"decide: look {round_ + 1} of {plan.looks}: {opened} comparison(s) open, adding a seed to "
+                f"{len(grow)} arm(s) (now {', '.join(f'{a}: {have[a]}' for a in sorted(grow, key=str))})")
+    missing = [key for key in comparisons if key not in stopped]
+    if missing:  # cannot happen: the last look (n = most) always stops
+        raise LnftError(f"decide mode left comparisons open: {missing}")
+    frame = pd.DataFrame([stopped[key] for key in comparisons])
+    return state, frame, {arm: sequence[:n] for arm, n in have.items()}
+
+
+# ------------------------------------------------------------------ notebook 2: LayerNorm − each method
+def method_tasks(P, method: str) -> list[str]:
+    """The tasks ``method`` runs on in notebook 2: the profile's, or those ``method_tasks`` gives it."""
+    only = P.values.get("method_tasks") or {}
+    return [t for t in P.tasks if t in only.get(method, P.tasks)]
+
+
+def method_configs(P, methods, seeds_by_arm: dict | None = None) -> list:
+    """Notebook 2's runs (the one place they are built; ``lnft plan`` counts the same): every (task, method) arm
+    at every rate of its grid for its seeds (default: the profile's, the first look), task by task."""
+    grid = lambda m: P.lr_grid.get(m, P.lr_grid["default"])  # noqa: E731
+    seeds_of = lambda t, m: P.seeds if seeds_by_arm is None else seeds_by_arm.get((t, m), [])  # noqa: E731
+    return [P.run_config(task=t, method=m, seed=s, lr=lr, select_on=P.select_on)
+            for t in P.tasks for m in methods if t in method_tasks(P, m) for lr in grid(m) for s in seeds_of(t, m)]
+
+
+def method_verdicts(P, store, methods, reference: str = "layernorm", *, run, log=print):
+    """Notebook 2's verdicts, decided when ``P.decide``: ``reference`` minus each other of ``methods`` per task
+    (and on average over tasks), every method at its own rate chosen on the selection split from the seeds of the
+    look (``aggregate.select_lr``). An arm is (task, method): all its rates for one seed. ``run(configs)`` trains
+    or reads them (``sweep.run_all``). Returns (results of every run trained, the verdict frame with
+    ``seeds``/``stopped``/``looks``, the seeds each (task, method) ended with)."""
+    from . import aggregate, sweep
+
+    plan = design(P.seeds, P.values.get("decide", False), P.values.get("max_seeds"))
+    others = [m for m in methods if m != reference]
+    runs_on = lambda m: method_tasks(P, m)  # noqa: E731
+    comparisons = {(t, b): ((t, reference), (t, b)) for b in others for t in runs_on(b)}
+    comparisons = dict(sorted(comparisons.items(), key=lambda kv: P.tasks.index(kv[0][0])))
+    comparisons.update({("average", b): tuple((t, m) for t in runs_on(b) for m in (reference, b))
+                        for b in others if len(runs_on(b)) > 1})
+
+    def train(seeds_by_arm):
+        return run(method_configs(P, [reference, *others], seeds_by_arm))
+
+    def judge(results, key, seeds, level):
+        task, b = key
+        keep = [r for r in results if r.config.method in (reference, b) and r.config.seed in seeds
+                and (task == "average" or r.config.task == task)]
+        chosen = aggregate.select_lr(sweep.results_frame(keep), on=P.select_on)
+        table = stats.method_verdicts(keep, chosen, reference=reference, others=[b], store=store, level=level,
+                                      average=task == "average")
+        return table[table["task"] == task].iloc[0].to_dict()
+
+    return until_decided(plan, P.seeds, comparisons, train, judge, log=log)
