@@ -220,6 +220,19 @@ def reports_page(reports: str, state: dict) -> str:
     return "\n".join(lines)
 
 
+def relink_index(index: str) -> None:
+    """The reports index links the site as seen from ``reports/<profile>/`` (``lnft.reports.DOCS``, "../../site");
+    its copy in the site lies at ``reports/standalone/``, two folders below the site's root: relink it there."""
+    from lnft.reports import DOCS
+
+    if not os.path.isfile(index):
+        return
+    with open(index, encoding="utf-8") as fh:
+        text = fh.read()
+    with open(index, "w", encoding="utf-8") as fh:
+        fh.write(text.replace(f'href="{DOCS}/', 'href="../../'))
+
+
 def stage_reports(reports: str, docs: str) -> None:
     state = check_reports(reports)
     target = os.path.join(docs, "reports")
@@ -230,6 +243,7 @@ def stage_reports(reports: str, docs: str) -> None:
         path = os.path.join(reports, entry)
         if os.path.isfile(path) and entry.endswith((".html", ".png", ".ipynb", ".json")):
             shutil.copy2(path, os.path.join(target, STANDALONE, entry))
+    relink_index(os.path.join(target, STANDALONE, "index.html"))
     with open(os.path.join(target, "index.md"), "w", encoding="utf-8") as fh:
         fh.write(reports_page(reports, state))
     home = os.path.join(docs, "index.md")

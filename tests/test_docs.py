@@ -10,6 +10,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import urllib.parse
 
 import pytest
 
@@ -41,9 +42,20 @@ def _build(*args, cwd=ROOT):
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("docs") / "site"
-    stage = out.parent / "stage"
-    done = _build("--reports", REPORTS, "--out", out, "--keep-stage", stage)
+    """The site built once: from a copy of the committed reports/quick whose index.html is rewritten by
+    today's `lnft.reports.write_index` (it links the site's statistics page), so the copied index is checked
+    against today's site."""
+    import json
+
+    from lnft import reports
+
+    base = tmp_path_factory.mktemp("docs")
+    folder = base / "reports" / "quick"
+    shutil.copytree(REPORTS, folder)
+    facts = json.loads((folder / "reports.json").read_text(encoding="utf-8")).get("facts", {})
+    reports.write_index(str(folder), "quick", reports._read_reports(str(folder)), facts)
+    out, stage = base / "site", base / "stage"
+    done = _build("--reports", folder, "--out", out, "--keep-stage", stage)
     assert done.returncode == 0, done.stdout + done.stderr
     return out, stage
 
@@ -159,3 +171,23 @@ def test_report_chapter_shows_the_verdict_table(browser, site):
     assert table.locator("td:text-is('inconclusive'), td:text-is('better'), td:text-is('worse')").count() > 0
     images = page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth])")
     assert images and all(done and width > 0 for done, width in images), images
+
+
+def test_the_copied_reports_index_links_into_the_site(browser, site):
+    """The reports index links the site as seen from reports/<profile>/ ("../../site/..."); in the site its
+    copy lies at reports/standalone/ and is relinked: every link opens a file, every anchor exists."""
+    out, _ = site
+    page, errors, outside = _open(browser, out / "reports" / "standalone" / "index.html")
+    links = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+    into_site = [link for link in links if "/concepts/statistics.html" in link]
+    assert into_site, links  # the index explains its terms on the site (verdict words, flags)
+    for link in links:
+        url = urllib.parse.urlparse(link)
+        assert url.scheme == "file", link
+        target = pathlib.Path(urllib.parse.unquote(url.path))
+        assert target.is_file(), f"broken link {link}"
+        if url.fragment:
+            other = browser.new_page()
+            other.goto(target.as_uri(), wait_until="load")
+            assert other.locator(f"[id='{url.fragment}']").count() == 1, f"no anchor {link}"
+            other.close()
