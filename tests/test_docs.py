@@ -19,12 +19,12 @@ REPORTS = ROOT / "reports" / "quick"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-PAGES = ["index.html", "getting-started.html", "about.html",
+PAGES = ["index.html", "getting-started.html", "about.html", "benchmarks.html", "concepts/experiments.html",
          "concepts/methods.html", "concepts/training.html", "concepts/run-store.html", "concepts/statistics.html",
          "howto/own-model.html", "howto/own-task.html", "howto/gpu.html", "howto/cluster.html", "howto/extend.html",
          "reports/index.html", "reports/01_change_analysis.html", "reports/02_peft_comparison.html",
          "reports/03_fisher_subsets.html", "reports/standalone/index.html",
-         "reference/cli.html", "reference/api.html", "reference/api/stats.html", "reference/api/cli.html"]
+         "reference/cli.html", "reference/profiles.html", "reference/api.html", "reference/api/stats.html", "reference/api/cli.html"]
 
 
 def _script():
@@ -69,6 +69,10 @@ def test_strict_build_has_every_page(site):
     for name in modules:  # one API page per public module, each with text from its docstrings
         page = (out / "reference" / "api" / f"{name}.html").read_text(encoding="utf-8")
         assert 'class="doc doc-' in page, name
+    from lnft.profiles import PROFILES
+
+    profiles = (out / "reference" / "profiles.html").read_text(encoding="utf-8")
+    assert all(f'id="{name}"' in profiles for name in PROFILES), list(PROFILES)
     statistics = (out / "concepts" / "statistics.html").read_text(encoding="utf-8")
     for anchor in ("verdict-words", "flags", "decide-mode", "seeds-needed"):  # the reports index links here
         assert f'id="{anchor}"' in statistics, anchor
