@@ -1,10 +1,13 @@
-# Two commands do all set-up: `make reports` (the main job) and `make test`.
-# Both create .venv/ on first use and install the pinned set (requirements.lock); later calls reuse it.
+# Two commands do all set-up: `make reports` (the main job) and `make test`; `make docs` builds the site.
+# Each creates .venv/ on first use and installs the pinned set (requirements.lock, requirements-docs.lock);
+# later calls reuse it.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lnft-installed
 PROFILE ?= quick
+# The executed reports that `make docs` renders as the site's chapters (never re-run by the build).
+DOCS_REPORTS ?= reports/standard
 
 # Keep Hugging Face, Jupyter, IPython and matplotlib state inside the project, never in ~.
 export HF_HOME        := $(CURDIR)/.cache/huggingface
@@ -16,18 +19,18 @@ export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter/runtime
 export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 
-.PHONY: install test reports bench lab clean
+.PHONY: install test reports docs bench lab clean
 # The browser test renders the reports in headless Chromium (Debian's package; root or sudo installs it).
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-docs.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements.lock torch==2.13.0
-	$(PY) -m pip install -q -c requirements.lock -e '.[test,lab,cluster]'
+	$(PY) -m pip install -q -c requirements.lock -c requirements-docs.lock -e '.[test,lab,cluster,docs]'
 	touch $(STAMP)
 
 # Tests train into a fresh runs store (.cache/test-runs), wiped first: no result from an earlier run,
@@ -44,6 +47,12 @@ reports: $(STAMP)
 	mkdir -p .cache/ipython .cache/matplotlib
 	HF_HUB_OFFLINE=1 $(VENV)/bin/lnft reports --profile $(PROFILE)
 
+# The documentation site (mkdocs-material): docs/ plus generated pages (CLI and API reference, the executed
+# notebooks of $(DOCS_REPORTS) as chapters), built with `mkdocs build --strict` into site/ (git-ignored).
+docs: $(STAMP)
+	mkdir -p .cache/ipython .cache/matplotlib
+	$(PY) scripts/build_docs.py --reports $(DOCS_REPORTS) --out site
+
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/run.py $(BENCH_ARGS)
 
@@ -51,4 +60,4 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) .cache site
