@@ -84,18 +84,22 @@ PROFILES = {
     # training examples each (10 % of the train file held out for validation first), whole dev sets
     # (max_eval_samples 1,500 >= every dev set used). Full fine-tuning, LayerNorm and the head on all three tasks;
     # BitFit and LoRA on SST-2 only (method_tasks): the claim's "reaches BitFit and LoRA" at one task. Budgets:
-    # full 3 epochs (189 steps), the others 8 (504 steps, 2.6x the quick profile's), one evaluation per epoch,
-    # patience 3. One rate per method (full 1e-4, the rest 1e-2: the quick profile's), the same for every arm.
+    # full 5 epochs (315 steps), the others 8 (504 steps, 2.6x the quick profile's), one evaluation per epoch,
+    # patience 3. One rate per method: full 1e-4 and LayerNorm, BitFit, head 1e-2 (the quick profile's), LoRA
+    # 1e-3 (LoRA's usual range). The first reference run (commit 3e406c4) had full at 3 epochs — still improving
+    # at the end on MRPC and STS-B in every seed (†) — and LoRA at 1e-2, which reached 57 % on SST-2 and stopped
+    # early: both fixed before the committed run, the change stated here and in the README.
     # Notebook 3 on SST-2 at the pretrained Fisher point (the paper's) and 1 %, Fisher top-k and random-k each
     # choosing its rate from a two-rate grid. Measured on the first (killed) attempt: a full run 50-100 s.
     "standard": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb"], epochs={"full": 3, "default": 8},
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb"], epochs={"full": 5, "default": 8},
                        patience=3, eval_every=None, batch_size=32, max_train_samples=2000, max_eval_samples=1500,
                        device="auto", precision="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=["full", "layernorm", "bitfit", "lora", "head"],
                                    method_tasks={"bitfit": ["sst2"], "lora": ["sst2"]},
-                                   lr_grid={"full": [1e-4], "default": [1e-2]}, comparators=[], decide=True, max_seeds=5),
+                                   lr_grid={"full": [1e-4], "lora": [1e-3], "default": [1e-2]}, comparators=[],
+                                   decide=True, max_seeds=5),
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1, 2], fractions=[1, 100], control_fractions=[1, 10],
                                   cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
                                   rules=["fisher-global", "random"], fisher_kind="empirical",
