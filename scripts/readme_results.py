@@ -4,7 +4,7 @@ Why: the README quotes what the notebooks found; copied by hand those numbers dr
 This script renders a reports folder's ``*.verdicts.json`` (``lnft.record.markdown``) between the markers
 ``<!-- results:begin -->`` and ``<!-- results:end -->`` of a Markdown file. Two blocks exist (``BLOCKS``): the
 reference report ``reports/standard`` in README.md, the quick pipeline check ``reports/quick`` in
-docs/reports/quick.md. ``--check`` changes nothing and exits 1 when a block differs from its records, or when
+docs/concepts/experiments.md (without links to report files: the docs site has the chapters). ``--check`` changes nothing and exits 1 when a block differs from its records, or when
 the reports do not match the code that made them: a commit with uncommitted changes, or one from which HEAD
 differs in what decides a report (``REPORT_INPUTS``: the package, the notebooks and the pinned runtime
 packages; docs, tests and scripts do not change what a notebook computes) — checked where git is available.
@@ -26,7 +26,7 @@ from lnft.record import markdown, read_state  # noqa: E402
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 # (reports folder, the Markdown file holding its block), relative to the repository root
-BLOCKS = (("reports/standard", "README.md"), ("reports/quick", "docs/reports/quick.md"))
+BLOCKS = (("reports/standard", "README.md", True), ("reports/quick", "docs/concepts/experiments.md", False))
 # what decides a report's numbers: a change here since the reports' commit makes them stale
 REPORT_INPUTS = ("lnft", "notebooks", "requirements.lock")
 
@@ -38,13 +38,16 @@ def block(readme_text: str) -> tuple[int, int]:
     return readme_text.index(BEGIN) + len(BEGIN), readme_text.index(END)
 
 
-def render(readme: str, reports: str) -> tuple[str, str]:
+def render(readme: str, reports: str, links: bool = True) -> tuple[str, str]:
     """(current README text, README text with the block regenerated)."""
     with open(readme, encoding="utf-8") as fh:
         text = fh.read()
     start, end = block(text)
-    link = os.path.relpath(reports, os.path.dirname(os.path.abspath(readme))).replace(os.sep, "/")
-    return text, text[:start] + "\n" + markdown(reports, link) + text[end:]
+    link = os.path.relpath(reports, os.path.dirname(os.path.abspath(readme))).replace(os.sep, "/") if links else ""
+    block = markdown(reports, link)
+    if not links:  # name the folder from the repository root, never this machine's absolute path
+        block = block.replace(os.path.abspath(reports), os.path.relpath(reports, ROOT).replace(os.sep, "/"))
+    return text, text[:start] + "\n" + block + text[end:]
 
 
 def commit_problems(reports: str, repo: str) -> list[str]:
@@ -89,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.reports is None) != (args.readme is None):
         parser.error("--reports and --readme go together")
-    pairs = ([(args.reports, args.readme)] if args.reports else
-             [(os.path.join(ROOT, r), os.path.join(ROOT, m)) for r, m in BLOCKS])
+    pairs = ([(args.reports, args.readme, True)] if args.reports else
+             [(os.path.join(ROOT, r), os.path.join(ROOT, m), links) for r, m, links in BLOCKS])
     problems = []
-    for reports, readme in pairs:
-        current, wanted = render(readme, reports)
+    for reports, readme, links in pairs:
+        current, wanted = render(readme, reports, links)
         if not args.check:
             if wanted != current:
                 with open(readme, "w", encoding="utf-8") as fh:
