@@ -308,7 +308,8 @@ SCHEMA: dict[str, Spec] = {
 # What one notebook needs of its values together (each: check of the values, what is allowed).
 _DECIDE_RULES = [
     (lambda v: not v.get("decide") or len(v["seeds"]) >= 2,
-     "decide mode needs at least 2 seeds at the first look (one seed cannot estimate training noise)"),
+     "decide mode needs at least 2 seeds at the first look (one seed cannot estimate training noise); "
+     "give 2 or more seeds, or turn decide mode off (decide=False, lnft reports --no-decide)"),
     (lambda v: v.get("max_seeds") is None or v["max_seeds"] >= len(v["seeds"]),
      "max_seeds must be at least the number of seeds (the first look)"),
     (lambda v: not v.get("decide") or (v.get("max_seeds") is not None and v["max_seeds"] > len(v["seeds"])),

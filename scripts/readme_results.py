@@ -44,10 +44,10 @@ def render(readme: str, reports: str, links: bool = True) -> tuple[str, str]:
         text = fh.read()
     start, end = block(text)
     link = os.path.relpath(reports, os.path.dirname(os.path.abspath(readme))).replace(os.sep, "/") if links else ""
-    block = markdown(reports, link)
+    generated = markdown(reports, link)
     if not links:  # name the folder from the repository root, never this machine's absolute path
-        block = block.replace(os.path.abspath(reports), os.path.relpath(reports, ROOT).replace(os.sep, "/"))
-    return text, text[:start] + "\n" + block + text[end:]
+        generated = generated.replace(os.path.abspath(reports), os.path.relpath(reports, ROOT).replace(os.sep, "/"))
+    return text, text[:start] + "\n" + generated + text[end:]
 
 
 def commit_problems(reports: str, repo: str) -> list[str]:

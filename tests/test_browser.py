@@ -6,6 +6,8 @@ import urllib.parse
 
 import pytest
 
+DOCS_SOURCE = os.path.join(os.path.dirname(__file__), "..", "docs")
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -38,6 +40,12 @@ def _check_images_and_links(page):
         url = urllib.parse.urlparse(link)
         assert url.scheme == "file", f"a link leaves the reports: {link}"
         target = urllib.parse.unquote(url.path)
+        if "/site/" in target:  # the docs site (lnft.reports.DOCS, built by make docs): its source page and anchor
+            source = os.path.join(DOCS_SOURCE, target.split("/site/", 1)[1].removesuffix(".html") + ".md")
+            assert os.path.isfile(source), f"link {link} names no docs page ({source})"
+            with open(source, encoding="utf-8") as fh:
+                assert not url.fragment or "{#" + url.fragment + "}" in fh.read(), f"no anchor {link} in {source}"
+            continue
         assert os.path.isfile(target), f"broken link {link}"
         if url.fragment:  # as a browser resolves it: the raw fragment, else its percent-decoding
             found = page.evaluate("ids => ids.some(id => document.getElementById(id) !== null)",

@@ -232,15 +232,18 @@ NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
 def test_reports_overrides_reach_every_notebook(model_dirs, tmp_path):
     from lnft import reports
+    from lnft.errors import LnftError
 
     (tmp_path / "glue" / "RTE").mkdir(parents=True)
     rows = "index\tsentence1\tsentence2\tlabel\n" + "".join(
         f"{i}\ta b {i}\tc\t{'entailment' if i % 2 else 'not_entailment'}\n" for i in range(20))
     for split in ("train", "dev"):
         (tmp_path / "glue" / "RTE" / f"{split}.tsv").write_text(rows)
-    given = {"model": model_dirs["albert"], "data_dir": str(tmp_path / "glue"), "tasks": ["rte"], "seeds": [3],
-             "lr": 0.05}
     names = reports.available_notebooks(NOTEBOOKS)
+    one_seed = {"model": model_dirs["albert"], "data_dir": str(tmp_path / "glue"), "tasks": ["rte"], "seeds": [3]}
+    with pytest.raises(LnftError, match="decide mode needs at least 2 seeds.*--no-decide"):  # smoke decides in 2, 3
+        reports.plan_parameters("smoke", names, NOTEBOOKS, one_seed)
+    given = {**one_seed, "lr": 0.05, "decide": False}
     plan = reports.plan_parameters("smoke", names, NOTEBOOKS, given)
     for name in names:
         assert {k: plan[name][k] for k in ("model", "data_dir", "tasks", "seeds")} == \
