@@ -218,7 +218,7 @@ def findings(reports: str, state: dict) -> str:
     commits = ", ".join(sorted({str(r.get("commit") or "unknown") for r in runs})) or "unknown"
     head = (f"The verdicts of the reports in `{os.path.relpath(reports, ROOT)}` (profile `{facts.get('profile', '?')}`, "
             f"made {facts.get('made', '?')} at commit `{commits}`), as the notebooks recorded them: each cell is a "
-            "verdict word with its difference and 95 % interval ([how to read them](concepts/statistics.md#verdict-words)); "
+            "verdict word with its difference and interval (95 %, or the level of the look that stopped it in decide mode; [how to read them](concepts/statistics.md#verdict-words)); "
             "† = a possibly undertrained run enters it ([flags](concepts/statistics.md#flags)). What the numbers "
             "can and cannot say: [reading the reports](concepts/experiments.md#reading-quick).")
     return head + "\n\n" + claims.strip() + "\n"
