@@ -26,7 +26,7 @@ look's better / worse interval is the (1 − α_k) interval and its TOST runs at
 comparison is at most α whatever the looks' correlation and whichever looks are skipped (Bonferroni over
 looks: conservative, never invalid), and the same holds for a false *equivalent*. One look (decide mode off, or
 N = n0) is α_1 = α: the plain 95 % rule. ``scripts/verdict_simulation.py --sequential`` measures the false
-rates with a known truth (tests/test_decide.py runs a subset; the README has the table).
+rates with a known truth (tests/test_decide.py runs a subset; docs/concepts/statistics.md has the table).
 """
 from __future__ import annotations
 
@@ -174,21 +174,6 @@ def until_decided(plan: Design, seeds: Iterable[int], comparisons: dict[Hashable
 
 
 # ------------------------------------------------------------------ notebook 2: LayerNorm − each method
-def method_tasks(P, method: str) -> list[str]:
-    """The tasks ``method`` runs on in notebook 2: the profile's, or those ``method_tasks`` gives it."""
-    only = P.values.get("method_tasks") or {}
-    return [t for t in P.tasks if t in only.get(method, P.tasks)]
-
-
-def method_configs(P, methods, seeds_by_arm: dict | None = None) -> list:
-    """Notebook 2's runs (the one place they are built; ``lnft plan`` counts the same): every (task, method) arm
-    at every rate of its grid for its seeds (default: the profile's, the first look), task by task."""
-    grid = lambda m: P.lr_grid.get(m, P.lr_grid["default"])  # noqa: E731
-    seeds_of = lambda t, m: P.seeds if seeds_by_arm is None else seeds_by_arm.get((t, m), [])  # noqa: E731
-    return [P.run_config(task=t, method=m, seed=s, lr=lr, select_on=P.select_on)
-            for t in P.tasks for m in methods if t in method_tasks(P, m) for lr in grid(m) for s in seeds_of(t, m)]
-
-
 def method_verdicts(P, store, methods, reference: str = "layernorm", *, run, log=print):
     """Notebook 2's verdicts, decided when ``P.decide``: ``reference`` minus each other of ``methods`` per task
     (and on average over tasks), every method at its own rate chosen on the selection split from the seeds of the
@@ -196,6 +181,7 @@ def method_verdicts(P, store, methods, reference: str = "layernorm", *, run, log
     or reads them (``sweep.run_all``). Returns (results of every run trained, the verdict frame with
     ``seeds``/``stopped``/``looks``, the seeds each (task, method) ended with)."""
     from . import aggregate, sweep
+    from .experiments import method_configs, method_tasks
 
     plan = design(P.seeds, P.values.get("decide", False), P.values.get("max_seeds"))
     others = [m for m in methods if m != reference]

@@ -2,8 +2,8 @@
 (the budget; early stopping only shortens it), how many runs are in the store already, and hours on this
 machine from measured throughput (the store's own records, or a short calibration run per method).
 
-The configs are built as the notebooks build them (tests/test_plan.py executes the notebooks' own
-config lines and compares). Notebook 3's masked runs depend on Fisher values that do not exist before
+The configs are the notebooks' own: ``lnft.experiments`` builds each notebook's runs, and the notebooks
+call the same functions. Notebook 3's masked runs depend on Fisher values that do not exist before
 it runs: they are counted by rule (the profile's ``rules``: Fisher global, per module, random shared by
 the points; union and intersection) × rate (``masked_lrs``) with the all-LayerNorm budget, and never "in
 the store"; Fisher passes are not counted. The Fisher start runs are ``subsets.start_config``'s (a
@@ -11,17 +11,15 @@ cross-fitting run where the train file leaves too few rows outside the run for t
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
-from dataclasses import dataclass
 
 import pandas as pd
 
+from . import experiments
 from .config import RunConfig
 from .errors import LnftError
-
-NOTEBOOKS = ("01_change_analysis", "02_peft_comparison", "03_fisher_subsets")
+from .experiments import NOTEBOOKS, Planned
 # One GPU's seconds per training example-step per million model parameters: an ASSUMPTION, not a measurement
 # (no GPU was lent to the sessions that built lnft): about 0.5 ms per example-step for MiniLM-L6 (22.7 M) and
 # 7 ms for bert-large (335 M) at batch 32, sequence 128, fp32 on an A100-class card. `lnft plan --gpu-rate`
@@ -32,65 +30,13 @@ MODEL_MPARAMS = {"embedded": 22.7, "bert-base-cased": 108.3, "bert-base-uncased"
                  "bert-large-uncased": 335.1, "roberta-base": 124.6, "roberta-large": 355.4}
 
 
-@dataclass(frozen=True)
-class Planned:
-    notebook: str
-    config: RunConfig  # for masked runs: the same budget without the (not yet existing) mask
-    group: str  # what the run is for, e.g. "full fine-tuning", "Fisher top-k (masked)"
-    known: bool = True  # False: its exact config (mask) is only known once the notebook runs
-
-
 def notebook_configs(notebook: str, profile: str) -> list[Planned]:
-    """The runs one notebook trains under a profile, in the notebook's order."""
+    """The runs one notebook trains under a profile, in the notebook's order (``lnft.experiments``)."""
     from . import profiles
 
-    P = profiles.resolve(notebook, profile)
-    if notebook == "01_change_analysis":
-        runs = [Planned(notebook, P.run_config(task=t, method="full", seed=s, lr=P.lr), "full fine-tuning")
-                for t in P.tasks for s in P.seeds]
-        return runs + [Planned(notebook, P.run_config(task=P.tasks[0], method="layernorm", seed=P.seeds[0],
-                                                      lr=P.layernorm_lr), "layernorm (frozen-weights check)")]
-    if notebook == "02_peft_comparison":  # the first look (decide mode may add seeds: ``decide_note``)
-        from .decide import method_configs
-
-        return ([Planned(notebook, c, c.method) for c in method_configs(P, P.methods)]
-                + [Planned(notebook, c, f"why LayerNorm: {c.method}") for c in method_configs(P, P.comparators)])
-    if notebook == "03_fisher_subsets":
-        return _fisher_runs(P)
-    raise LnftError(f"unknown notebook(s) [{notebook!r}]; allowed: {', '.join(NOTEBOOKS)}")
-
-
-def _fisher_runs(P) -> list[Planned]:
-    nb = "03_fisher_subsets"
-    from .subsets import SELECTIONS, start_config
-
-    def make(**fields):
-        return P.run_config(lr=P.lr, **fields)
-
-    held_out = P.folds * P.fisher_samples  # as the notebook asks: a trained point's Fisher on rows its run did not fit
-    out = [Planned(nb, c, f"{c.method} (Fisher start)") for t in P.tasks for p in P.fisher_points for s in P.seeds
-           if (c := start_config(p, make, t, s, held_out=held_out)) is not None]
-    below = [f for f in P.fractions if f < 100]
-    masked = make(task=P.tasks[0], method="layernorm")  # the masked runs' budget (same method budget)
-    fisher_rules = [r for r in P.rules if r in SELECTIONS and r != "random"]
-    for t in P.tasks:
-        for s in P.seeds:
-            if any(f >= 100 for f in P.fractions):
-                out.append(Planned(nb, make(task=t, method="layernorm", seed=s), "layernorm (100 %)"))
-            for _ in below:
-                for lr in P.masked_lrs:  # every rule at every rate of the grid; each rule chooses its own
-                    cfg = dataclasses.replace(masked, task=t, seed=s, lr=lr)
-                    out += [Planned(nb, cfg, "Fisher top-k (masked)", known=False)] * (len(fisher_rules)
-                                                                                      * len(P.fisher_points))
-                    if "random" in P.rules:  # one per seed and rate, shared by the points
-                        out.append(Planned(nb, cfg, "random-k (masked)", known=False))
-            for _ in P.cv_fractions:
-                for lr in P.masked_lrs:
-                    cfg = dataclasses.replace(masked, task=t, seed=s, lr=lr)
-                    out += [Planned(nb, cfg, "union / intersection (masked)", known=False)] * (2 * len(P.fisher_points))
-        out += [Planned(nb, P.run_config(task=t, method="full", seed=s, lr=P.baseline_lr["full"]), "full (baseline)")
-                for s in P.seeds]
-    return out
+    if notebook not in NOTEBOOKS:
+        raise LnftError(f"unknown notebook(s) [{notebook!r}]; allowed: {', '.join(NOTEBOOKS)}")
+    return experiments.runs(profiles.resolve(notebook, profile))
 
 
 def train_examples(cfg: RunConfig) -> int:

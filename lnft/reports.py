@@ -11,7 +11,6 @@ store is passed relative to the notebooks' folder and papermill's recorded paths
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import html
 import json
@@ -124,10 +123,11 @@ def plan_parameters(profile: str, names: list[str], notebooks_dir: str, paramete
     any notebook starts on a name no selected notebook has, on any value ``lnft.profiles.SCHEMA`` refuses
     (type, allowed values, range, empty list), on values that break a notebook's rules
     (``profiles.NOTEBOOK_RULES``), and on values the notebooks' RunConfigs would refuse (task, model,
-    data, methods on this model...). Every notebook's resolved parameters are checked, overridden or not."""
+    data, methods on this model...): ``lnft.experiments.validate``, on the runs the notebook trains. Every
+    notebook's resolved parameters are checked, overridden or not."""
     import papermill as pm
 
-    from .config import RunConfig
+    from . import experiments
     from .profiles import PROFILES, check_parameter, resolve
 
     reserved = sorted(set(parameters) & set(RESERVED))
@@ -149,14 +149,7 @@ def plan_parameters(profile: str, names: list[str], notebooks_dir: str, paramete
             continue
         known = {**PROFILES[profile]["common"], **PROFILES[profile].get(name, {})}
         given = {k: v for k, v in plan[name].items() if k in known or k in ("data_dir", "task_spec")}
-        P = resolve(name, profile, **given)  # every resolved value, and the notebook's own rules
-        seeds, tasks = P.values.get("seeds") or [RunConfig.seed], P.values["tasks"]
-        fields = {f.name for f in dataclasses.fields(RunConfig)} - {"task", "method", "seed", "epochs"}
-        extra = {k: P.values[k] for k in given if k in fields}  # e.g. -p lr 0.01: checked as RunConfig checks it
-        pairs = {(task, seeds[0], "layernorm") for task in tasks} | {(tasks[0], seed, "layernorm") for seed in seeds}
-        pairs |= {(tasks[0], seeds[0], m) for m in P.values.get("methods", [])}  # each method on this model
-        for task, seed, method in sorted(pairs, key=str):
-            P.run_config(**{"task": task, "method": method, "seed": seed, **extra}).validate()
+        experiments.validate(resolve(name, profile, **given))  # the notebook's rules, then its runs' configs
     return plan
 
 

@@ -630,6 +630,16 @@ def verdict_lines(verdicts: pd.DataFrame) -> list[str]:
     return out
 
 
+def start_method(point: str) -> str | None:
+    """The method of the run a Fisher point starts from: None at ``pretrained``, ``head`` at ``head-warmup``,
+    ``layernorm`` at ``finetuned``."""
+    from .fisher import FISHER_AT
+
+    if point not in FISHER_AT:
+        raise LnftError(f"unknown Fisher point {point!r}; allowed: {', '.join(FISHER_AT)}")
+    return {"pretrained": None, "head-warmup": "head", "finetuned": "layernorm"}[point]
+
+
 def start_config(point: str, make_config, task: str, seed: int, held_out: int = 0):
     """The run a Fisher point reads its trained head (and LayerNorms) from: None at ``pretrained``, the
     head-only run at ``head-warmup``, the all-LayerNorm run (the 100 % reference of the curves) at
@@ -639,11 +649,9 @@ def start_config(point: str, make_config, task: str, seed: int, held_out: int = 
     file), the start run is a cross-fitting one: the same run trained with ``max_train_samples`` smaller by
     the shortfall, so that the rows it leaves out are the Fisher's — but on at least half of its rows (a
     small task then gives the Fisher fewer examples per fold than asked: ``fisher_for_task`` says how many)."""
-    from .fisher import FISHER_AT, held_out_indices
+    from .fisher import held_out_indices
 
-    if point not in FISHER_AT:
-        raise LnftError(f"unknown Fisher point {point!r}; allowed: {', '.join(FISHER_AT)}")
-    method = {"pretrained": None, "head-warmup": "head", "finetuned": "layernorm"}[point]
+    method = start_method(point)
     if method is None:
         return None
     cfg = make_config(task=task, method=method, seed=seed)
@@ -663,16 +671,17 @@ def start_config(point: str, make_config, task: str, seed: int, held_out: int = 
 
 
 # ------------------------------------------------------------------ decide mode (lnft.decide)
-def until_decided(P, store, fishers_for, make, mask_dir: str, run, *, log=print):
+def until_decided(P, store, fishers_for, mask_dir: str, run, *, log=print):
     """Notebook 3's masked runs and verdicts, decided when ``P.decide`` (``lnft.decide``): Fisher top-k − random-k
     and every rule − all LayerNorm, per task × Fisher point × fraction (and on average over tasks), every rule
     at its own rate chosen on validation from the look's seeds. An arm is a task: a seed in this notebook is a
     whole pipeline (its Fisher at every point, the masks, every rule at every rate), so a seed is added to a
     task while any of its comparisons is open. ``fishers_for(task, point, seed)``: the mean Fisher (computed on
-    demand for added seeds); ``run(configs)``: ``sweep.run_all``. Returns ((plan, results, all_rates) of every
+    demand for added seeds); ``run(configs)``: ``sweep.run_all``; the runs: ``lnft.experiments.masked_runs``.
+    Returns ((plan, results, all_rates) of every
     masked run, the Fisher − random rows, the rule − all-LayerNorm rows (each at the look that stopped it, with
     ``seeds``/``stopped``/``looks``), the seeds each task ended with)."""
-    from . import decide
+    from . import decide, experiments
 
     plan_design = decide.design(P.seeds, P.values.get("decide", False), P.values.get("max_seeds"))
     below = [f for f in P.fractions if f < 100]
@@ -689,7 +698,7 @@ def until_decided(P, store, fishers_for, make, mask_dir: str, run, *, log=print)
     def train(seeds_by_task):
         fishers = {(t, p, s): fishers_for(t, p, s) for t, seeds in seeds_by_task.items() for p in P.fisher_points
                    for s in seeds}
-        plan = subset_plan(fishers, P.fractions, make, mask_dir, lrs=P.masked_lrs, rules=P.rules)
+        plan = experiments.masked_runs(P, fishers, mask_dir)  # every fraction × rule × rate
         results = run([c for _, c in plan])
         tables.clear()
         return plan, results, scores_frame(plan, results)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from lnft import decide, profiles, stats
+from lnft import decide, experiments, profiles, stats
 from lnft.errors import LnftError
 
 
@@ -84,8 +84,8 @@ def test_profiles_check_decide_parameters():
     with pytest.raises(LnftError, match="method_tasks"):
         profiles.resolve("02_peft_comparison", "standard", method_tasks={"layernorm": ["sst2"]})
     P = profiles.resolve("02_peft_comparison", "standard")
-    assert P.decide and P.max_seeds == 5 and decide.method_tasks(P, "bitfit") == ["sst2"]
-    assert decide.method_tasks(P, "full") == ["sst2", "mrpc", "stsb"]
+    assert P.decide and P.max_seeds == 5 and experiments.method_tasks(P, "bitfit") == ["sst2"]
+    assert experiments.method_tasks(P, "full") == ["sst2", "mrpc", "stsb"]
 
 
 def _simulation():
@@ -121,7 +121,7 @@ def test_decide_needs_a_maximum_and_method_tasks_follow_overrides():
     assert decide.design(P.seeds, P.decide, P.max_seeds).looks == 3
     # the profile restricts bitfit and lora to sst2; other tasks lift the restriction, fewer methods drop it
     P = profiles.resolve("02_peft_comparison", "standard", tasks=["mrpc", "stsb"])
-    assert P.method_tasks == {} and decide.method_tasks(P, "bitfit") == ["mrpc", "stsb"]
+    assert P.method_tasks == {} and experiments.method_tasks(P, "bitfit") == ["mrpc", "stsb"]
     P = profiles.resolve("02_peft_comparison", "standard", methods=["full", "layernorm", "head", "lora"])
     assert P.method_tasks == {"lora": ["sst2"]}
     with pytest.raises(LnftError, match="method_tasks"):  # an explicit one is checked as given

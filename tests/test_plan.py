@@ -1,59 +1,90 @@
-"""``lnft plan`` builds the configs the notebooks build: checked against the notebooks' own code (their
-config lines executed here) and, for notebook 3's masked runs, against ``subsets.subset_plan`` on
-stand-in Fisher values."""
+"""``lnft plan`` counts the runs the notebooks train: both take them from ``lnft.experiments`` (the
+notebooks' config cells call its functions: checked on their code here), and, for notebook 3's masked
+runs, the rule × rate count matches ``experiments.masked_runs`` on stand-in Fisher values."""
+import ast
 import json
 import os
-import re
 
 import pytest
 import torch
 
-from lnft import plan, profiles, subsets
+from lnft import experiments, plan, profiles
 from lnft.cli import main
 from lnft.store import RunStore
 
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
 
-def _cells(name):
+def _code(name):
     with open(os.path.join(NOTEBOOKS, name + ".ipynb"), encoding="utf-8") as fh:
-        return ["".join(c["source"]) for c in json.load(fh)["cells"] if c["cell_type"] == "code"]
+        return "\n".join("".join(c["source"]) for c in json.load(fh)["cells"] if c["cell_type"] == "code")
 
 
-def _notebook_configs(name, profile, tmp_path):
-    """Run the notebook's parameters and setup cells, then its config lines (up to the sweep call)."""
-    cells = _cells(name)
-    scope = {}
-    exec(cells[0] + f"\nprofile = {profile!r}\nruns_dir = {str(tmp_path)!r}", scope)
-    exec(cells[1], scope)
-    run_cell = next(c for c in cells if "sweep.run_all(configs" in c)
-    exec(run_cell[:run_cell.index("results = sweep.run_all")], scope)
-    why_cell = next((c for c in cells if "sweep.run_all(why_configs" in c), None)  # notebook 2's "why LayerNorm"
-    if why_cell:
-        exec(why_cell[:why_cell.index("why_results = sweep.run_all")], scope)
-    return scope
+def _calls(code):
+    """Dotted names of every call in the code (``experiments.change_analysis``, ``sweep.run_all``...)."""
+    names = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Call):
+            parts, f = [], node.func
+            while isinstance(f, ast.Attribute):
+                parts.append(f.attr)
+                f = f.value
+            if isinstance(f, ast.Name):
+                names.append(".".join([f.id, *reversed(parts)]))
+    return names
+
+
+# P.run_config calls left in a notebook: notebook 2's trainable-parameter check prepares a model from one
+# (it trains nothing); every config a notebook trains comes from lnft.experiments
+OWN_CONFIGS = {"01_change_analysis": 0, "02_peft_comparison": 1, "03_fisher_subsets": 0}
+
+
+@pytest.mark.parametrize("name", experiments.NOTEBOOKS)
+def test_the_notebooks_build_no_run_config_of_their_own(name):
+    code = _code(name)
+    calls = _calls(code)
+    assert calls.count("P.run_config") == OWN_CONFIGS[name] and "RunConfig" not in calls
+    if OWN_CONFIGS[name]:
+        assert "method_registry.prepare(load_model(P.model, get_task(task).num_labels),\n" \
+               "                                       P.run_config(task=task, method=method))" in code
+    assert calls.count("experiments.validate") == 1  # in the setup cell, before any work
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "standard", "full"])
-def test_plan_builds_the_notebooks_configs(profile, tmp_path):
-    scope = _notebook_configs("01_change_analysis", profile, tmp_path)
-    planned = [p.config for p in plan.notebook_configs("01_change_analysis", profile)]
-    check = re.search(r"store\.get_or_run\((P\.run_config\(.*?\)),\s*\n", "\n".join(_cells("01_change_analysis")), re.S)
-    assert planned == scope["configs"] + [eval(check.group(1), scope)]
-    # notebook 2 builds its runs in lnft.decide.method_configs (through decide.method_verdicts): plan counts the
-    # same first look, and the notebook calls exactly that
-    from lnft import decide
+def test_notebook_1_trains_the_planned_runs(profile):
+    P = profiles.resolve("01_change_analysis", profile)
+    planned = plan.notebook_configs("01_change_analysis", profile)
+    assert [p.config for p in planned] == [p.config for p in experiments.change_analysis(P)]
+    full = [p.config for p in planned if p.group == experiments.FULL]
+    assert [(c.task, c.seed, c.method, c.lr) for c in full] == [(t, s, "full", P.lr) for t in P.tasks for s in P.seeds]
+    check = [p.config for p in planned if p.group == experiments.FROZEN_CHECK]
+    assert [(c.task, c.seed, c.method, c.lr) for c in check] == [(P.tasks[0], P.seeds[0], "layernorm", P.layernorm_lr)]
+    assert all(c.epochs == profiles.method_epochs(P.epochs, c.method) and c.model == P.model for c in full + check)
+    code = _code("01_change_analysis")
+    assert "planned = experiments.change_analysis(P)" in code
+    assert "configs = [p.config for p in planned if p.group == experiments.FULL]\nresults = sweep.run_all(configs" in code
+    assert "store.get_or_run(next(p.config for p in planned if p.group == experiments.FROZEN_CHECK)" in code
 
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "standard", "full"])
+def test_notebook_2_trains_the_planned_runs(profile):
     P = profiles.resolve("02_peft_comparison", profile)
-    assert ([p.config for p in plan.notebook_configs("02_peft_comparison", profile)]
-            == decide.method_configs(P, P.methods) + decide.method_configs(P, P.comparators))
-    code = "\n".join(_cells("02_peft_comparison"))
-    assert "deciding.method_verdicts(P, store, P.methods, reference=\"layernorm\", run=run)" in code
-    assert "deciding.method_verdicts(P, store, [\"layernorm\", *P.comparators]" in code
+    planned = plan.notebook_configs("02_peft_comparison", profile)
+    assert ([p.config for p in planned]
+            == experiments.method_configs(P, P.methods) + experiments.method_configs(P, P.comparators))
     for m in P.methods:  # every method on its tasks, every rate, every seed of the first look
         grid = P.lr_grid.get(m, P.lr_grid["default"])
-        assert sum(c.method == m for c in decide.method_configs(P, P.methods)) == len(
-            decide.method_tasks(P, m)) * len(grid) * len(P.seeds)
+        assert sum(p.config.method == m for p in planned) == len(experiments.method_tasks(P, m)) * len(grid) * len(P.seeds)
+    # the notebook trains through decide.method_verdicts, which builds its runs with experiments.method_configs
+    import inspect
+
+    from lnft import decide
+
+    code = _code("02_peft_comparison")
+    assert "deciding.method_verdicts(P, store, P.methods, reference=\"layernorm\", run=run)" in code
+    assert "deciding.method_verdicts(P, store, [\"layernorm\", *P.comparators]" in code
+    assert "run(method_configs(P, [reference, *others], seeds_by_arm))" in inspect.getsource(decide.method_verdicts)
+    assert "from .experiments import method_configs, method_tasks" in inspect.getsource(decide.method_verdicts)
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "standard"])
@@ -63,29 +94,45 @@ def test_plan_counts_notebook_3s_runs(profile, tmp_path, pretrained_state):
     gen = torch.Generator().manual_seed(0)
     fishers = {(t, p, s): {n: torch.rand(v.shape, generator=gen) for n, v in ln.items()}
                for t in P.tasks for p in P.fisher_points for s in P.seeds}
-
-    def make(**fields):
-        return P.run_config(lr=P.lr, **fields)
-
-    runs = [c for _, c in subsets.subset_plan(fishers, P.fractions, make, str(tmp_path / "masks"), lrs=P.masked_lrs,
-                                              rules=P.rules)]
-    runs += [P.run_config(task=t, method="full", seed=s, lr=P.baseline_lr["full"]) for t in P.tasks for s in P.seeds]
+    runs = [c for _, c in experiments.masked_runs(P, fishers, str(tmp_path / "masks"))]
+    runs += experiments.baselines(P)
     runs += [c for t in P.tasks for p in P.fisher_points for s in P.seeds
-             if (c := subsets.start_config(p, make, t, s, held_out=P.folds * P.fisher_samples)) is not None]
+             if (c := experiments.fisher_start(P, p, t, s)) is not None]
     assert not P.cv_fractions  # (both profiles): union / intersection runs are counted by rule only
     planned = plan.notebook_configs("03_fisher_subsets", profile)
     known = {p.config.run_id() for p in planned if p.known}
     assert len({c.run_id() for c in runs}) == len(known) + sum(not p.known for p in planned)
     assert known <= {c.run_id() for c in runs}
-    # the notebook's own lines: the same grid, rules and start runs as counted here
-    code = "\n".join(_cells("03_fisher_subsets"))
+    # the notebook's own lines: the same functions build its runs
     import inspect
 
-    assert "subsets.until_decided(\n    P, store, fishers_for, make, mask_dir, run)" in code
-    assert ("subset_plan(fishers, P.fractions, make, mask_dir, lrs=P.masked_lrs, rules=P.rules)"
-            in inspect.getsource(subsets.until_decided))
-    assert "subsets.start_config(point, make, task, seed, held_out=held_out)" in code
-    assert "held_out = P.folds * P.fisher_samples" in code
+    from lnft import subsets
+
+    code = _code("03_fisher_subsets")
+    assert "subsets.until_decided(\n    P, store, fishers_for, mask_dir, run)" in code
+    assert "experiments.masked_runs(P, fishers, mask_dir)" in inspect.getsource(subsets.until_decided)
+    assert "start=experiments.fisher_start(P, point, task, seed)" in code
+    assert "run(experiments.baselines(P)" in code and "experiments.cv_runs(P, by_seed, mask_dir)" in code
+    assert "make = experiments.make_config(P)" in code
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick"])
+def test_validate_checks_every_kind_of_run_and_names_the_bad_value(profile, monkeypatch):
+    from lnft.errors import LnftError
+
+    for name in experiments.NOTEBOOKS:
+        P = profiles.resolve(name, profile)
+        kinds = {(p.config.task, p.config.method) for p in experiments.runs(P)}
+        checked = []
+        real = experiments.RunConfig.validate
+        monkeypatch.setattr(experiments.RunConfig, "validate", lambda self: checked.append(self) or real(self))
+        assert experiments.validate(P) == len(checked) > 0
+        monkeypatch.undo()
+        assert {(c.task, c.method) for c in checked} == kinds  # every task × method the notebook trains
+    P = profiles.resolve("01_change_analysis", profile, lr=1e-3)
+    bad = profiles.Params(P.notebook, P.profile, {**P.values, "layernorm_lr": -1.0})  # past the schema: the config says
+    with pytest.raises(LnftError, match="invalid lr -1.0"):
+        experiments.validate(bad)
 
 
 def test_plan_command_counts_the_store(tiny, tmp_path, capsys):

@@ -306,18 +306,14 @@ def test_fraction_within_says_when_no_interval_can_fit_the_margin():
 def test_notebook_3_reads_notebook_2s_runs(profile):
     """The finetuned (and head-warmup) Fisher points and the reference lines are notebook 2's runs of the
     same profile: read back from the store, not trained again."""
-    from lnft import profiles
+    from lnft import experiments, profiles
 
     nb2 = profiles.resolve("02_peft_comparison", profile)
     nb3 = profiles.resolve("03_fisher_subsets", profile)
-    make = lambda **kw: nb3.run_config(lr=nb3.lr, **kw)  # noqa: E731 (as notebook 3 builds them)
-    shared = {nb2.run_config(task=t, method=m, seed=s, lr=lr, select_on=nb2.select_on).run_id()
-              for t in nb2.tasks for m in nb2.methods for lr in nb2.lr_grid.get(m, nb2.lr_grid["default"])
-              for s in nb2.seeds}
+    shared = {c.run_id() for c in experiments.method_configs(nb2, nb2.methods)}
     for task in nb3.tasks:
         for seed in nb3.seeds:
             for point in ("head-warmup", "finetuned"):
-                start = subsets.start_config(point, make, task, seed, held_out=nb3.folds * nb3.fisher_samples)
+                start = experiments.fisher_start(nb3, point, task, seed)  # as notebook 3 builds them
                 assert start.run_id() in shared, (point, task, seed)  # rows outside it remain: no cross-fit run
-            full = nb3.run_config(task=task, method="full", seed=seed, lr=nb3.baseline_lr["full"])
-            assert full.run_id() in shared
+    assert experiments.baselines(nb3) and {c.run_id() for c in experiments.baselines(nb3)} <= shared

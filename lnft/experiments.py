@@ -1,0 +1,178 @@
+"""Each notebook's experiment, defined once: one function per notebook builds the runs it trains from its
+resolved parameters (``lnft.profiles.resolve``). The notebook trains them, ``lnft plan`` counts them and
+``lnft reports`` checks them before any notebook starts (``validate``), so a notebook's parameter checks
+have one home.
+
+* ``change_analysis(P)`` — notebook 1: full fine-tuning per task × seed, then one LayerNorm-only run (the
+  frozen-weights check).
+* ``peft_comparison(P, seeds_by_arm=None)`` — notebook 2: every (task, method) arm at every rate of its grid
+  (``method_configs``; ``lnft.decide.method_verdicts`` adds seeds to open arms), then the "why LayerNorm"
+  comparators.
+* ``fisher_subsets(P)`` — notebook 3: the Fisher start runs (``fisher_start``), per task × seed the
+  all-LayerNorm reference and the masked runs, and the full fine-tuning baselines (``baselines``). The masked
+  runs depend on Fisher values that exist only once the notebook runs (``masked_runs`` builds them then):
+  here they are counted by rule (``P.rules``) × rate (``P.masked_lrs``) with the all-LayerNorm budget and
+  marked ``known=False``; union / intersection runs (``cv_runs``) likewise.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .config import RunConfig
+from .errors import LnftError
+
+NOTEBOOKS = ("01_change_analysis", "02_peft_comparison", "03_fisher_subsets")
+
+FULL = "full fine-tuning"
+FROZEN_CHECK = "layernorm (frozen-weights check)"
+
+
+@dataclass(frozen=True)
+class Planned:
+    notebook: str
+    config: RunConfig  # for masked runs: the same budget without the (not yet existing) mask
+    group: str  # what the run is for, e.g. "full fine-tuning", "Fisher top-k (masked)"
+    known: bool = True  # False: its exact config (mask) is only known once the notebook runs
+
+
+# ------------------------------------------------------------------ notebook 1
+def change_analysis(P) -> list[Planned]:
+    """Notebook 1's runs: full fine-tuning per task × seed at ``P.lr`` (group ``FULL``), then one
+    LayerNorm-only run on the first task and seed at ``P.layernorm_lr`` (group ``FROZEN_CHECK``)."""
+    nb = "01_change_analysis"
+    runs = [Planned(nb, P.run_config(task=t, method="full", seed=s, lr=P.lr), FULL) for t in P.tasks for s in P.seeds]
+    return runs + [Planned(nb, P.run_config(task=P.tasks[0], method="layernorm", seed=P.seeds[0], lr=P.layernorm_lr),
+                           FROZEN_CHECK)]
+
+
+# ------------------------------------------------------------------ notebook 2
+def method_tasks(P, method: str) -> list[str]:
+    """The tasks ``method`` runs on in notebook 2: the profile's, or those ``method_tasks`` gives it."""
+    only = P.values.get("method_tasks") or {}
+    return [t for t in P.tasks if t in only.get(method, P.tasks)]
+
+
+def method_configs(P, methods, seeds_by_arm: dict | None = None) -> list[RunConfig]:
+    """Notebook 2's runs of ``methods``: every (task, method) arm at every rate of its grid for its seeds
+    (default: the profile's, the first look), task by task."""
+    grid = lambda m: P.lr_grid.get(m, P.lr_grid["default"])  # noqa: E731
+    seeds_of = lambda t, m: P.seeds if seeds_by_arm is None else seeds_by_arm.get((t, m), [])  # noqa: E731
+    return [P.run_config(task=t, method=m, seed=s, lr=lr, select_on=P.select_on)
+            for t in P.tasks for m in methods if t in method_tasks(P, m) for lr in grid(m) for s in seeds_of(t, m)]
+
+
+def peft_comparison(P, seeds_by_arm: dict | None = None) -> list[Planned]:
+    """Notebook 2's runs: ``P.methods`` (group: the method), then ``P.comparators`` (group "why LayerNorm:
+    <method>"); ``seeds_by_arm`` as in ``method_configs`` (default: the first look; decide mode may add seeds)."""
+    nb = "02_peft_comparison"
+    return ([Planned(nb, c, c.method) for c in method_configs(P, P.methods, seeds_by_arm)]
+            + [Planned(nb, c, f"why LayerNorm: {c.method}") for c in method_configs(P, P.comparators, seeds_by_arm)])
+
+
+# ------------------------------------------------------------------ notebook 3
+def make_config(P):
+    """Notebook 3's ``make(task=, method=, seed=, ...)``: runs at ``P.lr`` (the same configs as notebook 2's
+    where they coincide, so those runs are read back)."""
+    def make(**fields) -> RunConfig:
+        return P.run_config(lr=P.lr, **fields)
+
+    return make
+
+
+def held_out(P) -> int:
+    """Rows a trained point's Fisher reads outside what its start run fit: folds × examples per fold."""
+    return P.folds * P.fisher_samples
+
+
+def fisher_start(P, point: str, task: str, seed: int, *, exact: bool = True):
+    """The run a Fisher point starts from (``lnft.subsets.start_config``; None at ``pretrained``).
+    ``exact=False``: the same run before any cross-fitting shortfall is applied (no data is read)."""
+    from .subsets import start_config, start_method
+
+    if exact:
+        return start_config(point, make_config(P), task, seed, held_out=held_out(P))
+    method = start_method(point)
+    return None if method is None else make_config(P)(task=task, method=method, seed=seed)
+
+
+def baselines(P) -> list[RunConfig]:
+    """Notebook 3's full fine-tuning baselines per task × seed at ``P.baseline_lr["full"]``."""
+    return [P.run_config(task=t, method="full", seed=s, lr=P.baseline_lr["full"]) for t in P.tasks for s in P.seeds]
+
+
+def masked_runs(P, fishers: dict, mask_dir: str) -> list[tuple[dict, RunConfig]]:
+    """Notebook 3's subset runs once the Fishers exist (``fishers[(task, point, seed)]``): every fraction,
+    rule of ``P.rules`` and rate of ``P.masked_lrs`` (``lnft.subsets.subset_plan``)."""
+    from .subsets import subset_plan
+
+    return subset_plan(fishers, P.fractions, make_config(P), mask_dir, lrs=P.masked_lrs, rules=P.rules)
+
+
+def cv_runs(P, folds: dict, mask_dir: str, seeds=None) -> list[tuple[dict, RunConfig]]:
+    """Notebook 3's union / intersection runs at ``P.cv_fractions`` (``lnft.subsets.union_intersection_plan``)."""
+    from .subsets import union_intersection_plan
+
+    return union_intersection_plan(folds, P.cv_fractions, P.seeds if seeds is None else seeds, make_config(P),
+                                   mask_dir, lrs=P.masked_lrs)
+
+
+def fisher_subsets(P, *, exact: bool = True) -> list[Planned]:
+    """Notebook 3's runs: the Fisher start runs, then per task and seed the all-LayerNorm reference (100 %)
+    and the masked runs counted by rule × rate (``known=False``: their masks need the Fishers; the config is
+    the all-LayerNorm budget at that rate), then the full baselines. ``exact=False``: start runs before any
+    cross-fitting (``fisher_start``; reads no data)."""
+    nb = "03_fisher_subsets"
+    from .subsets import SELECTIONS
+
+    make = make_config(P)
+    out = [Planned(nb, c, f"{c.method} (Fisher start)") for t in P.tasks for p in P.fisher_points for s in P.seeds
+           if (c := fisher_start(P, p, t, s, exact=exact)) is not None]
+    below = [f for f in P.fractions if f < 100]
+    masked = make(task=P.tasks[0], method="layernorm")  # the masked runs' budget (same method budget)
+    fisher_rules = [r for r in P.rules if r in SELECTIONS and r != "random"]
+    for t in P.tasks:
+        for s in P.seeds:
+            if any(f >= 100 for f in P.fractions):
+                out.append(Planned(nb, make(task=t, method="layernorm", seed=s), "layernorm (100 %)"))
+            for _ in below:
+                for lr in P.masked_lrs:  # every rule at every rate of the grid; each rule chooses its own
+                    cfg = dataclasses.replace(masked, task=t, seed=s, lr=lr)
+                    out += [Planned(nb, cfg, "Fisher top-k (masked)", known=False)] * (len(fisher_rules)
+                                                                                      * len(P.fisher_points))
+                    if "random" in P.rules:  # one per seed and rate, shared by the points
+                        out.append(Planned(nb, cfg, "random-k (masked)", known=False))
+            for _ in P.cv_fractions:
+                for lr in P.masked_lrs:
+                    cfg = dataclasses.replace(masked, task=t, seed=s, lr=lr)
+                    out += [Planned(nb, cfg, "union / intersection (masked)", known=False)] * (2 * len(P.fisher_points))
+        out += [Planned(nb, c, "full (baseline)") for c in baselines(P) if c.task == t]
+    return out
+
+
+# ------------------------------------------------------------------ every notebook
+BUILDERS = {"01_change_analysis": change_analysis, "02_peft_comparison": peft_comparison,
+            "03_fisher_subsets": fisher_subsets}
+
+
+def runs(P) -> list[Planned]:
+    """The runs ``P.notebook`` trains (its first look), in the notebook's order."""
+    if P.notebook not in BUILDERS:
+        raise LnftError(f"unknown notebook(s) [{P.notebook!r}]; allowed: {', '.join(NOTEBOOKS)}")
+    return BUILDERS[P.notebook](P)
+
+
+def validate(P) -> int:
+    """The up-front checks of a notebook's resolved parameters: the notebook's rules were checked by
+    ``profiles.resolve``; here every kind of run it trains validates as ``RunConfig.validate`` checks it
+    (one config per distinct run but for seed and rate, which the parameter schema checks), before any
+    work starts. Notebook 3's start runs are checked before cross-fitting (no data read). Returns the
+    number of configs validated."""
+    planned = fisher_subsets(P, exact=False) if P.notebook == "03_fisher_subsets" else runs(P)
+    seen = set()
+    for p in planned:
+        key = repr(dataclasses.replace(p.config, seed=0, lr=None))
+        if key not in seen:
+            seen.add(key)
+            p.config.validate()
+    return len(seen)
