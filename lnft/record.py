@@ -129,6 +129,8 @@ def numbers(v: dict) -> str:
     """``+0.2 (−8.3 to +8.9)`` (points) or ``1.03× (0.98× to 1.08×)`` (ratios): a recorded estimate with its
     95 % interval, as the index and the README print it; ``(… , examples only)`` when the interval leaves
     training noise out (one seed on a side), ``(no interval)`` when there is none."""
+    from . import stats
+
     def number(k):
         return isinstance(v.get(k), (int, float)) and not isinstance(v.get(k), bool)
 
@@ -139,7 +141,7 @@ def numbers(v: dict) -> str:
         return f"{f(v['estimate'])} (no interval)"
     only = ", examples only" if v.get("interval") == "examples only" else ""
     level = v.get("level")
-    at = f"{round(level * 100, 2):g} %: " if isinstance(level, (int, float)) and abs(level - 0.95) > 1e-9 else ""
+    at = f"{stats.level_text(level)}: " if isinstance(level, (int, float)) and abs(level - stats.LEVEL) > 1e-9 else ""
     return f"{f(v['estimate'])} ({at}{f(v['lo'])} to {f(v['hi'])}{only})"
 
 
