@@ -47,29 +47,38 @@ def train_examples(cfg: RunConfig) -> int:
     return len(load_task_data(cfg, get_task(cfg.task))["train"])
 
 
-def rates_from_store(results) -> dict[tuple[str, str, str], float]:
-    """Measured seconds per training example-step, (model, device, method) -> median over stored runs:
-    total seconds (steps, evaluations, loading) / (steps × batch size)."""
-    samples: dict[tuple[str, str, str], list[float]] = {}
+def rates_from_store(results) -> dict[tuple[str, str, str, str], float]:
+    """Measured seconds per training example-step, (model, device, precision, method) -> median over stored
+    runs: total seconds (steps, evaluations, loading) / (steps × batch size). Precision is part of the key:
+    bf16 autocast and fp32 runs of the same method differ in speed (a stored config holds its resolved
+    precision, fp32 or bf16)."""
+    samples: dict[tuple[str, str, str, str], list[float]] = {}
     for r in results:
         if r.steps and r.total_seconds:
-            key = (r.config.model, r.device, r.config.method)
+            key = (r.config.model, r.device, r.config.precision, r.config.method)
             samples.setdefault(key, []).append(r.total_seconds / (r.steps * r.config.batch_size))
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def calibrate(model: str, methods, device: str = "auto", examples: int = 64) -> dict[tuple[str, str, str], float]:
+def rate_key(cfg: RunConfig, method: str | None = None) -> tuple[str, str, str, str]:
+    """The throughput key of a config (``rates_from_store``): its device and precision resolved here."""
+    from .models import resolve_device, resolve_precision
+
+    return (cfg.model, resolve_device(cfg.device).type, resolve_precision(cfg.precision, cfg.device),
+            method or cfg.method)
+
+
+def calibrate(model: str, methods, device: str = "auto", examples: int = 64,
+              precision: str = "auto") -> dict[tuple[str, str, str, str], float]:
     """Seconds per example-step from one short run per method (64 SST-2 examples, one epoch), not stored."""
-    from .models import resolve_device
     from .train import finetune
 
     rates = {}
     for method in sorted(set(methods)):
         cfg = RunConfig(task="sst2", method=method, model=model, max_train_samples=examples, max_eval_samples=64,
-                        epochs=1, device=device)
+                        epochs=1, device=device, precision=precision)
         out = finetune(cfg, progress=False)
-        rates[(model, resolve_device(device).type, method)] = out.result.total_seconds / (
-            out.result.steps * cfg.batch_size)
+        rates[rate_key(cfg)] = out.result.total_seconds / (out.result.steps * cfg.batch_size)
     return rates
 
 
@@ -78,7 +87,6 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
     """One row per notebook × run group: runs, runs new to the plan, in the store, to train, examples ×
     epochs of the runs to train, the estimated hours here (NaN where no throughput is known) and on one GPU
     (``gpu_rate`` seconds per example-step, default from ``GPU_SECONDS_PER_EXAMPLE_STEP_PER_MPARAM``)."""
-    from .models import resolve_device
     from .profiles import PROFILES
 
     if profile not in PROFILES:
@@ -102,9 +110,9 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
         if key not in sizes:
             sizes[key] = train_examples(cfg)
         steps = math.ceil(sizes[key] / cfg.batch_size) * cfg.epochs
-        rate = rates.get((cfg.model, resolve_device(cfg.device).type, cfg.method))
+        rate = rates.get(rate_key(cfg))
         if rate is None and p.config.method == "layernorm-masked":
-            rate = rates.get((cfg.model, resolve_device(cfg.device).type, "layernorm"))
+            rate = rates.get(rate_key(cfg, "layernorm"))
         todo = new and not stored
         gpu = gpu_rate if gpu_rate is not None else _gpu_rate(cfg.model)
         rows.append({"notebook": p.notebook, "task": cfg.task, "group": p.group, "runs": 1, "new": int(new),
@@ -169,8 +177,10 @@ def cmd_plan(args) -> int:
         common = PROFILES[args.profile]["common"]
         planned = [p.config.method for nb in args.notebooks or NOTEBOOKS for p in notebook_configs(nb, args.profile)]
         measured = rates_from_store(store.results())
-        missing = [m for m in set(planned) - {"layernorm-masked"} if (common["model"], _device(common), m) not in measured]
-        rates = calibrate(common["model"], missing, common.get("device", "auto")) if missing else {}
+        probe = RunConfig(model=common["model"], device=common.get("device", "auto"),
+                          precision=common.get("precision", "auto"))
+        missing = [m for m in set(planned) - {"layernorm-masked"} if rate_key(probe, m) not in measured]
+        rates = calibrate(probe.model, missing, probe.device, precision=probe.precision) if missing else {}
     if args.gpu_rate is not None and not (args.gpu_rate > 0 and math.isfinite(args.gpu_rate)):
         raise LnftError(f"invalid --gpu-rate {args.gpu_rate!r}; allowed: a finite number of seconds > 0")
     frame = plan_frame(args.profile, args.notebooks, store, rates=rates, gpu_rate=args.gpu_rate)
@@ -188,8 +198,3 @@ def cmd_plan(args) -> int:
     print(decide_note(args.profile, args.notebooks))
     return 0
 
-
-def _device(common) -> str:
-    from .models import resolve_device
-
-    return resolve_device(common.get("device", "auto")).type

@@ -135,6 +135,20 @@ def test_validate_checks_every_kind_of_run_and_names_the_bad_value(profile, monk
         experiments.validate(bad)
 
 
+def test_rates_are_keyed_by_precision(tiny):
+    from types import SimpleNamespace
+
+    def result(precision, seconds):
+        return SimpleNamespace(steps=10, total_seconds=seconds, device="cpu",
+                               config=tiny(task="sst2", method="head", precision=precision))
+
+    rates = plan.rates_from_store([result("fp32", 32.0), result("bf16", 8.0), result("fp32", 48.0)])
+    model = tiny().model
+    assert rates == {(model, "cpu", "fp32", "head"): 40.0 / (10 * tiny().batch_size),
+                     (model, "cpu", "bf16", "head"): 8.0 / (10 * tiny().batch_size)}
+    assert plan.rate_key(tiny(method="head", precision="fp32", device="cpu")) == (model, "cpu", "fp32", "head")
+
+
 def test_plan_command_counts_the_store(tiny, tmp_path, capsys):
     store = RunStore(tmp_path)
     first = plan.notebook_configs("02_peft_comparison", "smoke")[0].config
