@@ -3,7 +3,9 @@ that say a result may be undertrained: a run still improving when its budget ran
 last evaluation, gained more than ``IMPROVING_GAIN`` points there) and a chosen learning rate at the edge
 of its grid (a better one may lie beyond it). A run whose best evaluation is its last by a smaller gain
 *annealed to the end* (the linear schedule decays the rate to 0 over the budget): noted, not flagged.
-The flag texts have one home, here (``budget_flag``, ``lr_flag``); ``lnft.subsets`` uses them too."""
+The flag texts have one home, here (``budget_flag``, ``lr_flag``, and ``caveat``: the "[† possibly
+undertrained: …]" a verdict line carries); ``lnft.subsets`` uses them too. ``early_stopping_problems``: the
+invariants every trained run's early stopping must satisfy (notebook 2 checks its runs with it)."""
 from __future__ import annotations
 
 import numpy as np
@@ -51,6 +53,52 @@ def lr_flag(lr: float, at_edge: bool, rates: int) -> str:
     if at_edge:
         return f"lr {lr:g} at the edge of its grid ({rates} rates)"
     return "one lr tried" if rates == 1 else ""
+
+
+def join_texts(parts) -> str:
+    """Flag or note texts joined by "; ", each once, in order, empty ones left out: the ``flags`` / ``notes``
+    of a verdict row (``flag_verdicts`` here, ``lnft.subsets.flag_runs``)."""
+    return "; ".join(dict.fromkeys(p for p in parts if p))
+
+
+def caveat(undertrained: bool, flags: str, *, unflagged: bool = False) -> str:
+    """The text a verdict line carries for its flags: " [† possibly undertrained: <flags>]" when
+    ``undertrained``; otherwise, with ``unflagged``, the flags alone (" [one lr tried]") or ""."""
+    if undertrained:
+        return f" [† possibly undertrained: {flags}]"
+    return f" [{flags}]" if unflagged and flags else ""
+
+
+def early_stopping_problems(results) -> list[str]:
+    """What breaks early stopping's invariants in trained runs (``RunResult``s), one text per problem naming
+    the run (empty: none): steps within the budget; the last evaluation at the last step; the reported
+    checkpoint is an evaluated one with the best selection score; a run that stopped early had patience and
+    its last ``patience`` evaluations were no better than the best before them; ``still_improving`` means
+    best = last evaluation."""
+    out = []
+    for r in results:
+        cfg, steps = r.config, [h["step"] for h in r.history]
+        if not steps:
+            out.append(f"{r.run_id}: no evaluation in its history")
+            continue
+        if r.steps > r.max_steps:
+            out.append(f"{r.run_id}: {r.steps} steps, over its budget of {r.max_steps}")
+        if steps[-1] != r.steps:
+            out.append(f"{r.run_id}: last evaluation at step {steps[-1]}, not at its last step {r.steps}")
+        if r.best_step not in steps:
+            out.append(f"{r.run_id}: best step {r.best_step} was not evaluated ({steps})")
+            continue
+        selection = [h[f"{cfg.select_on}_score"] for h in r.history]
+        if selection[steps.index(r.best_step)] != max(selection):
+            out.append(f"{r.run_id}: the reported checkpoint (step {r.best_step}) is not the best on {cfg.select_on}")
+        wait = cfg.patience
+        if r.stopped_early and (not wait or len(selection) <= wait
+                                or any(s > max(selection[:-wait]) for s in selection[-wait:])):
+            out.append(f"{r.run_id}: stopped early at step {r.steps} without patience {cfg.patience} evaluations "
+                       "without improvement")
+        if r.still_improving != (r.best_step == steps[-1]):
+            out.append(f"{r.run_id}: still_improving {r.still_improving} but best step {r.best_step}, last {steps[-1]}")
+    return out
 
 
 def scores(frame: pd.DataFrame, split: str = "dev", metric: str = "score") -> pd.DataFrame:
@@ -145,38 +193,6 @@ def glue_table(summary: pd.DataFrame, methods: list[str] | None = None) -> pd.Da
     return table.reindex([m for m in methods if m in table.index])
 
 
-def compare(summary: pd.DataFrame, reference: str = "layernorm",
-            others: tuple[str, ...] = ("full", "bitfit", "lora", "head"), chosen: pd.DataFrame | None = None,
-            noise_factor: float = 1.0) -> pd.DataFrame:
-    """Per task: reference minus each other method (points) and the seed spreads.
-
-    Superseded for verdicts by ``lnft.stats.method_verdicts`` (paired bootstrap interval + the verdict
-    vocabulary): "within seed noise" here is a crude screen, not a verdict. ``within_seed_noise`` is
-    |difference| <= noise_factor × the larger seed std, and None unless both methods have a std.
-    ``undertrained`` is True when either side is possibly undertrained; ``flags`` says which and why."""
-    rows = []
-    by = summary.set_index(KEYS)
-    for task in sorted(summary["task"].unique()):
-        if (task, reference) not in by.index:
-            continue
-        ref = by.loc[(task, reference)]
-        for other in others:
-            if (task, other) not in by.index:
-                continue
-            o = by.loc[(task, other)]
-            diff = ref["score_mean"] - o["score_mean"]
-            noise = max(ref["score_std"], o["score_std"])  # NaN (one seed) on either side: no estimate
-            finite = np.isfinite(ref["score_std"]) and np.isfinite(o["score_std"])
-            within = bool(abs(diff) <= noise_factor * noise) if finite else None
-            caveat = "; ".join(f"{name}: {row['flags']}" for name, row in ((reference, ref), (other, o))
-                               if row.get("flags"))
-            rows.append({"task": task, "comparison": f"{reference} − {other}", "difference": diff,
-                         "reference_std": ref["score_std"], "other_std": o["score_std"], "within_seed_noise": within,
-                         "undertrained": bool(ref.get("undertrained", False) or o.get("undertrained", False)),
-                         "flags": caveat})
-    return pd.DataFrame(rows)
-
-
 def flag_verdicts(verdicts: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Add ``undertrained`` and ``flags`` to a verdict table of ``lnft.stats`` (columns task, a, b): a
     comparison is flagged when either method is possibly undertrained on that task (on any task for the
@@ -188,12 +204,12 @@ def flag_verdicts(verdicts: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame
         tasks = sorted(ran(method) & ran(other)) if task == "average" else [task]
         rows = [(t, by.loc[(t, method)]) for t in tasks if (t, method) in by.index]
         marked = any(bool(r.get("undertrained", False)) for _, r in rows)
-        text = "; ".join(f"{method}{f' ({t})' if task == 'average' else ''}: {r['flags']}"
-                         for t, r in rows if r.get("flags"))
+        text = join_texts(f"{method}{f' ({t})' if task == 'average' else ''}: {r['flags']}"
+                          for t, r in rows if r.get("flags"))
         return marked, text
 
     out = verdicts.copy()
     marks = [[caveat(row.task, row.a, row.b), caveat(row.task, row.b, row.a)] for row in verdicts.itertuples()]
     out["undertrained"] = [a[0] or b[0] for a, b in marks]
-    out["flags"] = ["; ".join(x for x in (a[1], b[1]) if x) for a, b in marks]
+    out["flags"] = [join_texts((a[1], b[1])) for a, b in marks]
     return out

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .aggregate import caveat, join_texts
 from .errors import LnftError
 from .methods import save_masks
 
@@ -481,10 +482,9 @@ def flag_runs(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
             f, n = _side_notes(part, side, fraction)
             flags += f
             extra += n
-        flags, extra = list(dict.fromkeys(flags)), list(dict.fromkeys(extra))
         marks.append(bool(flags))
-        texts.append("; ".join(flags))
-        notes.append("; ".join(extra))
+        texts.append(join_texts(flags))
+        notes.append(join_texts(extra))
     out["undertrained"], out["flags"], out["notes"] = marks, texts, notes
     if "lr" in scores:
         out["a_lr"], out["b_lr"] = rates["a"], rates["b"]
@@ -603,8 +603,7 @@ def lines(table: pd.DataFrame) -> list[str]:
     for line, (_, row) in zip(plain, table.iterrows()):
         if "a_lr" in row:
             line += f"; lr {row['a']} {row['a_lr']}, {row['b']} {row['b_lr']}"
-        if row.get("undertrained"):
-            line += f" [† possibly undertrained: {row['flags']}]"
+        line += caveat(bool(row.get("undertrained")), row.get("flags", ""))
         if row.get("notes"):
             line += f" (note: {row['notes']})"
         out.append(line)
@@ -623,10 +622,10 @@ def verdict_lines(verdicts: pd.DataFrame) -> list[str]:
             near = f"not shown at any fraction tried below 100 % — {row['resolution']}"
         else:
             near = "at no fraction tried below 100 %"
-        caveat = f" [† possibly undertrained: {row['flags']}]" if row.get("undertrained") else ""
+        flagged = caveat(bool(row.get("undertrained")), row.get("flags", ""))
         note = f" (note: {row['notes']})" if row.get("notes") else ""
         out.append(f"{row['task']} @ {row['point']}: ranking {row['ranking']}; Fisher top-k within 1 point of "
-                   f"all-LayerNorm: {near}{caveat}{note}")
+                   f"all-LayerNorm: {near}{flagged}{note}")
     return out
 
 

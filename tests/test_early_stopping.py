@@ -74,12 +74,39 @@ def test_a_run_cut_off_while_improving_is_flagged_everywhere(tiny, monkeypatch, 
     table = aggregate.glue_table(summary)
     assert table.loc["layernorm", "sst2"].endswith("†") and not table.loc["full", "sst2"].endswith("†")
     assert "still improving" in table.loc["layernorm", "flags"] and table.loc["full", "steps/run"] == "3"
-    verdict = aggregate.compare(summary, others=("full",)).iloc[0]
-    assert verdict["undertrained"] and "layernorm: still improving" in verdict["flags"]
     table = pd.DataFrame({"task": ["sst2", "average"], "a": ["layernorm", "layernorm"], "b": ["full", "full"]})
-    flagged = aggregate.flag_verdicts(table, summary)  # on a verdict table of lnft.stats
+    flagged = aggregate.flag_verdicts(table, summary)  # on a verdict table of lnft.stats, as notebook 2 flags it
     assert flagged["undertrained"].all() and flagged["flags"].str.contains("layernorm.*still improving").all()
+    assert flagged["flags"].iloc[0].startswith("layernorm: still improving")
+    assert flagged["flags"].iloc[1].startswith("layernorm (sst2): still improving")  # the average row names the task
     assert not aggregate.flag_verdicts(table.assign(a="full"), summary)["undertrained"].any()
+    line = aggregate.caveat(flagged["undertrained"].iloc[0], flagged["flags"].iloc[0])
+    assert line == f" [† possibly undertrained: {flagged['flags'].iloc[0]}]"
+    assert aggregate.caveat(False, "one lr tried") == "" and aggregate.caveat(False, "") == ""
+    assert aggregate.caveat(False, "one lr tried", unflagged=True) == " [one lr tried]"
+    assert aggregate.join_texts(["a", "", "b", "a"]) == "a; b"
+
+
+def test_early_stopping_invariants_hold_for_trained_runs_and_name_what_breaks(tiny, monkeypatch):
+    scripted_validation(monkeypatch, [50, 60, 55, 60, 58, 90, 90, 90, 90, 90, 90, 90])
+    stopped = finetune(tiny(task="sst2", method="head", epochs=4, eval_every=1, patience=3, lr=1e-2), progress=False).result
+    scripted_validation(monkeypatch, [50, 60, 70])
+    rising = finetune(tiny(task="sst2", method="head", epochs=1, eval_every=1, lr=1e-2), progress=False).result
+    assert stopped.stopped_early and rising.still_improving
+    assert aggregate.early_stopping_problems([stopped, rising]) == []
+    broken = {
+        "over its budget": dataclasses.replace(rising, max_steps=2),
+        "not at its last step": dataclasses.replace(rising, steps=2, max_steps=3),
+        "was not evaluated": dataclasses.replace(rising, best_step=7),
+        "is not the best on validation": dataclasses.replace(rising, best_step=2),
+        "without patience 0": dataclasses.replace(stopped, config=dataclasses.replace(stopped.config, patience=0)),
+        "without patience 4": dataclasses.replace(stopped, config=dataclasses.replace(stopped.config, patience=4)),
+        "no evaluation": dataclasses.replace(rising, history=[]),
+    }
+    for words, result in broken.items():
+        problems = aggregate.early_stopping_problems([stopped, result])
+        assert len(problems) >= 1 and all(p.startswith(result.run_id) for p in problems), (words, problems)
+        assert any(words in p for p in problems), (words, problems)
 
 
 def test_a_run_that_annealed_to_the_end_is_noted_not_flagged(tiny, monkeypatch):
