@@ -36,9 +36,11 @@ def test_summary_table_and_comparison():
     # layernorm's chosen 1e-3 is the lower edge of its two-rate grid: marked as possibly undertrained
     assert table.loc["layernorm", "sst2"] == "71.0 ± 1.4 †" and table.loc["full", "trainable"] == "100"
     assert table.loc["full", "sst2"] == "75.0 ± 1.4" and "edge of its grid" in table.loc["layernorm", "flags"]
-    verdict = aggregate.compare(summary, others=("full",))
-    row = verdict.iloc[0]
-    assert row["difference"] == -4 and not row["within_seed_noise"]
+    by = summary.set_index("method")
+    assert by.loc["layernorm", "score_mean"] - by.loc["full", "score_mean"] == -4
+    verdicts = pd.DataFrame({"task": ["sst2"], "a": ["layernorm"], "b": ["full"]})  # as lnft.stats gives them
+    row = aggregate.flag_verdicts(verdicts, summary).iloc[0]  # how notebook 2 flags its verdicts
+    assert row["undertrained"] and "layernorm: lr 0.001 at the edge of its grid (2 rates)" in row["flags"]
 
 
 def test_run_all_skips_finished_runs(tiny, tmp_path, monkeypatch):
