@@ -163,11 +163,14 @@ def runs(P) -> list[Planned]:
 
 
 def validate(P) -> int:
-    """The up-front checks of a notebook's resolved parameters: the notebook's rules were checked by
-    ``profiles.resolve``; here every kind of run it trains validates as ``RunConfig.validate`` checks it
-    (one config per distinct run but for seed and rate, which the parameter schema checks), before any
-    work starts. Notebook 3's start runs are checked before cross-fitting (no data read). Returns the
-    number of configs validated."""
+    """The up-front checks of a notebook's resolved parameters, before any work starts: every value against
+    the schema and the notebook's rules (``profiles.check_values``, as ``profiles.resolve`` checks them), then
+    every kind of run it trains as ``RunConfig.validate`` checks it (one config per distinct run but for seed
+    and rate, which the schema checks). Notebook 3's start runs are checked before cross-fitting (no data
+    read). Returns the number of configs validated; a bad value fails with a one-line ``LnftError``."""
+    from .profiles import check_values
+
+    check_values(P.notebook, dict(P.values))
     planned = fisher_subsets(P, exact=False) if P.notebook == "03_fisher_subsets" else runs(P)
     seen = set()
     for p in planned:

@@ -129,10 +129,14 @@ def test_validate_checks_every_kind_of_run_and_names_the_bad_value(profile, monk
         assert experiments.validate(P) == len(checked) > 0
         monkeypatch.undo()
         assert {(c.task, c.method) for c in checked} == kinds  # every task × method the notebook trains
-    P = profiles.resolve("01_change_analysis", profile, lr=1e-3)
-    bad = profiles.Params(P.notebook, P.profile, {**P.values, "layernorm_lr": -1.0})  # past the schema: the config says
-    with pytest.raises(LnftError, match="invalid lr -1.0"):
-        experiments.validate(bad)
+    P = profiles.resolve("02_peft_comparison", profile)
+    with pytest.raises(LnftError, match="invalid layernorm_lr -1.0"):  # a Params built by hand: the schema too
+        experiments.validate(profiles.Params("01_change_analysis", profile,
+                                             {**profiles.resolve("01_change_analysis", profile).values,
+                                              "layernorm_lr": -1.0}))
+    with pytest.raises(LnftError, match="methods must include 'layernorm'"):  # and the notebook's rules
+        experiments.validate(profiles.Params(P.notebook, profile, {**P.values, "methods": ["full", "head"],
+                                                                     "method_tasks": {}}))
 
 
 def test_rates_are_keyed_by_precision(tiny):
