@@ -109,12 +109,12 @@ def masked_runs(P, fishers: dict, mask_dir: str) -> list[tuple[dict, RunConfig]]
     return subset_plan(fishers, P.fractions, make_config(P), mask_dir, lrs=P.masked_lrs, rules=P.rules)
 
 
-def cv_runs(P, folds: dict, mask_dir: str, seeds=None) -> list[tuple[dict, RunConfig]]:
-    """Notebook 3's union / intersection runs at ``P.cv_fractions`` (``lnft.subsets.union_intersection_plan``)."""
+def cv_runs(P, folds: dict, mask_dir: str) -> list[tuple[dict, RunConfig]]:
+    """Notebook 3's union / intersection runs at ``P.cv_fractions`` for the profile's seeds
+    (``lnft.subsets.union_intersection_plan``)."""
     from .subsets import union_intersection_plan
 
-    return union_intersection_plan(folds, P.cv_fractions, P.seeds if seeds is None else seeds, make_config(P),
-                                   mask_dir, lrs=P.masked_lrs)
+    return union_intersection_plan(folds, P.cv_fractions, P.seeds, make_config(P), mask_dir, lrs=P.masked_lrs)
 
 
 def fisher_subsets(P, *, exact: bool = True) -> list[Planned]:
