@@ -56,6 +56,7 @@ def _train_args(sub):
 
 
 def cmd_train(args) -> int:
+    from .aggregate import budget_flag, end_state, last_gain
     from .store import RunStore
 
     if bool(args.task) == bool(args.task_spec):
@@ -93,8 +94,10 @@ def cmd_train(args) -> int:
     stop = "stopped early" if s["stopped_early"] else "budget used up"
     print(f"  dev: {metrics}  (step {s['best_step']} of {s['steps']}, epoch {s['best_epoch']}, chosen on "
           f"{cfg.select_on}; {stop})")
-    if s["still_improving"]:
-        print("  still improving at the end of its budget (best evaluation = last): possibly undertrained")
+    state = end_state(s["still_improving"], last_gain(result))  # the words the notebooks' † flags use
+    if state:
+        note = budget_flag(state, 1, 1, "run").removesuffix(" in 1 of 1 run")
+        print(f"  {note}{': possibly undertrained (†)' if state == 'improving' else ''}")
     print(f"  trainable {s['trainable_params']:,} of {s['total_params']:,} parameters "
           f"({s['trainable_percent']:.4f}%)")
     print(f"  train {s['train_seconds']:.1f} s ({s['samples_per_second']:.1f} samples/s), "

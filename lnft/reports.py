@@ -418,13 +418,18 @@ OUTPUTS = ("reports", "README.md")
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout holding this package
 
 
-def _git(*args: str, where: str | None = None) -> str:
-    """git in ``where`` (default: the checkout holding this lnft package, whatever the current directory)."""
+def _git_run(*args: str, where: str | None = None) -> subprocess.CompletedProcess | None:
+    """git in ``where`` (default: the checkout holding this lnft package, whatever the current directory);
+    None where git cannot run."""
     try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                              cwd=where or CHECKOUT).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=30, cwd=where or CHECKOUT)
     except (OSError, subprocess.SubprocessError):
-        return ""
+        return None
+
+
+def _git(*args: str, where: str | None = None) -> str:
+    done = _git_run(*args, where=where)
+    return done.stdout.strip() if done is not None else ""
 
 
 def git_commit(where: str | None = None) -> str:
@@ -437,6 +442,44 @@ def git_commit(where: str | None = None) -> str:
     dirty = _git("status", "--porcelain", "--untracked-files=normal", "--", ":/",
                  *[f":(top,exclude){p}" for p in OUTPUTS], where=where)  # the whole checkout, from any directory
     return commit + (" (uncommitted changes)" if dirty else "")
+
+
+# What decides a report's numbers: a change here since the reports' commit makes them stale. Training-path
+# modules change every run id (their source is in the code fingerprint); the others decide the tables.
+REPORT_INPUTS = ("lnft", "notebooks", "requirements.lock")
+
+
+def stale_reasons(reports: str, where: str | None = None) -> list[str]:
+    """Why a reports folder is not what HEAD of the checkout ``where`` would make (empty: it is, or git is
+    absent): it names no clean commit, several, or one from which HEAD differs in ``REPORT_INPUTS``."""
+    from .record import read_state
+
+    runs = read_state(reports).get("notebooks", [])
+    if not runs:
+        return [f"{reports}/reports.json lists no notebooks"]
+    problems = []
+    commits = {str(r.get("commit") or "unknown") for r in runs}
+    if len(commits) > 1:
+        problems.append(f"the reports were made at different commits: {sorted(commits)}")
+    for commit in sorted(commits):
+        if commit == "unknown":
+            problems.append(f"{reports}/reports.json records no commit (made before reports named theirs, or "
+                            "outside git): run make reports")
+            continue
+        if "uncommitted" in commit:
+            problems.append(f"the reports name commit {commit!r}, not a clean commit")
+            continue
+        changed = _git_run("diff", "--name-only", commit, "HEAD", "--", where=where)
+        if changed is None:
+            continue  # no git: nothing to compare with
+        if changed.returncode != 0:
+            problems.append(f"commit {commit} is not in this repository: {changed.stderr.strip()}")
+            continue
+        others = [f for f in changed.stdout.split() if any(f == o or f.startswith(o + "/") for o in REPORT_INPUTS)]
+        if others:
+            problems.append(f"the reports were made at {commit}, but HEAD differs from it in what decides them "
+                            f"({', '.join(REPORT_INPUTS)}): {', '.join(others[:8])}{' …' if len(others) > 8 else ''}")
+    return problems
 
 
 # The docs site (``make docs`` builds it into site/) as seen from reports/<profile>/index.html

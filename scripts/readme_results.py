@@ -6,7 +6,7 @@ This script renders a reports folder's ``*.verdicts.json`` (``lnft.record.markdo
 reference report ``reports/standard`` in README.md, the quick pipeline check ``reports/quick`` in
 docs/concepts/experiments.md (without links to report files: the docs site has the chapters). ``--check`` changes nothing and exits 1 when a block differs from its records, or when
 the reports do not match the code that made them: a commit with uncommitted changes, or one from which HEAD
-differs in what decides a report (``REPORT_INPUTS``: the package, the notebooks and the pinned runtime
+differs in what decides a report (``lnft.reports.stale_reasons``, ``REPORT_INPUTS``: the package, the notebooks and the pinned runtime
 packages; docs, tests and scripts do not change what a notebook computes) — checked where git is available.
 
     python scripts/readme_results.py            # rewrite every block
@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from lnft.record import markdown, read_state  # noqa: E402
+from lnft.record import markdown  # noqa: E402
+from lnft.reports import stale_reasons  # noqa: E402
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 # (reports folder, the Markdown file holding its block), relative to the repository root
 BLOCKS = (("reports/standard", "README.md", True), ("reports/quick", "docs/concepts/experiments.md", False))
-# what decides a report's numbers: a change here since the reports' commit makes them stale
-REPORT_INPUTS = ("lnft", "notebooks", "requirements.lock")
 
 
 def block(readme_text: str) -> tuple[int, int]:
@@ -48,39 +46,6 @@ def render(readme: str, reports: str, links: bool = True) -> tuple[str, str]:
     if not links:  # name the folder from the repository root, never this machine's absolute path
         generated = generated.replace(os.path.abspath(reports), os.path.relpath(reports, ROOT).replace(os.sep, "/"))
     return text, text[:start] + "\n" + generated + text[end:]
-
-
-def commit_problems(reports: str, repo: str) -> list[str]:
-    """Why the reports do not name the commit they were made from (empty: they do, or git is absent)."""
-    state = read_state(reports)
-    runs = state.get("notebooks", [])
-    if not runs:
-        return [f"{reports}/reports.json lists no notebooks"]
-    problems = []
-    commits = {str(r.get("commit") or "unknown") for r in runs}
-    if len(commits) > 1:
-        problems.append(f"the reports were made at different commits: {sorted(commits)}")
-    for commit in sorted(commits):
-        if commit == "unknown":
-            problems.append(f"{reports}/reports.json records no commit (made before reports named theirs, or "
-                            "outside git): run make reports")
-            continue
-        if "uncommitted" in commit:
-            problems.append(f"the reports name commit {commit!r}, not a clean commit")
-            continue
-        try:
-            changed = subprocess.run(["git", "-C", repo, "diff", "--name-only", commit, "HEAD", "--"],
-                                     capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            continue  # no git: nothing to compare with
-        if changed.returncode != 0:
-            problems.append(f"commit {commit} is not in this repository: {changed.stderr.strip()}")
-            continue
-        others = [f for f in changed.stdout.split() if any(f == o or f.startswith(o + "/") for o in REPORT_INPUTS)]
-        if others:
-            problems.append(f"the reports were made at {commit}, but HEAD differs from it in what decides them "
-                            f"({', '.join(REPORT_INPUTS)}): {', '.join(others[:8])}{' …' if len(others) > 8 else ''}")
-    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if wanted != current:
             problems.append(f"the results block of {readme} differs from {reports}/*.verdicts.json: "
                             "run python scripts/readme_results.py")
-        problems += commit_problems(reports, args.repo)
+        problems += stale_reasons(reports, args.repo)
     if not args.check:
         return 0
     for p in problems:

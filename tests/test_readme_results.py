@@ -51,7 +51,7 @@ def test_block_is_written_from_the_records_and_checked(tmp_path, capsys):
     assert "| layernorm − full | *inconclusive* † +0.2 (−8.3 to +8.9) | *inconclusive* −0.1 (−18.7 to +18.3) |" in text
     assert "[report](reports/quick/02_peft_comparison.html)" in text and "Claim 1." in text and "after" in text
     assert "Not run: no verdict." in text  # notebooks 1 and 3 are absent from this folder
-    problems = script.commit_problems(str(folder), ROOT)
+    problems = script.stale_reasons(str(folder), ROOT)
     assert script.main([*args, "--check"]) == (1 if problems else 0)  # HEAD vs itself: only a dirty tree differs
     readme.write_text(text.replace("+8.9", "+9.9"))
     assert script.main([*args, "--check"]) == 1
@@ -60,9 +60,9 @@ def test_block_is_written_from_the_records_and_checked(tmp_path, capsys):
 def test_a_report_from_another_commit_or_dirty_tree_fails_the_check(tmp_path):
     script = _script()
     folder, _ = _folder(tmp_path, "a890fa5 (uncommitted changes)")
-    assert any("not a clean commit" in p for p in script.commit_problems(str(folder), ROOT))
+    assert any("not a clean commit" in p for p in script.stale_reasons(str(folder), ROOT))
     first = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=ROOT, capture_output=True,
                            text=True).stdout.split()[0]
     other, _ = _folder(tmp_path / "b", first[:7])
     assert any("differs from it in what decides them (lnft, notebooks, requirements.lock): " in p and "lnft/" in p
-               for p in script.commit_problems(str(other), ROOT))
+               for p in script.stale_reasons(str(other), ROOT))
