@@ -117,11 +117,12 @@ def _methods_args(sub):
 
 def cmd_methods(args) -> int:
     from . import methods
-    from .models import check_model_name, load_model
+    from .models import load_model
+    from .sources import model_source
 
     if args.num_labels < 1:
         raise LnftError(f"invalid num-labels {args.num_labels}; allowed: an integer >= 1 (1: regression)")
-    check_model_name(args.model)
+    model_source(args.model).check()
     print(f"{'method':<22}{'trainable':>12}{'share %':>10}  what trains (+ the task head)")
     for name, method in methods.METHODS.items():
         if method.masked:

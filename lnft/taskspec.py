@@ -31,16 +31,13 @@ import numpy as np
 import pandas as pd
 
 from .errors import LnftError
-from .tasks import METRIC_FUNCTIONS, Task
+from .fingerprints import digest, file_hash, hub_revision
+from .tasks import METRIC_FUNCTIONS, Task, register
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
 KEYS = ("name", "train", "dev", "hub", "hub_config", "splits", "text", "label", "labels", "regression", "metrics")
 CLASSIFICATION_METRICS = ("accuracy", "f1", "matthews")
 REGRESSION_METRICS = ("pearson", "spearman")
-TASK_SPEC_DATA = "task-spec"  # RunConfig.data of a task-spec run: the data comes from the spec
-
-_REGISTERED: dict[str, Task] = {}  # name -> the task (with its spec) loaded in this process
-
 
 @dataclass(frozen=True)
 class Spec:
@@ -64,19 +61,12 @@ class Spec:
                 "formats": [FORMATS[_ext(p)] for p in (self.train, self.dev)] if not self.hub else None}
 
     def fingerprint(self) -> str:
-        from .fingerprints import _hub_revision, digest, file_hash
-
         if self.hub:
-            revision = _hub_revision(self.hub, "dataset")
+            revision = hub_revision(self.hub, "dataset")
             where = f"hub:{self.hub}@{revision}" if revision else f"hub:{self.hub} (revision unknown: by name only)"
         else:
             where = {"train": file_hash(self.train), "dev": file_hash(self.dev)}
         return "task-spec:sha256:" + digest({"spec": self.meaning(), "data": where})
-
-
-def get(name: str) -> Task | None:
-    """A task registered by ``load_spec`` in this process, or None."""
-    return _REGISTERED.get(name)
 
 
 def load_spec(path: str) -> Task:
@@ -85,7 +75,7 @@ def load_spec(path: str) -> Task:
     task = Task(spec.name, "", spec.text, spec.label, spec.labels, spec.metrics, {"dev": spec.dev or ""},
                 spec.hub_config or "", spec.text, {"dev": dict(spec.splits)["dev"]}, spec=spec)
     load_raw(spec)  # read and check the data now: bad rows fail before any model loads
-    _REGISTERED[spec.name] = task
+    register(task)
     return task
 
 

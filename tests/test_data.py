@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from lnft import LnftError
-from lnft.data import (Collator, embedded_dir, length_grouped_batches, load_raw, make_splits, read_glue_tsv,
-                       source_kind)
-from lnft.tasks import EMBEDDED_TASKS, get_task
+from lnft.data import Collator, length_grouped_batches, load_raw, make_splits
+from lnft.sources import data_source, embedded_dir, read_glue_tsv
+from lnft.constants import EMBEDDED_TASKS
+from lnft.tasks import get_task
 
 OFFICIAL_ROWS = {"cola": (8551, 1043), "sst2": (67349, 872), "mrpc": (3668, 408), "stsb": (5749, 1500),
                  "rte": (2490, 277)}
@@ -76,7 +77,7 @@ def test_local_glue_dir_is_a_source(tmp_path):
         with gzip.open(os.path.join(embedded_dir(), "RTE", name + ".gz"), "rb") as src:
             (tmp_path / "RTE").mkdir(exist_ok=True)
             (tmp_path / "RTE" / name).write_bytes(src.read())
-    assert source_kind(str(tmp_path)) == "local"
+    assert data_source(str(tmp_path), get_task("rte")).kind == "local"
     raw = load_raw(str(tmp_path), get_task("rte"))
     assert len(raw["train"]) == 2490 and len(raw["dev"]) == 277
 

@@ -47,7 +47,7 @@ def model_dirs(tmp_path_factory):
     """family -> a directory with a tiny random model and the embedded BERT tokenizer (vocabulary matched)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from lnft.models import embedded_model_path
+    from lnft.sources import embedded_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_path())
     root = tmp_path_factory.mktemp("families")

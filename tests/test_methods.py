@@ -136,6 +136,8 @@ def test_the_mask_enters_the_run_id_by_content(tmp_path):
     ids = {p: RunConfig(method="layernorm-masked", mask_path=p, device="cpu").run_id()
            for p in (path_a, copy_a, path_b)}
     assert ids[path_a] == ids[copy_a] != ids[path_b]  # same content, other name: one run
+    run_id, prints = RunConfig(method="layernorm-masked", mask_path=path_a, device="cpu").identity()
+    assert set(prints) == {"schema", "code", "data", "model"}  # the mask's one home in the id: mask_digest
     cfg = RunConfig(method="layernorm-masked", mask_path=path_a).validate()
     assert cfg.mask_digest and cfg.mask_digest != RunConfig(method="layernorm-masked", mask_path=path_b).validate().mask_digest
     methods.save_masks({ln: b}, path_a)  # the file changed under a config that names its old content

@@ -101,7 +101,7 @@ def test_unwritable_runs_dir(tmp_path):
 # ---------------------------------------------------------------- run ids: content, not names
 def _local_glue(root, flip_dev=False):
     """A small local RTE directory made from the embedded files; ``flip_dev`` flips every dev label."""
-    from lnft.data import embedded_dir, read_glue_tsv
+    from lnft.sources import embedded_dir, read_glue_tsv
     from lnft.tasks import get_task
 
     task = get_task("rte")
@@ -135,6 +135,7 @@ def test_run_id_follows_data_content_not_its_path(tiny, tmp_path):
 
 def test_run_id_follows_model_code_and_mask(tiny, tmp_path, monkeypatch):
     import lnft.fingerprints as fp
+    from lnft.sources import model_source
 
     cfg = tiny(task="rte", method="head")
     run_id, prints = cfg.identity()
@@ -147,9 +148,9 @@ def test_run_id_follows_model_code_and_mask(tiny, tmp_path, monkeypatch):
     model.mkdir()
     (model / "config.json").write_text("{}")
     (model / "model.safetensors").write_bytes(b"a")
-    first = fp.model_fingerprint(str(model))
+    first = model_source(str(model)).fingerprint()
     (model / "model.safetensors").write_bytes(b"b")
-    assert fp.model_fingerprint(str(model)) != first
+    assert model_source(str(model)).fingerprint() != first
 
 
 # ---------------------------------------------------------------- self-healing
@@ -487,14 +488,14 @@ def _old_run_id(cfg):
     """The run id as lnft computed it before issue 21 (no field normalised)."""
     import dataclasses
 
-    from lnft.fingerprints import digest, fingerprints
+    from lnft.fingerprints import digest
     from lnft.models import resolve_device
 
     cfg = cfg.validate()
     payload = dataclasses.asdict(cfg)
     payload["device"] = resolve_device(cfg.device).type
     payload["mask_path"] = None
-    return f"{cfg.task}-{cfg.method}-{digest([payload, fingerprints(cfg)])[:12]}"
+    return f"{cfg.task}-{cfg.method}-{digest([payload, cfg.identity()[1]])[:12]}"
 
 
 def test_options_a_method_ignores_do_not_enter_its_run_id(tiny):
@@ -529,8 +530,8 @@ def test_every_tokenizer_file_enters_a_local_models_fingerprint(tiny, tmp_path):
     """Review of 21, item 2: two model directories that differ in any file the loader may read differ in run id."""
     import shutil
 
-    from lnft.fingerprints import MODEL_FILES
-    from lnft.models import TOKENIZER_FILES, embedded_model_path
+    from lnft.constants import MODEL_FILES, TOKENIZER_FILES
+    from lnft.sources import embedded_model_path
 
     assert set(TOKENIZER_FILES) <= set(MODEL_FILES)
     for name in ("spm.model", "vocab.json", "tokenizer.model", "added_tokens.json", "special_tokens_map.json"):
@@ -548,7 +549,8 @@ def test_layernorm_shapes_of_an_unbuildable_config_is_one_lnft_error(tmp_path):
     """Review of 21, item 10: AutoConfig/from_config errors become LnftError (runs list catches those)."""
     import shutil
 
-    from lnft.models import embedded_model_path, layernorm_shapes
+    from lnft.models import layernorm_shapes
+    from lnft.sources import embedded_model_path
 
     model = tmp_path / "model"
     shutil.copytree(embedded_model_path(), model)
