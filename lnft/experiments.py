@@ -6,7 +6,7 @@ have one home.
 * ``change_analysis(P)`` — notebook 1: full fine-tuning per task × seed, then one LayerNorm-only run (the
   frozen-weights check).
 * ``peft_comparison(P, seeds_by_arm=None)`` — notebook 2: every (task, method) arm at every rate of its grid
-  (``method_configs``; ``lnft.decide.method_verdicts`` adds seeds to open arms), then the "why LayerNorm"
+  (``method_configs``; ``decide_methods`` adds seeds to open arms, ``decide_subsets`` to open tasks), then the "why LayerNorm"
   comparators.
 * ``fisher_subsets(P)`` — notebook 3: the Fisher start runs (``fisher_start``), per task × seed the
   all-LayerNorm reference and the masked runs, and the full fine-tuning baselines (``baselines``). The masked
@@ -151,6 +151,104 @@ def fisher_subsets(P, *, exact: bool = True) -> list[Planned]:
 
 
 # ------------------------------------------------------------------ every notebook
+# ------------------------------------------------------------------ notebook 2 decided (lnft.decide)
+def decide_methods(P, store, methods, reference: str = "layernorm", *, run, log=print):
+    """Notebook 2's verdicts, decided when ``P.decide``: ``reference`` minus each other of ``methods`` per task
+    (and on average over tasks), every method at its own rate chosen on the selection split from the seeds of the
+    look (``aggregate.select_lr``). An arm is (task, method): all its rates for one seed. ``run(configs)`` trains
+    or reads them (``sweep.run_all``). Returns (results of every run trained, the verdict frame with
+    ``seeds``/``stopped``/``looks``, the seeds each (task, method) ended with)."""
+    from . import aggregate, stats, sweep
+    from .decide import design, until_decided
+
+    plan = design(P.seeds, P.values.get("decide", False), P.values.get("max_seeds"))
+    others = [m for m in methods if m != reference]
+    runs_on = lambda m: method_tasks(P, m)  # noqa: E731
+    comparisons = {(t, b): ((t, reference), (t, b)) for b in others for t in runs_on(b)}
+    comparisons = dict(sorted(comparisons.items(), key=lambda kv: P.tasks.index(kv[0][0])))
+    comparisons.update({("average", b): tuple((t, m) for t in runs_on(b) for m in (reference, b))
+                        for b in others if len(runs_on(b)) > 1})
+
+    def train(seeds_by_arm):
+        return run(method_configs(P, [reference, *others], seeds_by_arm))
+
+    def judge(results, key, seeds, level, needed_level):
+        task, b = key
+        keep = [r for r in results if r.config.method in (reference, b) and r.config.seed in seeds
+                and (task == "average" or r.config.task == task)]
+        frame = sweep.results_frame(keep)
+        chosen = aggregate.select_lr(frame, on=P.select_on)  # from the look's seeds only
+        table = stats.method_verdicts(keep, chosen, reference=reference, others=[b], store=store, level=level,
+                                      needed_level=needed_level, average=task == "average")
+        # † flags from the runs this look used (its seeds, its chosen rates), frozen with the verdict
+        table = aggregate.flag_verdicts(table, aggregate.summarize(frame, chosen))
+        row = table[table["task"] == task].iloc[0].to_dict()
+        rate = lambda m: "/".join(f"{x:g}" for x in dict.fromkeys(chosen.loc[chosen["method"] == m, "lr"]))  # noqa: E731
+        return {**row, "a_lr": rate(reference), "b_lr": rate(b)}
+
+    return until_decided(plan, P.seeds, comparisons, train, judge, log=log)
+
+
+# ------------------------------------------------------------------ notebook 3 decided (lnft.decide)
+def decide_subsets(P, store, fishers_for, mask_dir: str, run, *, log=print):
+    """Notebook 3's masked runs and verdicts, decided when ``P.decide`` (``lnft.decide``): Fisher top-k − random-k
+    and every rule − all LayerNorm, per task × Fisher point × fraction (and on average over tasks), every rule
+    at its own rate chosen on validation from the look's seeds. An arm is a task: a seed in this notebook is a
+    whole pipeline (its Fisher at every point, the masks, every rule at every rate), so a seed is added to a
+    task while any of its comparisons is open. ``fishers_for(task, point, seed)``: the mean Fisher (computed on
+    demand for added seeds); ``run(configs)``: ``sweep.run_all``; the runs: ``masked_runs``.
+    Returns ((plan, results, all_rates) of every
+    masked run, the Fisher − random rows, the rule − all-LayerNorm rows (each at the look that stopped it, with
+    ``seeds``/``stopped``/``looks``), the seeds each task ended with)."""
+    from . import decide
+    from .subsets import (SELECTIONS, at_chosen_rates, choose_rates, fisher_vs_random, scores_frame,
+                          versus_all_layernorm)
+
+    plan_design = decide.design(P.seeds, P.values.get("decide", False), P.values.get("max_seeds"))
+    below = [f for f in P.fractions if f < 100]
+    units = [(t, (t,)) for t in P.tasks] + ([("average", tuple(P.tasks))] if len(P.tasks) > 1 else [])
+    comparisons = {}
+    for task, arms in units:
+        for point in P.fisher_points:
+            for fraction in below:
+                comparisons[("versus", task, point, fraction, "fisher-global")] = arms
+                for rule in [r for r in SELECTIONS if r in P.rules]:
+                    comparisons[("vs_all", task, point, fraction, rule)] = arms
+    tables = {}
+
+    def train(seeds_by_task):
+        fishers = {(t, p, s): fishers_for(t, p, s) for t, seeds in seeds_by_task.items() for p in P.fisher_points
+                   for s in seeds}
+        plan = masked_runs(P, fishers, mask_dir)  # every fraction × rule × rate
+        results = run([c for _, c in plan])
+        tables.clear()
+        return plan, results, scores_frame(plan, results)
+
+    def judge(state, key, seeds, level, needed_level):
+        kind, task, point, fraction, rule = key
+        cached = (kind, task, tuple(seeds), level)
+        if cached not in tables:
+            part = state[2][state[2]["seed"].isin(seeds)]
+            if task != "average":
+                part = part[part["task"] == task]
+            scores = at_chosen_rates(part, choose_rates(part))
+            options = {"level": level, "needed_level": needed_level}
+            tables[cached] = (fisher_vs_random(scores, store, **options) if kind == "versus"
+                              else versus_all_layernorm(scores, store, **options))
+        table = tables[cached]
+        row = table[(table["task"] == task) & (table["point"] == point) & (table["fraction"] == fraction)
+                    & (table["a"] == rule)]
+        if len(row) != 1:
+            raise LnftError(f"decide: no single {kind} row for {task} @ {point}, {fraction:g} %, {rule} "
+                            f"({len(row)} rows)")
+        return {**row.iloc[0].to_dict(), "kind": kind}
+
+    state, frame, seeds = decide.until_decided(plan_design, P.seeds, comparisons, train, judge, log=log)
+    versus = frame[frame["kind"] == "versus"].drop(columns="kind").reset_index(drop=True)
+    vs_all = frame[frame["kind"] == "vs_all"].drop(columns="kind").reset_index(drop=True)
+    return state, versus, vs_all, {arm: s for arm, s in seeds.items()}
+
+
 BUILDERS = {"01_change_analysis": change_analysis, "02_peft_comparison": peft_comparison,
             "03_fisher_subsets": fisher_subsets}
 

@@ -188,7 +188,6 @@ def _gradients(algorithm, model, batch, token_type_ids, target, cls, kind, regre
 
 def _hooks(model, batch, token_type_ids, target, cls, kind, regression, num_labels):
     """Per-example LayerNorm gradients from one batched backward (see the module docstring)."""
-    from torch import nn
 
     ln_names = {n.rsplit(".", 1)[0] for n in layernorm_param_names(model)}
     modules = {name: m for name, m in model.named_modules() if name in ln_names}

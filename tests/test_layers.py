@@ -18,7 +18,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "lnft"
 CORE = {"errors", "constants", "hub", "fingerprints", "tasks", "taskspec", "sources", "data", "models", "components",
         "methods", "config", "result", "train", "store", "locks", "progress"}
 # What reads, plans, analyses and shows runs.
-FACE = {"reports", "plots", "profiles", "cli", "plan", "decide", "stats", "aggregate", "subsets", "sweep", "engine",
+FACE = {"reports", "plots", "profiles", "cli", "plan", "decide", "experiments", "stats", "aggregate", "subsets", "sweep", "engine",
         "record", "changes", "fisher", "__main__"}
 
 

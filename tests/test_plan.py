@@ -75,16 +75,13 @@ def test_notebook_2_trains_the_planned_runs(profile):
     for m in P.methods:  # every method on its tasks, every rate, every seed of the first look
         grid = P.lr_grid.get(m, P.lr_grid["default"])
         assert sum(p.config.method == m for p in planned) == len(experiments.method_tasks(P, m)) * len(grid) * len(P.seeds)
-    # the notebook trains through decide.method_verdicts, which builds its runs with experiments.method_configs
+    # the notebook trains through experiments.decide_methods, which builds its runs with method_configs
     import inspect
 
-    from lnft import decide
-
     code = _code("02_peft_comparison")
-    assert "deciding.method_verdicts(P, store, P.methods, reference=\"layernorm\", run=run)" in code
-    assert "deciding.method_verdicts(P, store, [\"layernorm\", *P.comparators]" in code
-    assert "run(method_configs(P, [reference, *others], seeds_by_arm))" in inspect.getsource(decide.method_verdicts)
-    assert "from .experiments import method_configs, method_tasks" in inspect.getsource(decide.method_verdicts)
+    assert "experiments.decide_methods(P, store, P.methods, reference=\"layernorm\", run=run)" in code
+    assert "experiments.decide_methods(P, store, [\"layernorm\", *P.comparators]" in code
+    assert "run(method_configs(P, [reference, *others], seeds_by_arm))" in inspect.getsource(experiments.decide_methods)
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "standard"])
@@ -106,11 +103,9 @@ def test_plan_counts_notebook_3s_runs(profile, tmp_path, pretrained_state):
     # the notebook's own lines: the same functions build its runs
     import inspect
 
-    from lnft import subsets
-
     code = _code("03_fisher_subsets")
-    assert "subsets.until_decided(\n    P, store, fishers_for, mask_dir, run)" in code
-    assert "experiments.masked_runs(P, fishers, mask_dir)" in inspect.getsource(subsets.until_decided)
+    assert "experiments.decide_subsets(\n    P, store, fishers_for, mask_dir, run)" in code
+    assert "masked_runs(P, fishers, mask_dir)" in inspect.getsource(experiments.decide_subsets)
     assert "start=experiments.fisher_start(P, point, task, seed)" in code
     assert "run(experiments.baselines(P)" in code and "experiments.cv_runs(P, by_seed, mask_dir)" in code
     assert "make = experiments.make_config(P)" in code
