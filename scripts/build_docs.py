@@ -143,8 +143,23 @@ def profiles_page() -> str:
 
 # ---------------------------------------------------------------- the API reference (from the docstrings)
 def public_modules() -> list[str]:
-    """Every module of the ``lnft`` package whose name does not start with ``_`` (``__main__`` excluded)."""
-    return sorted(m.name for m in pkgutil.iter_modules([os.path.join(ROOT, "lnft")]) if not m.name.startswith("_"))
+    """Every module of the ``lnft`` package whose name does not start with ``_`` (``__main__`` excluded); a
+    subpackage (e.g. ``store``) and each of its public modules (``store.files``) alike."""
+    found = []
+    for m in pkgutil.iter_modules([os.path.join(ROOT, "lnft")]):
+        if m.name.startswith("_"):
+            continue
+        found.append(m.name)
+        if m.ispkg:
+            found += [f"{m.name}.{s.name}" for s in pkgutil.iter_modules([os.path.join(ROOT, "lnft", m.name)])
+                      if not s.name.startswith("_")]
+    return sorted(found)
+
+
+def _module_file(name: str) -> str:
+    """The source file of ``lnft.<name>`` (a package's ``__init__.py``)."""
+    path = os.path.join(ROOT, "lnft", *name.split("."))
+    return os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
 
 
 def api_pages() -> dict[str, str]:
@@ -159,7 +174,7 @@ def api_pages() -> dict[str, str]:
     import ast
 
     for name in modules:
-        with open(os.path.join(ROOT, "lnft", f"{name}.py"), encoding="utf-8") as fh:
+        with open(_module_file(name), encoding="utf-8") as fh:
             doc = ast.get_docstring(ast.parse(fh.read())) or ""
         first = _cell(doc.split("\n\n")[0]) if doc else ""
         overview.append(f"| [`lnft.{name}`](api/{name}.md) | {first} |")

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,6 +234,32 @@ def test_a_bit_flip_is_found_by_verify_not_by_the_fast_check(pristine, tmp_path,
     assert "does not match its recorded sha256" in capsys.readouterr().out
 
 
+def test_fisher_and_masks_beside_the_runs_are_not_runs(pristine, tmp_path, capsys):
+    """The Fisher cache (lnft.fisher: <store>/fisher) and notebook 3's masks (<store>/masks) live in the store's
+    root: listing neither warns about them nor calls them broken, and prune --broken leaves them alone."""
+    from lnft.cli import main
+    from lnft.store import SIDE_DIRS
+
+    cfg, store, run_id = _damaged_copy(pristine, tmp_path, "missing record")
+    shutil.rmtree(tmp_path / "runs" / run_id)
+    shutil.copytree(pristine[1] / run_id, tmp_path / "runs" / run_id)
+    broken = tmp_path / "runs" / "rte-head-444444444444"  # a real broken run beside them is still one
+    broken.mkdir()
+    for side in ("fisher", "masks"):
+        (tmp_path / "runs" / side).mkdir()
+        (tmp_path / "runs" / side / "kept.safetensors").write_bytes(b"side file")
+    assert set(SIDE_DIRS) == {"fisher", "masks"}
+    assert [r.run_id for r in store.results()] == [run_id]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(warnings) == 1 and broken.name in warnings[0], warnings
+    assert {e.run_id: e.status for e in store.entries()} == {run_id: "ok", broken.name: "broken"}
+    assert main(["runs", "prune", "--broken", "--runs", store.root]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"removed {broken.name} (broken: no record.json)" and "1 run(s) removed, 1 kept" in out
+    assert sorted(os.listdir(store.root)) == ["fisher", "masks", run_id]
+    assert (tmp_path / "runs" / "masks" / "kept.safetensors").read_bytes() == b"side file"
+
+
 def test_runs_list_verify_prune(pristine, tmp_path, capsys, monkeypatch):
     import shutil
 
@@ -248,10 +275,10 @@ def test_runs_list_verify_prune(pristine, tmp_path, capsys, monkeypatch):
     (root / stale_id / "record.json").write_text(json.dumps(record))
     ok_id = "rte-head-222222222222"
     shutil.copytree(pristine[1] / pristine[2], root / ok_id)
-    import lnft.store
+    import lnft.store.lookup
 
-    real_freshness = lnft.store._freshness
-    monkeypatch.setattr(lnft.store, "_freshness",
+    real_freshness = lnft.store.lookup.freshness
+    monkeypatch.setattr(lnft.store.lookup, "freshness",
                         lambda r: ("ok", "") if r.run_id == ok_id else real_freshness(r))
     record = json.loads((root / ok_id / "record.json").read_text())
     record["run_id"] = ok_id
@@ -400,7 +427,7 @@ def test_verify_recomputes_metrics_from_the_stored_predictions(pristine, tmp_pat
 
 def test_prune_in_a_read_only_store_says_so_and_claims_nothing(pristine, tmp_path, capsys, monkeypatch):
     """Row 8 (simulated: these tests may run as root, whom chmod does not stop)."""
-    import lnft.store
+    import lnft.store.writing
     from lnft.cli import main
 
     cfg, store, run_id = _damaged_copy(pristine, tmp_path, "garbage record")
@@ -408,7 +435,7 @@ def test_prune_in_a_read_only_store_says_so_and_claims_nothing(pristine, tmp_pat
     def read_only(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(lnft.store.os, "rename", read_only)
+    monkeypatch.setattr(lnft.store.writing.os, "rename", read_only)
     assert main(["runs", "prune", "--broken", "--runs", store.root]) == 2
     captured = capsys.readouterr()
     assert "removed" not in captured.out
@@ -419,7 +446,7 @@ def test_prune_in_a_read_only_store_says_so_and_claims_nothing(pristine, tmp_pat
 
 def test_a_broken_run_that_cannot_be_replaced_fails_before_training(pristine, tmp_path, monkeypatch):
     """Row 9: the store cannot move the broken directory aside, so the run must not train at all."""
-    import lnft.store
+    import lnft.store.writing
     import lnft.train
 
     cfg, store, run_id = _damaged_copy(pristine, tmp_path, "truncated tensors")
@@ -427,7 +454,7 @@ def test_a_broken_run_that_cannot_be_replaced_fails_before_training(pristine, tm
     def read_only(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(lnft.store.os, "rename", read_only)
+    monkeypatch.setattr(lnft.store.writing.os, "rename", read_only)
     monkeypatch.setattr(lnft.train, "finetune", lambda *a, **k: pytest.fail("trained in a store that cannot keep it"))
     with pytest.raises(LnftError, match=f"{run_id}' is broken .* and cannot be replaced \\(Permission denied\\)"):
         store.get_or_run(cfg, progress=False)

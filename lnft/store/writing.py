@@ -1,0 +1,109 @@
+"""Writing runs into the store: atomic ``put``, replacing broken directories, removal, leftovers.
+
+A run is written into ``.tmp-...`` and renamed into place only when complete (kill -9 leaves no record);
+a run with a NaN or infinite metric, history value, trained tensor or prediction is never stored
+(``RunFailed``); a broken directory in a run's place is moved aside, then removed; temp and aside
+directories of dead processes (lnft/locks.py) are removed by any later write.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import torch
+
+from .. import locks
+from ..errors import LnftError, RunFailed
+from ..result import Predictions, RunResult, nonfinite
+from .files import BrokenRun, write_run
+from .failures import FailureLog
+
+
+class StoreWriter(FailureLog):
+    """The writing half of ``RunStore`` (a run stored clears its failure record)."""
+
+    def check_writable(self) -> None:
+        """Fail before any work if runs cannot be written here (probing, then removing, a temp file)."""
+        probe_dir = self.root
+        while not os.path.exists(probe_dir):
+            probe_dir = os.path.dirname(probe_dir)
+        if not os.path.isdir(probe_dir):
+            raise LnftError(f"runs directory {self.root!r} is not writable: {probe_dir!r} is not a directory")
+        try:
+            with tempfile.TemporaryFile(dir=probe_dir):
+                pass
+        except OSError as exc:
+            raise LnftError(f"runs directory {self.root!r} is not writable ({exc.strerror})") from None
+
+    def put(self, result: RunResult, trained: dict[str, torch.Tensor],
+            predictions: dict[str, Predictions] | None = None) -> RunResult:
+        """Write a run atomically; a broken directory in its place is replaced, a complete one kept.
+        Every file written here before the record gets its size and sha256 in the record."""
+        problem = nonfinite(result, trained, predictions) or ("no predictions" if not predictions else "")
+        if problem:  # whoever trained it (this process, a Ray worker): a diverged run is never stored
+            raise RunFailed(f"run {result.run_id}: {problem}; not stored")
+        os.makedirs(self.root, exist_ok=True)
+        self.clean_leftovers()
+        tmp = os.path.join(self.root, locks.owned_name(".tmp", result.run_id))
+        os.makedirs(tmp)
+        try:
+            write_run(tmp, result, trained, predictions)
+            return self._move_into_place(tmp, result)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was moved into place
+
+    def _move_into_place(self, tmp: str, result: RunResult) -> RunResult:
+        final = self.run_dir(result.run_id)
+        for _ in range(3):
+            if os.path.lexists(final):
+                try:
+                    return self.read(result.run_id)  # complete already (written by another process): keep it
+                except BrokenRun:
+                    self._remove(final)  # broken: moved aside, then removed
+            try:
+                os.rename(tmp, final)
+            except OSError:  # it appeared meanwhile: look again
+                continue
+            result.run_dir = final
+            self.clear_failure(result.run_id)
+            return result
+        raise LnftError(f"could not store run {result.run_id} in {self.root!r}: the directory keeps changing")
+
+    def _clear_broken(self, run_id: str) -> None:
+        """Move a broken directory of this run out of the way; LnftError when the store does not allow it."""
+        path = self.run_dir(run_id)
+        if not os.path.lexists(path):
+            return
+        try:
+            self.read(run_id)
+            return
+        except BrokenRun as exc:
+            reason = str(exc)
+        try:
+            self._remove(path)
+        except OSError as exc:
+            raise LnftError(f"run directory {path!r} is broken ({reason}) and cannot be replaced "
+                            f"({exc.strerror or exc}); allowed: a writable run store") from None
+
+    def remove(self, run_id: str) -> None:
+        self._remove(self.run_dir(run_id))
+
+    def _remove(self, path: str) -> None:
+        """Move aside (one atomic rename), then delete: readers never see a half-deleted run."""
+        aside = os.path.join(self.root, locks.owned_name(".trash", os.path.basename(path)))
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(aside, ignore_errors=True)
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove temp/aside directories whose process is dead (on this host; others' after an hour)."""
+        removed = []
+        for name in os.listdir(self.root) if os.path.isdir(self.root) else []:
+            path = os.path.join(self.root, name)
+            if name.startswith((".tmp-", ".trash-")) and locks.owner_dead(name, path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(name)
+        return removed
