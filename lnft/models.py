@@ -135,7 +135,7 @@ def resolve_device(device: str) -> torch.device:
 
 # What ``precision="auto"`` picks on a CPU, by its bf16 capability (``cpu_bf16_capability``): bf16 autocast
 # only where it was measured faster than fp32 (one MiniLM-L6 training step at batch 32, interleaved A/B in one
-# process, 2 threads; ``cpu_bf16_step_speedup_<method>`` in benchmarks/run.py, numbers in benchmarks/README.md):
+# process, 2 threads; ``cpu_bf16_step_speedup_<method>`` in benchmarks/precision.py, numbers in benchmarks/README.md):
 # - "amx_bf16" (Intel Xeon, AMX tiles and AVX512-BF16): 1.38-1.65x faster, full and layernorm (issue 23) -> bf16
 # - "avx512_bf16" without AMX (AMD EPYC Zen 5): 2.6-2.7x faster, full and layernorm at 32 x 64 on idle
 #   cores; about 1.0 (0.8-1.3 by method) with the 2 cores oversubscribed ~7x (README, "Precision")      -> bf16

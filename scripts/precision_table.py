@@ -11,7 +11,7 @@ prints a Markdown table: seed mean ± std of the GLUE dev score per precision, a
 verdict of ``lnft.stats.compare`` (``on="precision"``: both precisions were scored on the same dev examples;
 per task and averaged over the tasks), and how many seeds chose the same best step in both precisions.
 The median training seconds per precision go to ``--json`` only: on a shared machine they measure the
-load more than the precision (``cpu_bf16_step_speedup_<method>`` in benchmarks/run.py measures speed).
+load more than the precision (``cpu_bf16_step_speedup_<method>`` in benchmarks/precision.py measures speed).
 
 ``--table-only`` trains nothing: it reads every run of the store whose config equals a planned one
 (whatever code made it; the newest if several) and builds the table from them, so the verdicts can be
