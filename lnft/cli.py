@@ -55,8 +55,20 @@ def _train_args(sub):
     p.set_defaults(func=cmd_train)
 
 
+def end_of_budget(still_improving: bool, gain: float) -> str:
+    """How a run ended, in the words of the notebooks' † flags (``aggregate.end_state``): "" when its best
+    evaluation came earlier; "still improving …: possibly undertrained (†)"; or "annealed to the end …"."""
+    from .aggregate import budget_flag, end_state
+
+    state = end_state(still_improving, gain)
+    if not state:
+        return ""
+    note = budget_flag(state, 1, 1, "run").removesuffix(" in 1 of 1 run")
+    return note + (": possibly undertrained (†)" if state == "improving" else "")
+
+
 def cmd_train(args) -> int:
-    from .aggregate import budget_flag, end_state, last_gain
+    from .aggregate import last_gain
     from .store import RunStore
 
     if bool(args.task) == bool(args.task_spec):
@@ -94,10 +106,9 @@ def cmd_train(args) -> int:
     stop = "stopped early" if s["stopped_early"] else "budget used up"
     print(f"  dev: {metrics}  (step {s['best_step']} of {s['steps']}, epoch {s['best_epoch']}, chosen on "
           f"{cfg.select_on}; {stop})")
-    state = end_state(s["still_improving"], last_gain(result))  # the words the notebooks' † flags use
-    if state:
-        note = budget_flag(state, 1, 1, "run").removesuffix(" in 1 of 1 run")
-        print(f"  {note}{': possibly undertrained (†)' if state == 'improving' else ''}")
+    ending = end_of_budget(s["still_improving"], last_gain(result))
+    if ending:
+        print(f"  {ending}")
     print(f"  trainable {s['trainable_params']:,} of {s['total_params']:,} parameters "
           f"({s['trainable_percent']:.4f}%)")
     print(f"  train {s['train_seconds']:.1f} s ({s['samples_per_second']:.1f} samples/s), "

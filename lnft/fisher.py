@@ -353,7 +353,7 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
                             f"got {start.method!r}, task {start.task!r}, seed {start.seed}")
     key = json.dumps([cfg.run_id(), n_samples, folds, kind, at, start.run_id() if start else None,
                       relabel, examples, per_example, algorithm, batch_size, _source_digest()], sort_keys=True)
-    cache_dir = os.path.join(store.root, "fisher") if store is not None else None
+    cache_dir = store.fisher_dir if store is not None else None
     stem = hashlib.sha256(key.encode()).hexdigest()[:16]
     if cache_dir and all(os.path.isfile(os.path.join(cache_dir, f"{stem}-{f}.safetensors")) for f in range(folds)):
         out = {}

@@ -461,6 +461,8 @@ def stale_reasons(reports: str, where: str | None = None) -> list[str]:
     commits = {str(r.get("commit") or "unknown") for r in runs}
     if len(commits) > 1:
         problems.append(f"the reports were made at different commits: {sorted(commits)}")
+    if where is not None and not os.path.isdir(where):
+        return problems + [f"the checkout {where!r} to compare the reports with does not exist"]
     for commit in sorted(commits):
         if commit == "unknown":
             problems.append(f"{reports}/reports.json records no commit (made before reports named theirs, or "

@@ -51,6 +51,13 @@ class DataSource:
         """The task's train and dev split(s) (read once per process per content)."""
         raise NotImplementedError
 
+    def _enough_rows(self, raw):
+        """Every source's loaded splits: some train rows are held out for validation, so at least 2."""
+        if len(raw["train"]) < 2:
+            raise LnftError(f"train file of task {self.task.name!r} in {self.name!r} has {len(raw['train'])} row(s); "
+                            "allowed: at least 2 (some are held out for validation)")
+        return raw
+
     @property
     def id_name(self) -> str:
         """How the source enters the run id's config (its content enters by ``fingerprint``)."""
@@ -81,10 +88,7 @@ class _GlueFiles(DataSource):
     def load(self):
         self._check_source()
         raw = _read_glue_cached(self.directory, self.task.name, self.fingerprint())  # edited files are read anew
-        if len(raw["train"]) < 2:
-            raise LnftError(f"train file of task {self.task.name!r} in {self.name!r} has {len(raw['train'])} row(s); "
-                            "allowed: at least 2 (some are held out for validation)")
-        return raw
+        return self._enough_rows(raw)
 
     def check(self) -> None:
         self._check_source()
@@ -149,7 +153,7 @@ class HubData(DataSource):
 
     def load(self):
         self.check()
-        return _load_hub_cached(self.name, self.task.name, self.fingerprint())
+        return self._enough_rows(_load_hub_cached(self.name, self.task.name, self.fingerprint()))
 
 
 class TaskSpecData(DataSource):

@@ -375,6 +375,18 @@ def test_train_json_in_a_subprocess(tmp_path):
     assert "(cached)" in again.stdout and json.loads(again.stdout.splitlines()[-1])["metrics"] == record["metrics"]
 
 
+def test_train_says_how_a_run_ended_in_the_notebooks_words():
+    from lnft.aggregate import IMPROVING_GAIN
+    from lnft.cli import end_of_budget
+
+    assert end_of_budget(False, 3.0) == ""  # best evaluation earlier: converged, nothing to say
+    improving = end_of_budget(True, IMPROVING_GAIN + 1)
+    assert improving.startswith("still improving at the end of its budget") and improving.endswith("(†)")
+    assert end_of_budget(True, float("inf")) == improving  # a single evaluation: nothing shows it converged
+    annealed = end_of_budget(True, IMPROVING_GAIN / 2)
+    assert annealed.startswith("annealed to the end") and "undertrained" not in annealed and " of 1 " not in annealed
+
+
 def test_help_entry_points():
     for cmd in (["lnft", "--help"], [sys.executable, "-m", "lnft", "--help"]):
         if cmd[0] == "lnft":

@@ -101,6 +101,21 @@ def test_hub_dataset_offline_is_a_clear_error(monkeypatch):
         load_raw("nyu-mll/glue", get_task("rte"))
 
 
+def test_every_source_needs_two_train_rows(monkeypatch):
+    """The hub loads through its own path; it is held to the same rule as files (one row leaves none to train)."""
+    from datasets import Dataset, DatasetDict
+
+    from lnft import sources
+
+    one = DatasetDict({"train": Dataset.from_dict({"sentence": ["a"], "label": [1]}),
+                       "validation": Dataset.from_dict({"sentence": ["b"], "label": [0]})})
+    monkeypatch.setattr(sources.HubData, "check", lambda self: None)
+    monkeypatch.setattr(sources.HubData, "fingerprint", lambda self: "hub:test")
+    monkeypatch.setattr(sources, "_load_hub_cached", lambda name, task, fingerprint: one)
+    with pytest.raises(LnftError, match=r"train file of task 'sst2' in 'nyu-mll/glue' has 1 row\(s\); allowed: at least 2"):
+        load_raw("nyu-mll/glue", get_task("sst2"))
+
+
 def test_splits_are_deterministic_disjoint_and_independent_of_sizes():
     task = get_task("rte")
     raw = load_raw("embedded", task)

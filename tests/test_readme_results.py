@@ -66,3 +66,9 @@ def test_a_report_from_another_commit_or_dirty_tree_fails_the_check(tmp_path):
     other, _ = _folder(tmp_path / "b", first[:7])
     assert any("differs from it in what decides them (lnft, notebooks, requirements.lock): " in p and "lnft/" in p
                for p in script.stale_reasons(str(other), ROOT))
+
+
+def test_a_checkout_that_does_not_exist_is_named(tmp_path):
+    folder, _ = _folder(tmp_path, "0b69dec")
+    assert any("does not exist" in p for p in _script().stale_reasons(str(folder), str(tmp_path / "nowhere")))
+

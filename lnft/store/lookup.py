@@ -19,7 +19,8 @@ from .files import BrokenRun, read_run, warn
 DEFAULT_ROOT = "runs"
 # Directories lnft keeps beside the runs in a store's root, never runs themselves: the Fisher cache
 # (lnft.fisher) and the masks notebook 3 writes (its mask_dir). Not listed, not warned about, never pruned.
-SIDE_DIRS = ("fisher", "masks")
+FISHER_DIR, MASKS_DIR = "fisher", "masks"
+SIDE_DIRS = (FISHER_DIR, MASKS_DIR)
 
 
 @dataclass
@@ -46,6 +47,16 @@ class StoreReader:
 
     def run_dir(self, run_id: str) -> str:
         return os.path.join(self.root, run_id)
+
+    @property
+    def fisher_dir(self) -> str:
+        """The Fisher cache beside the runs (``lnft.fisher``)."""
+        return os.path.join(self.root, FISHER_DIR)
+
+    @property
+    def mask_dir(self) -> str:
+        """The mask files notebook 3 writes beside the runs (content-named: ``subsets.store_mask``)."""
+        return os.path.join(self.root, MASKS_DIR)
 
     def get(self, config: RunConfig) -> RunResult | None:
         """The stored result for this config, or None; never trains."""
