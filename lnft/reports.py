@@ -102,12 +102,16 @@ def check_request(profile: str, names: list[str] | None, out: str, notebooks_dir
 def run_facts(profile: str, commit: str | None = None, parameters: dict | None = None) -> dict:
     """What the index says about the run: when, profile, model, commit (short, and the full hash for
     scripts/readme_results.py), package versions and, if given, the command line's overrides."""
-    from .models import display_name
+    from .models import display_name, resolve_device, resolve_precision
     from .profiles import PROFILES
     from .train import versions
 
+    given = {**PROFILES[profile]["common"], **(parameters or {})}
+    device = given.get("device", "auto")
     facts = {"made": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "profile": profile,
-             "model": display_name((parameters or {}).get("model") or PROFILES[profile]["common"]["model"]),
+             "model": display_name(given["model"]),
+             "device": resolve_device(device).type,  # what "auto" resolved to here, as every run's id records it
+             "precision": resolve_precision(given.get("precision", "auto"), device),
              "git commit": commit or git_commit(), "commit hash": _git("rev-parse", "HEAD") or "unknown",
              **{f"{k} version": v for k, v in versions().items()}}
     if parameters:
