@@ -110,7 +110,7 @@ def _bad_inputs(t):
         "truncated train.tsv.gz": (_head("--data-dir", _glue_dir(t, "cut", gzip_train_cut=True)),
                                    "train.tsv.gz: Compressed file ended before the end-of-stream marker"),
         "garbage mask file": (_masked("--mask", str(t / "garbage.safetensors")), "is not a safetensors file"),
-        "methods num-labels 0": (["methods", "--num-labels", "0"], "invalid num-labels 0; allowed: an integer >= 1"),
+        "methods num-labels 0": (["methods", "--num-labels", "0"], "invalid num-labels 0; allowed: an integer from 1"),
         "methods missing model": (["methods", "--model", str(t / "model")], "does not exist"),
         "reports out is a file": (["reports", "--profile", "smoke", "--out", str(blocker)], "is a file"),
         "runs prune without what": (["runs", "prune"], "runs prune needs --stale and/or --broken"),

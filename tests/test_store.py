@@ -691,3 +691,18 @@ def test_a_symlink_loop_as_the_store_is_refused_before_any_work(tmp_path):
     with pytest.raises(LnftError, match="is a symbolic link that leads nowhere"):
         RunStore(dangling)
     assert not (tmp_path / "gone").exists()
+
+
+def test_a_result_whose_config_is_not_its_run_ids_is_never_stored(pristine, tmp_path):
+    """Defect 2, the writing side: what would read back as broken is not written."""
+    import dataclasses
+
+    cfg, root, run_id = pristine
+    source = RunStore(root)
+    result = source.load(run_id)
+    trained, predictions = source.tensors(result), result.predictions()
+    result.config = dataclasses.replace(result.config, seed=7)
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(LnftError, match=f"run {run_id}: its config and fingerprints hash to 'rte-head-"):
+        store.put(result, trained, predictions)
+    assert not os.path.exists(store.root)  # refused before anything was written

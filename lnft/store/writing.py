@@ -16,7 +16,7 @@ from .. import locks
 from ..errors import LnftError, RunFailed
 from ..paths import check_writable_dir
 from ..result import Predictions, RunResult, nonfinite
-from .files import BrokenRun, write_run
+from .files import BrokenRun, own_id, write_run
 from .failures import FailureLog
 
 
@@ -34,6 +34,9 @@ class StoreWriter(FailureLog):
         problem = nonfinite(result, trained, predictions) or ("no predictions" if not predictions else "")
         if problem:  # whoever trained it (this process, a Ray worker): a diverged run is never stored
             raise RunFailed(f"run {result.run_id}: {problem}; not stored")
+        own = own_id(result)
+        if own not in (None, result.run_id):  # it would read back as broken: a record's config is its run id's
+            raise LnftError(f"run {result.run_id}: its config and fingerprints hash to {own!r}; not stored")
         os.makedirs(self.root, exist_ok=True)
         self.clean_leftovers()
         tmp = os.path.join(self.root, locks.owned_name(".tmp", result.run_id))
