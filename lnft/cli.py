@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -13,9 +14,37 @@ from .config import EMBEDDED, RunConfig
 from .errors import LnftError, RunFailed
 
 
+MAX_NUM_LABELS = 10_000  # lnft methods: the classification head is num_labels x hidden, built for every method
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, like every other input error
         raise LnftError(message)
+
+
+def _number(name: str, positive: bool = False):
+    """An argparse type for a float option whose refusal names the value as given: ``--lr 1e-400`` reads as
+    0.0, and "invalid lr 0.0" would name a value nobody typed."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}; allowed: a finite number") from None
+        if not math.isfinite(value):
+            why = "" if text.strip().lower().lstrip("+-") in ("inf", "infinity", "nan") else " (too large for a float)"
+            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}{why}; allowed: a finite number")
+        if positive and not value > 0:
+            why = " (too small for a float: it reads as 0)" if value == 0 and _nonzero(text) else ""
+            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}{why}; allowed: a finite number > 0")
+        return value
+
+    parse.__name__ = name  # argparse names the type in its own messages
+    return parse
+
+
+def _nonzero(text: str) -> bool:
+    mantissa = text.strip().lower().split("e")[0]
+    return any(c in "123456789" for c in mantissa)
 
 
 def _train_args(sub):
@@ -26,14 +55,15 @@ def _train_args(sub):
     p.add_argument("--method", required=True, help="full, layernorm, layernorm-output, layernorm-attention, "
                    "bitfit, lora, head, layernorm-masked, layernorm-gain, layernorm-bias, random-channels, ia3")
     p.add_argument("--model", default=EMBEDDED, help="'embedded' (MiniLM-L6, offline), a hub name or a local path")
-    p.add_argument("--data", default=EMBEDDED, help="'embedded' or a hub dataset name (nyu-mll/glue)")
+    p.add_argument("--data", default=None, help="'embedded' (default) or a hub dataset name (nyu-mll/glue)")
     p.add_argument("--data-dir", help="a local directory in the GLUE layout (<TASK>/train.tsv, <TASK>/dev.tsv)")
     p.add_argument("--epochs", type=int, default=RunConfig.epochs, help="the maximum number of epochs")
     p.add_argument("--patience", type=int, default=RunConfig.patience,
                    help="stop after this many evaluations without improvement (0: never stop early)")
     p.add_argument("--eval-every", type=int, default=RunConfig.eval_every,
                    help="evaluate every this many steps (default: once per epoch)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the method's)")
+    p.add_argument("--lr", type=_number("lr", positive=True), default=None,
+                   help="peak learning rate (default: the method's)")
     p.add_argument("--batch-size", type=int, default=RunConfig.batch_size)
     p.add_argument("--seed", type=int, default=RunConfig.seed)
     p.add_argument("--max-train-samples", type=int)
@@ -41,7 +71,7 @@ def _train_args(sub):
     p.add_argument("--select-on", default=RunConfig.select_on, help="validation (held out from train) or dev")
     p.add_argument("--lora-r", type=int, default=RunConfig.lora_r)
     p.add_argument("--lora-alpha", type=int, default=RunConfig.lora_alpha)
-    p.add_argument("--lora-dropout", type=float, default=RunConfig.lora_dropout)
+    p.add_argument("--lora-dropout", type=_number("lora_dropout"), default=RunConfig.lora_dropout)
     p.add_argument("--lora-targets", nargs="+", default=list(RunConfig.lora_targets),
                    help="module name suffixes for LoRA (default: the model family's, e.g. query value for BERT)")
     p.add_argument("--mask", dest="mask_path", help="layernorm-masked: safetensors file of LN masks")
@@ -74,10 +104,13 @@ def cmd_train(args) -> int:
     if bool(args.task) == bool(args.task_spec):
         raise LnftError("give --task (a GLUE task) or --task-spec FILE (your own task), one of them")
     task_spec = os.path.abspath(args.task_spec) if args.task_spec else None
-    if task_spec and (args.data_dir or args.data != EMBEDDED):
+    if task_spec and (args.data_dir or args.data is not None):
         raise LnftError("--data/--data-dir cannot be combined with --task-spec (the spec names its data); "
                         "allowed: one of them")
-    data = os.path.abspath(args.data_dir) if args.data_dir else args.data
+    if args.data_dir and args.data is not None:  # one of them would be silently ignored
+        raise LnftError(f"--data {args.data!r} and --data-dir {args.data_dir!r} name two sources of the data; "
+                        "allowed: one of them")
+    data = os.path.abspath(args.data_dir) if args.data_dir else (args.data or EMBEDDED)
     cfg = RunConfig(task=args.task or RunConfig.task, task_spec=task_spec, method=args.method, model=args.model, data=data, epochs=args.epochs,
                     patience=args.patience, eval_every=args.eval_every, lr=args.lr, batch_size=args.batch_size,
                     seed=args.seed,
@@ -131,8 +164,9 @@ def cmd_methods(args) -> int:
     from .models import load_model
     from .sources import model_source
 
-    if args.num_labels < 1:
-        raise LnftError(f"invalid num-labels {args.num_labels}; allowed: an integer >= 1 (1: regression)")
+    if not 1 <= args.num_labels <= MAX_NUM_LABELS:  # the head grows with it: 1e9 labels took 22 GB
+        raise LnftError(f"invalid num-labels {args.num_labels}; allowed: an integer from 1 (regression) to "
+                        f"{MAX_NUM_LABELS:,}")
     model_source(args.model).check()
     print(f"{'method':<22}{'trainable':>12}{'share %':>10}  what trains (+ the task head)")
     for name, method in methods.METHODS.items():
@@ -171,7 +205,10 @@ def cmd_runs(args) -> int:
     if args.action == "prune" and not (args.stale or args.broken):
         raise LnftError("runs prune needs --stale and/or --broken; allowed: --stale, --broken, --dry-run")
     store = RunStore(args.runs)
-    if args.action == "prune" and not args.dry_run and os.path.isdir(store.root):
+    if not os.path.isdir(store.root):  # a typo would otherwise read as an empty store, all verified
+        raise LnftError(f"runs directory {store.root!r} does not exist; allowed: an existing run store (--runs DIR, "
+                        "else $LNFT_RUNS, else ./runs)")
+    if args.action == "prune" and not args.dry_run:
         store.check_writable()
     entries = store.entries(deep=args.action == "verify")
     if args.action == "prune":
@@ -189,20 +226,32 @@ def cmd_runs(args) -> int:
         print(f"{len(doomed)} run(s) {'to remove' if args.dry_run else 'removed'}, {len(entries) - len(doomed)} kept "
               f"in {store.root}")
         return 0
-    print(f"{'run id':<34}{'task':<7}{'method':<20}{'seed':>6}{'lr':>9}{'dev':>7}  {'date':<20}status")
+    rows = []
     for e in entries:
         r = e.result
         cfg = r.config if r else None
         score = r.metrics.get("score") if r else None
         date = r.created[:19] if r and r.created else _mtime(os.path.join(e.path, "record.json"))
-        row = (f"{e.run_id:<34}{cfg.task if cfg else '':<7}{cfg.method if cfg else '':<20}"
-               f"{cfg.seed if cfg else '':>6}{f'{cfg.lr:g}' if cfg else '':>9}"
-               f"{f'{score:.1f}' if isinstance(score, (int, float)) else '':>7}  {date:<20}"
-               f"{e.status}{f' ({e.reason})' if e.reason else ''}")
+        rows.append((e.run_id, cfg.task if cfg else "", cfg.method if cfg else "", str(cfg.seed) if cfg else "",
+                     f"{cfg.lr:g}" if cfg else "", f"{score:.1f}" if isinstance(score, (int, float)) else "", date,
+                     f"{e.status}{f' ({e.reason})' if e.reason else ''}"))
+    for row in table(("run id", "task", "method", "seed", "lr", "dev", "date", "status"), rows, right=(3, 4, 5)):
         print(row)
     counts = {s: sum(e.status == s for e in entries) for s in ("ok", "stale", "broken", "unknown")}
     print(f"{len(entries)} run(s) in {store.root}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if args.action == "verify" and counts["broken"] else 0
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> list[str]:
+    """Lines of a plain-text table: each column as wide as its widest cell (a spec task's run id can be 70
+    characters), two spaces between columns, the ``right`` columns right-aligned, the last one unpadded."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = []
+    for row in (header, *rows):
+        cells = [str(c).rjust(w) if i in right else str(c) if i == len(row) - 1 else str(c).ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells))
+    return lines
 
 
 def _mtime(path: str) -> str:

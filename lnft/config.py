@@ -16,6 +16,9 @@ from .errors import LnftError
 from .sources import data_source, model_source
 
 
+MAX_LORA_R = 4096  # the widest layer of the encoders lnft trains (BERT-large's FFN): full rank for any of them
+
+
 @dataclass(frozen=True)
 class RunConfig:
     task: str = "sst2"
@@ -140,6 +143,9 @@ class RunConfig:
             digest = None
         if method.name == "lora":
             _positive_int("lora_r", self.lora_r)
+            if self.lora_r > MAX_LORA_R:  # peft would allocate r x (in + out) per adapted layer before failing
+                raise LnftError(f"invalid lora_r {self.lora_r!r}; allowed: an integer from 1 to {MAX_LORA_R} "
+                                "(a rank above a layer's width adds nothing)")
             _positive_int("lora_alpha", self.lora_alpha)
             if not 0 <= self.lora_dropout < 1:
                 raise LnftError(f"invalid lora_dropout {self.lora_dropout!r}; allowed: 0 <= x < 1")
@@ -184,16 +190,23 @@ class RunConfig:
         from .tasks import get_task
 
         cfg = self.validate()
-        data, model = data_source(cfg.data, get_task(cfg.task)), model_source(cfg.model)
-        payload = dataclasses.asdict(cfg)
-        payload["device"] = resolve_device(cfg.device).type
-        payload["mask_path"] = None  # the mask enters by content: mask_digest
-        payload["data"], payload["model"] = data.id_name, model.id_name  # a local directory enters by content
-        payload.update(_ignored(cfg))
-        payload["task_spec"] = None  # so does a task spec and its data (fingerprints' "data")
+        task = get_task(cfg.task)
+        data, model = data_source(cfg.data, task), model_source(cfg.model)
         prints = {"schema": str(STORE_SCHEMA), "code": fp.code_fingerprint(), "data": data.fingerprint(),
                   "model": model.fingerprint()}
-        return f"{cfg.task}-{cfg.method}-{fp.digest([payload, prints])[:12]}", prints
+        return cfg.hashed_id(data.id_name, model.id_name, resolve_device(cfg.device).type, task, prints), prints
+
+    def hashed_id(self, data_name: str, model_name: str, device: str, task, prints: dict[str, str]) -> str:
+        """The run id of this validated config with these fingerprints; no file is read. ``identity`` gives it
+        today's fingerprints; a stored record its own (``lnft.store.files``: a record whose config does not
+        hash to its run id was edited, and is broken)."""
+        payload = dataclasses.asdict(self)
+        payload["device"] = device
+        payload["mask_path"] = None  # the mask enters by content: mask_digest
+        payload["data"], payload["model"] = data_name, model_name  # a local directory enters by content
+        payload.update(_ignored(self, task))
+        payload["task_spec"] = None  # so does a task spec and its data (fingerprints' "data")
+        return f"{self.task}-{self.method}-{fp.digest([payload, prints])[:12]}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -220,10 +233,7 @@ IGNORED_UNLESS = {
 }
 
 
-def _ignored(cfg: "RunConfig") -> dict:
-    from .tasks import get_task
-
-    task = get_task(cfg.task)
+def _ignored(cfg: "RunConfig", task) -> dict:
     defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
     return {name: list(defaults[name]) if isinstance(defaults[name], tuple) else defaults[name]
             for name, used in IGNORED_UNLESS.items() if not used(cfg, task)}

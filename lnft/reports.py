@@ -184,6 +184,8 @@ def check_out(out: str, target: str) -> None:
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
         raise LnftError(f"reports --out {out!r} is not writable ({probe!r}); allowed: a writable directory")
+    from .paths import check_writable_dir  # link loops, and places root "may" write but cannot (/proc)
+    check_writable_dir(target, f"reports --out {out!r}: folder")
 
 
 STAGE = ".stage"  # a notebook's new report is made in <target>/.stage-<name>-<owner>/, then moved into place

@@ -162,12 +162,31 @@ def nonfinite(result: "RunResult | None" = None, trained: dict | None = None,
     return ""
 
 
+def record_task(result: "RunResult"):
+    """The task a stored run was scored with. A GLUE task's, or a spec task's from its spec file when that
+    still describes the run's data (its fingerprint is the record's); otherwise, the spec being gone or
+    changed (the run is stale or unknown, not broken), a task scored with the metrics its record names."""
+    from .tasks import Task, get_task
+
+    cfg = result.config
+    if not cfg.task_spec:
+        return get_task(cfg.task)
+    from .taskspec import load_spec
+
+    try:
+        task = load_spec(cfg.task_spec)
+        if task.name == cfg.task and task.spec.fingerprint() == result.fingerprints.get("data"):
+            return task
+    except (LnftError, OSError):
+        pass
+    names = tuple(k for k in result.metrics if k != "score")
+    return Task(cfg.task, "", ("text",), "label", (), names, {"dev": ""}, "", ("text",), {"dev": "dev"})
+
+
 def recompute_metrics(result: "RunResult", predictions: dict[str, Predictions]) -> dict[str, tuple[float, float]]:
     """Each recorded metric (dev and validation) that its stored predictions do not reproduce:
     ``{"dev score": (recorded, recomputed), ...}`` (empty when all agree, to 1e-9)."""
-    from .tasks import get_task
-
-    task = get_task(result.config.task)
+    task = record_task(result)
     dev = {}
     for split in task.dev_split_names:
         if split not in predictions:

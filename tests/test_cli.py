@@ -51,6 +51,7 @@ def _bad_inputs(t):
     (t / "empty").mkdir()
     (t / "no-config").mkdir()
     (t / "garbage.safetensors").write_bytes(b"\x00garbage" * 10)
+    (t / "loop").symlink_to(t / "loop")
     blocker = t / "a-file"
     models = _model_dirs(t)
     return {
@@ -60,8 +61,8 @@ def _bad_inputs(t):
                            "unknown method 'adapters'; allowed: full"),
         "epochs 0": (_head("--epochs", "0"), "invalid epochs 0; allowed: an integer >= 1"),
         "epochs abc": (_head("--epochs", "abc"), "argument --epochs: invalid int value: 'abc'"),
-        "lr -1": (_head("--lr", "-1"), "invalid lr -1.0; allowed: a finite number > 0"),
-        "lr nan": (_head("--lr", "nan"), "invalid lr nan; allowed: a finite number"),
+        "lr -1": (_head("--lr", "-1"), "invalid lr '-1'; allowed: a finite number > 0"),
+        "lr nan": (_head("--lr", "nan"), "invalid lr 'nan'; allowed: a finite number"),
         "batch size 0": (_head("--batch-size", "0"), "invalid batch_size 0; allowed: an integer >= 1"),
         "max train 0": (_head("--max-train-samples", "0"), "invalid max_train_samples 0; allowed: an integer >= 1"),
         "max eval -3": (_head("--max-eval-samples", "-3"), "invalid max_eval_samples -3; allowed: an integer >= 1"),
@@ -92,11 +93,11 @@ def _bad_inputs(t):
         "reports unknown notebook": (["reports", "--profile", "smoke", "--notebooks", "09_nope", "--notebooks-dir",
                                       NOTEBOOKS], "unknown notebook(s) ['09_nope']"),
         # -- the cases issue 11 found unhandled (traceback, exit 0/1, or accepted)
-        "lr inf": (_head("--lr", "inf"), "invalid lr inf; allowed: a finite number"),
+        "lr inf": (_head("--lr", "inf"), "invalid lr 'inf'; allowed: a finite number"),
         "seed -1": (_head("--seed", "-1"), "invalid seed -1; allowed: an integer from 0 to 4294967295"),
         "seed 99999999999": (_head("--seed", "99999999999"), "invalid seed 99999999999; allowed: an integer from 0"),
         "lora dropout 2": (_lora("--lora-dropout", "2"), "invalid lora_dropout 2.0; allowed: 0 <= x < 1"),
-        "lora dropout nan": (_lora("--lora-dropout", "nan"), "invalid lora_dropout nan; allowed: a finite number"),
+        "lora dropout nan": (_lora("--lora-dropout", "nan"), "invalid lora_dropout 'nan'; allowed: a finite number"),
         "lora targets nosuchmodule": (_lora("--lora-targets", "nosuchmodule"),
                                       "lora target 'nosuchmodule' matches no Linear/Embedding module"),
         "empty train.tsv": (_head("--data-dir", _glue_dir(t, "empty-train", train="")),
@@ -109,11 +110,32 @@ def _bad_inputs(t):
         "truncated train.tsv.gz": (_head("--data-dir", _glue_dir(t, "cut", gzip_train_cut=True)),
                                    "train.tsv.gz: Compressed file ended before the end-of-stream marker"),
         "garbage mask file": (_masked("--mask", str(t / "garbage.safetensors")), "is not a safetensors file"),
-        "methods num-labels 0": (["methods", "--num-labels", "0"], "invalid num-labels 0; allowed: an integer >= 1"),
+        "methods num-labels 0": (["methods", "--num-labels", "0"], "invalid num-labels 0; allowed: an integer from 1"),
         "methods missing model": (["methods", "--model", str(t / "model")], "does not exist"),
         "reports out is a file": (["reports", "--profile", "smoke", "--out", str(blocker)], "is a file"),
         "runs prune without what": (["runs", "prune"], "runs prune needs --stale and/or --broken"),
         "runs dir is a file": (["runs", "list", "--runs", str(blocker)], "is a file"),
+        # -- issue 31: a hostile user's probe (defect numbers of the issue)
+        "31.7: methods num-labels 1e9": (["methods", "--num-labels", "1000000000"],
+                                         "invalid num-labels 1000000000; allowed: an integer from 1 (regression) to "),
+        "31.7: lora-r 1e9": (_lora("--lora-r", "1000000000"), "invalid lora_r 1000000000; allowed: an integer from 1 to"),
+        "31.8: --data-dir with --data": (_head("--data-dir", _glue_dir(t, "both"), "--data", "nyu-mll/glue"),
+                                         "--data 'nyu-mll/glue' and --data-dir"),
+        "31.8: --data-dir with --data embedded": (_head("--data-dir", _glue_dir(t, "both2"), "--data", "embedded"),
+                                                  "name two sources of the data; allowed: one of them"),
+        "31.9: train --out symlink loop": (_head("--out", str(t / "loop")), f"runs directory '{t / 'loop'}' is a "
+                                           "symbolic link that leads nowhere (a loop or a missing target)"),
+        "31.9: train --out inside a symlink loop": (_head("--out", str(t / "loop" / "runs")), "leads nowhere"),
+        "31.9: runs list --runs symlink loop": (["runs", "list", "--runs", str(t / "loop")], "leads nowhere"),
+        "31.9: reports --runs symlink loop": (_reports("--runs", str(t / "loop")), "leads nowhere"),
+        "31.9: reports --out symlink loop": (_reports("--out", str(t / "loop")), "leads nowhere"),
+        "31.10: reports --out /proc/x": (_reports("--out", "/proc/lnft-x"), "reports --out '/proc/lnft-x'"),
+        "31.14: runs verify --runs typo": (["runs", "verify", "--runs", str(t / "typo")],
+                                           f"runs directory '{t / 'typo'}' does not exist; allowed: an existing"),
+        "31.14: runs prune --runs typo": (["runs", "prune", "--stale", "--dry-run", "--runs", str(t / "typo")],
+                                          "does not exist"),
+        "31.14: lr 1e-400": (_head("--lr", "1e-400"), "invalid lr '1e-400' (too small for a float: it reads as 0)"),
+        "31.14: lr 1e999": (_head("--lr", "1e999"), "invalid lr '1e999' (too large for a float)"),
         # -- issue 14: engines
         "reports unknown engine": (_reports("--engine", "spark"), "unknown engine 'spark'; allowed: local, ray"),
         "reports address without ray": (_reports("--address", "auto"), "address 'auto' is only allowed with engine 'ray'"),

@@ -182,6 +182,22 @@ DAMAGE = {
 }
 
 
+def _copy_as(run_dir, root, **changes) -> str:
+    """A copy of the stored run in ``run_dir`` into ``root`` as the run of another config (``changes``): its
+    record names that config and the run id it hashes to, so every check but retraining finds it intact."""
+    import shutil
+
+    from lnft.result import RunResult
+    from lnft.store.files import own_id
+
+    record = json.loads((run_dir / "record.json").read_text())
+    record["config"].update(changes)
+    record["run_id"] = own_id(RunResult.from_dict(record))
+    shutil.copytree(run_dir, root / record["run_id"])
+    (root / record["run_id"] / "record.json").write_text(json.dumps(record))
+    return record["run_id"]
+
+
 def _damaged_copy(pristine, tmp_path, damage):
     import shutil
 
@@ -197,11 +213,7 @@ def test_a_broken_run_is_absent_with_one_warning_and_breaks_nothing_else(damage,
     import shutil
 
     cfg, store, run_id = _damaged_copy(pristine, tmp_path, damage)
-    other = "rte-head-000000000000"  # a second, intact run next to the broken one
-    shutil.copytree(pristine[1] / run_id, tmp_path / "runs" / other)
-    record = json.loads((tmp_path / "runs" / other / "record.json").read_text())
-    record["run_id"] = other
-    (tmp_path / "runs" / other / "record.json").write_text(json.dumps(record))
+    other = _copy_as(pristine[1] / run_id, tmp_path / "runs", seed=7)  # a second, intact run next to the broken one
     assert store.get(cfg) is None and store.get(cfg) is None
     assert [r.run_id for r in store.results()] == [other]
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
@@ -260,7 +272,7 @@ def test_fisher_and_masks_beside_the_runs_are_not_runs(pristine, tmp_path, capsy
     assert (tmp_path / "runs" / "masks" / "kept.safetensors").read_bytes() == b"side file"
 
 
-def test_runs_list_verify_prune(pristine, tmp_path, capsys, monkeypatch):
+def test_runs_list_verify_prune(pristine, tmp_path, capsys):
     import shutil
 
     from lnft.cli import main
@@ -273,16 +285,7 @@ def test_runs_list_verify_prune(pristine, tmp_path, capsys, monkeypatch):
     record["run_id"] = stale_id
     record["fingerprints"]["code"] = "sha256:older-code"
     (root / stale_id / "record.json").write_text(json.dumps(record))
-    ok_id = "rte-head-222222222222"
-    shutil.copytree(pristine[1] / pristine[2], root / ok_id)
-    import lnft.store.lookup
-
-    real_freshness = lnft.store.lookup.freshness
-    monkeypatch.setattr(lnft.store.lookup, "freshness",
-                        lambda r: ("ok", "") if r.run_id == ok_id else real_freshness(r))
-    record = json.loads((root / ok_id / "record.json").read_text())
-    record["run_id"] = ok_id
-    (root / ok_id / "record.json").write_text(json.dumps(record))
+    ok_id = _copy_as(pristine[1] / pristine[2], root, seed=43)  # ok: its config's run id today
     legacy_id = "rte-head-333333333333"  # written by the code before fingerprints (store schema 1)
     shutil.copytree(pristine[1] / pristine[2], root / legacy_id)
     record = json.loads((root / legacy_id / "record.json").read_text())
@@ -297,7 +300,7 @@ def test_runs_list_verify_prune(pristine, tmp_path, capsys, monkeypatch):
     assert "broken (unreadable record.json" in lines[broken_id]
     assert "stale (changed: code)" in lines[stale_id] and " ok" in lines[ok_id]
     assert "stale (changed: code, data, model, schema)" in lines[legacy_id]
-    assert "rte" in lines[ok_id] and "head" in lines[ok_id] and "42" in lines[ok_id]
+    assert lines[ok_id].split()[1:4] == ["rte", "head", "43"]
     assert main(["runs", "verify", "--runs", str(root)]) == 1
     capsys.readouterr()
     assert main(["runs", "prune", "--stale", "--broken", "--dry-run", "--runs", str(root)]) == 0
@@ -586,3 +589,120 @@ def test_layernorm_shapes_of_an_unbuildable_config_is_one_lnft_error(tmp_path):
     (model / "config.json").write_text(json.dumps(config))
     with pytest.raises(LnftError, match="does not describe a model transformers can build"):
         layernorm_shapes(str(model))
+
+
+# ---------------------------------------------------------------- issue 31: defects a hostile user found
+def test_verify_checks_a_task_spec_run_and_lists_long_run_ids_in_columns(tmp_path, capsys, monkeypatch):
+    """Defect 1: verify recomputed a spec run's metrics with get_task(name), which knows the task only once its
+    spec was loaded in this process ('unknown task', exit 2, no run checked). Defect 14: a long spec task name
+    makes a long run id, which ran into the task column of `runs list`."""
+    import shutil
+
+    import lnft.tasks
+    import yaml
+    from lnft.cli import main
+
+    here = os.path.join(os.path.dirname(__file__), "data", "own_task")
+    for name in os.listdir(here):
+        shutil.copy(os.path.join(here, name), tmp_path / name)
+    with open(tmp_path / "reviews.yaml") as fh:
+        spec = yaml.safe_load(fh)
+    spec["name"] = "reviews-with-a-name-as-long-as-allowed-x"  # 40 characters, the most a name may have
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(spec))
+    runs = tmp_path / "runs"
+    assert main(["train", "--task-spec", str(tmp_path / "long.yaml"), "--method", "head", "--out", str(runs),
+                 "--max-train-samples", "16", "--max-eval-samples", "8", "--epochs", "1", "--batch-size", "8",
+                 "--no-progress", "--device", "cpu"]) == 0
+    [run_id] = os.listdir(runs)
+    monkeypatch.setattr(lnft.tasks, "_SPEC_TASKS", {})  # a fresh process: no spec loaded yet
+    capsys.readouterr()
+    assert main(["runs", "verify", "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert f"1 run(s) in {runs}: 1 ok" in out, out
+    monkeypatch.setattr(lnft.tasks, "_SPEC_TASKS", {})
+    assert main(["runs", "list", "--runs", str(runs)]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert row.split()[:4] == [run_id, spec["name"], "head", "42"], row
+    for column, cell in (("task", spec["name"]), ("method", "head"), ("status", "ok")):  # where its heading is
+        assert header.index(column) == row.index(cell, len(run_id)), (header, row)
+    # scored by its spec (accuracy and f1), not by the names its record happens to hold: a dropped f1 is found
+    path = runs / run_id / "record.json"
+    record = json.loads(path.read_text())
+    assert set(record["metrics"]) == {"accuracy", "f1", "score"}
+    del record["metrics"]["f1"]
+    record["metrics"]["score"] = 100 * record["metrics"]["accuracy"]
+    path.write_text(json.dumps(record))
+    monkeypatch.setattr(lnft.tasks, "_SPEC_TASKS", {})
+    assert main(["runs", "verify", "--runs", str(runs)]) == 1
+    assert "broken (metrics differ from its predictions: dev f1 None recorded" in capsys.readouterr().out
+
+
+def test_an_edited_config_makes_its_record_broken_never_served_and_retrained(pristine, tmp_path, capsys):
+    """Defect 2: with config.lr and config.seed edited in a stored record, verify called it "stale" (exit 0)
+    and `lnft train` with the original config printed `seed=7 lr=0.003 (cached)`."""
+    from lnft.cli import main
+
+    cfg, store, run_id = _damaged_copy(pristine, tmp_path, "missing record")
+    shutil.rmtree(tmp_path / "runs" / run_id)
+    shutil.copytree(pristine[1] / run_id, tmp_path / "runs" / run_id)
+    path = tmp_path / "runs" / run_id / "record.json"
+    record = json.loads(path.read_text())
+    record["config"].update(lr=0.003, seed=7)
+    path.write_text(json.dumps(record))
+    assert main(["runs", "verify", "--runs", store.root]) == 1
+    out = capsys.readouterr().out
+    assert f"broken (record.json's config and fingerprints hash to run id" in out and "1 broken" in out, out
+    assert store.get(cfg) is None  # never served for the config it claims to be
+    assert "is broken" in capsys.readouterr().err
+    result, trained = store.fetch_or_run(cfg, progress=False)
+    assert trained and result.config.seed == 42 and result.config.lr == cfg.validate().lr
+    assert main(["runs", "verify", "--runs", store.root]) == 0 and "1 ok" in capsys.readouterr().out
+    assert sorted(os.listdir(store.root)) == [run_id]
+
+
+def test_pruning_a_symlinked_run_removes_the_link_and_nothing_it_points_at(pristine, tmp_path, capsys):
+    """Defect 14: pruning a run linked into the store left a `.trash-*` link behind."""
+    from lnft.cli import main
+
+    stale_id = "rte-head-111111111111"  # made by older code
+    run = tmp_path / "elsewhere" / stale_id
+    shutil.copytree(pristine[1] / pristine[2], run)
+    record = json.loads((run / "record.json").read_text())
+    record["run_id"], record["fingerprints"]["code"] = stale_id, "sha256:older-code"
+    (run / "record.json").write_text(json.dumps(record))
+    root = tmp_path / "runs"
+    root.mkdir()
+    (root / stale_id).symlink_to(run, target_is_directory=True)
+    assert main(["runs", "prune", "--stale", "--runs", str(root)]) == 0
+    assert "1 run(s) removed, 0 kept" in capsys.readouterr().out
+    assert os.listdir(root) == []  # no .trash-* link left
+    assert sorted(os.listdir(run)) == ["predictions.npz", "record.json", "trained.safetensors"]
+
+
+def test_a_symlink_loop_as_the_store_is_refused_before_any_work(tmp_path):
+    """Defect 9: `--out`/`--runs` at a symbolic link loop failed with FileExistsError or errno 40 once work started."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    for root in (loop, loop / "runs"):
+        with pytest.raises(LnftError, match="is a symbolic link that leads nowhere"):
+            RunStore(root)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "gone")
+    with pytest.raises(LnftError, match="is a symbolic link that leads nowhere"):
+        RunStore(dangling)
+    assert not (tmp_path / "gone").exists()
+
+
+def test_a_result_whose_config_is_not_its_run_ids_is_never_stored(pristine, tmp_path):
+    """Defect 2, the writing side: what would read back as broken is not written."""
+    import dataclasses
+
+    cfg, root, run_id = pristine
+    source = RunStore(root)
+    result = source.load(run_id)
+    trained, predictions = source.tensors(result), result.predictions()
+    result.config = dataclasses.replace(result.config, seed=7)
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(LnftError, match=f"run {run_id}: its config and fingerprints hash to 'rte-head-"):
+        store.put(result, trained, predictions)
+    assert not os.path.exists(store.root)  # refused before anything was written

@@ -8,6 +8,7 @@ them back and raises ``BrokenRun`` (saying why) for anything that cannot be serv
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -45,6 +46,11 @@ def read_run(path: str, run_id: str, *, deep: bool = False) -> RunResult:
     if problem:
         raise BrokenRun(f"{RECORD}: {problem}")
     legacy = not result.fingerprints  # written before fingerprints and checksums (schema 1): stale, not broken
+    if not legacy:
+        own = own_id(result)
+        if own not in (None, run_id):
+            raise BrokenRun(f"{RECORD}'s config and fingerprints hash to run id {own!r}, not its own: edited "
+                            "after it was written")
     if not legacy and "predictions" not in result.files:  # every record since schema 2 has them: the metrics'
         raise BrokenRun(f"{RECORD} lists no predictions")  # check (verify) cannot be dodged by dropping them
     for name in set(result.files.values()) | set(result.checksums):
@@ -63,12 +69,51 @@ def read_run(path: str, run_id: str, *, deep: bool = False) -> RunResult:
                 raise BrokenRun(f"{name} does not match its recorded sha256")
             _check_readable(file)
     if deep and "predictions" in result.files:  # the record's metrics must be its predictions' metrics
-        differ = recompute_metrics(result, read_predictions(os.path.join(path, result.files["predictions"])))
+        try:
+            differ = recompute_metrics(result, read_predictions(os.path.join(path, result.files["predictions"])))
+        except Exception as exc:  # noqa: BLE001 — e.g. a metric name no task has: the record cannot be checked
+            raise BrokenRun(f"its metrics cannot be recomputed from its predictions ({type(exc).__name__}: "
+                            f"{str(exc)[:80]})") from None
         if differ:
             raise BrokenRun("metrics differ from its predictions: " + ", ".join(
                 f"{k} {_short(a)} recorded, {_short(b)} recomputed" for k, (a, b) in list(differ.items())[:3]))
     result.run_dir = path
     return result
+
+
+def own_id(result: RunResult) -> str | None:
+    """The run id a record's config and fingerprints hash to (``RunConfig.hashed_id``), reading no data or
+    model; None when code of another version wrote it: its way of hashing may differ (such a run is stale,
+    which ``lookup.freshness`` says). The stored config is the validated one the run trained with."""
+    from ..config import RunConfig
+    from ..constants import STORE_SCHEMA
+    from ..errors import LnftError
+    from ..fingerprints import code_fingerprint
+    from ..tasks import get_task
+
+    prints, cfg = result.fingerprints, result.config
+    if prints.get("schema") != str(STORE_SCHEMA) or prints.get("code") != code_fingerprint():
+        return None
+    if cfg.task_spec:  # the spec itself enters by its fingerprint; whether it is regression, by its metrics
+        task = _Kind(is_regression=bool({"pearson", "spearman"} & set(result.metrics)))
+    else:
+        try:
+            task = get_task(cfg.task)
+        except LnftError as exc:
+            raise BrokenRun(f"{RECORD}: {exc}") from None
+    local = {k: str(prints.get(k, "")).startswith("local:") for k in ("data", "model")}  # by content, not path
+    data = "local directory" if local["data"] else cfg.data
+    model = "local directory" if local["model"] else cfg.model
+    device = result.device if cfg.device == "auto" else cfg.device  # what "auto" resolved to when it ran
+    try:
+        return RunConfig.hashed_id(cfg, data, model, device, task, prints)
+    except Exception as exc:  # noqa: BLE001 — a config field of a type JSON cannot hold, say
+        raise BrokenRun(f"{RECORD}'s config cannot be hashed ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kind:
+    is_regression: bool
 
 
 def write_run(folder: str, result: RunResult, trained: dict[str, torch.Tensor],

@@ -13,6 +13,7 @@ import torch
 
 from ..config import RunConfig
 from ..errors import LnftError
+from ..paths import check_dir_path
 from ..result import RunResult
 from .files import BrokenRun, read_run, warn
 
@@ -41,6 +42,7 @@ class StoreReader:
         self.root = os.path.abspath(os.path.expanduser(str(root or os.environ.get("LNFT_RUNS", DEFAULT_ROOT))))
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise LnftError(f"runs directory {self.root!r} is a file; allowed: a directory (or a path to create)")
+        check_dir_path(self.root, "runs directory")  # a symbolic link loop would fail only once work started
 
     def __repr__(self) -> str:
         return f"RunStore({self.root!r})"

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 import torch
 
 from .. import locks
 from ..errors import LnftError, RunFailed
+from ..paths import check_writable_dir
 from ..result import Predictions, RunResult, nonfinite
-from .files import BrokenRun, write_run
+from .files import BrokenRun, own_id, write_run
 from .failures import FailureLog
 
 
@@ -24,17 +24,8 @@ class StoreWriter(FailureLog):
     """The writing half of ``RunStore`` (a run stored clears its failure record)."""
 
     def check_writable(self) -> None:
-        """Fail before any work if runs cannot be written here (probing, then removing, a temp file)."""
-        probe_dir = self.root
-        while not os.path.exists(probe_dir):
-            probe_dir = os.path.dirname(probe_dir)
-        if not os.path.isdir(probe_dir):
-            raise LnftError(f"runs directory {self.root!r} is not writable: {probe_dir!r} is not a directory")
-        try:
-            with tempfile.TemporaryFile(dir=probe_dir):
-                pass
-        except OSError as exc:
-            raise LnftError(f"runs directory {self.root!r} is not writable ({exc.strerror})") from None
+        """Fail before any work if runs cannot be written here (probing, then removing, a temp directory)."""
+        check_writable_dir(self.root, "runs directory")
 
     def put(self, result: RunResult, trained: dict[str, torch.Tensor],
             predictions: dict[str, Predictions] | None = None) -> RunResult:
@@ -43,6 +34,9 @@ class StoreWriter(FailureLog):
         problem = nonfinite(result, trained, predictions) or ("no predictions" if not predictions else "")
         if problem:  # whoever trained it (this process, a Ray worker): a diverged run is never stored
             raise RunFailed(f"run {result.run_id}: {problem}; not stored")
+        own = own_id(result)
+        if own not in (None, result.run_id):  # it would read back as broken: a record's config is its run id's
+            raise LnftError(f"run {result.run_id}: its config and fingerprints hash to {own!r}; not stored")
         os.makedirs(self.root, exist_ok=True)
         self.clean_leftovers()
         tmp = os.path.join(self.root, locks.owned_name(".tmp", result.run_id))
@@ -96,7 +90,7 @@ class StoreWriter(FailureLog):
             os.rename(path, aside)
         except FileNotFoundError:
             return
-        shutil.rmtree(aside, ignore_errors=True)
+        _delete(aside)
 
     def clean_leftovers(self) -> list[str]:
         """Remove temp/aside directories whose process is dead (on this host; others' after an hour)."""
@@ -104,6 +98,18 @@ class StoreWriter(FailureLog):
         for name in os.listdir(self.root) if os.path.isdir(self.root) else []:
             path = os.path.join(self.root, name)
             if name.startswith((".tmp-", ".trash-")) and locks.owner_dead(name, path):
-                shutil.rmtree(path, ignore_errors=True)
+                _delete(path)
                 removed.append(name)
         return removed
+
+
+def _delete(path: str) -> None:
+    """Delete a run directory moved aside; a symbolic link (a run linked into the store) loses only the link,
+    never what it points at, which lies outside the store."""
+    if os.path.islink(path):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+    else:
+        shutil.rmtree(path, ignore_errors=True)
