@@ -636,3 +636,38 @@ def test_seeds_to_equivalence_is_the_power_of_the_rule_itself():
                                   np.zeros((20, n - 3)), needed=False)["verdict"] == stats.EQUIVALENT
                  for _ in range(2000)]
         assert np.mean(fewer) < 0.80, (truth, n - 3, np.mean(fewer))  # and not far fewer seeds would do
+
+
+def test_the_record_check_accepts_every_word_lnft_stats_gives_and_no_other():
+    """lnft.record.verdict_problem (what the README check and the index apply to every recorded word) agrees
+    with the verdict rule: each word lnft.stats gives passes with its own interval, margin and level, and every
+    other word of the vocabulary is refused for the same numbers (one-seed rows aside: any word is refused
+    there but their own)."""
+    from lnft import decide, record
+
+    rng = np.random.default_rng(21)
+    y = rng.integers(0, 2, 20000)
+    plans = {"better": ((0.80, 0.81, 0.805), (0.75, 0.76, 0.755)), "worse": ((0.70, 0.71, 0.705), (0.75, 0.76, 0.755)),
+             "equivalent": ((0.800, 0.801, 0.8005), (0.8004, 0.8012, 0.8008)),
+             "inconclusive": ((0.70, 0.80, 0.75), (0.74, 0.76, 0.75)), "one seed": ((0.80,), (0.75, 0.76))}
+    preds, rows = {}, []
+    for name, (a, b) in plans.items():
+        preds[f"{name} a"], preds[f"{name} b"] = _accuracy_runs(y, a, rng), _accuracy_runs(y, b, rng)
+    frame, pred = _frame_and_predictions("sst2", y, preds)
+    for name in plans:
+        for level in (stats.LEVEL, decide.Design(3, 6).level(5)):  # a decide-mode look's level too
+            table = stats.compare(frame, f"{name} a", f"{name} b", predictions=pred, level=level, replicates=300)
+            rows += record.rows(table, name).to_dict("records")
+    lead = stats.change_lead(_changes(lambda s, l, c: {"output LN": 1.0 + 0.2 * s, "value": 1.15}.get(c, 0.5)))
+    rows += record.rows(lead, "ratio", value="ratio", lo="ratio_lo", hi="ratio_hi", unit="×").to_dict("records")
+    words = {str(v["verdict"]) for v in rows}
+    assert words >= {stats.BETTER, stats.WORSE, stats.EQUIVALENT, stats.INCONCLUSIVE, stats.NEEDS_SEEDS}, words
+    vocabulary = [stats.BETTER, stats.WORSE, stats.EQUIVALENT, stats.INCONCLUSIVE, stats.NEEDS_SEEDS]
+    for v in rows:
+        v = record._plain(v)
+        assert record.verdict_problem(v) == "", v
+        if v["verdict"] == stats.NEEDS_SEEDS or v["unit"] == "×":
+            continue
+        for other in vocabulary:
+            if other != v["verdict"]:
+                assert record.verdict_problem({**v, "verdict": other}), (other, v)
