@@ -176,9 +176,9 @@ def verdict_problem(v: dict) -> str:
         return f"says {word!r} with {seeds:g} seeds per side" if seeds is not None and seeds >= 2 else ""
     lo, hi, est = num("lo"), num("hi"), num("estimate")
     ref = 1.0 if v.get("unit") == "×" else 0.0
-    if lo is None or hi is None:
-        return "" if word == stats.INCONCLUSIVE else f"says {word!r} without an interval (lo {v.get('lo')!r}, " \
-                                                     f"hi {v.get('hi')!r}); allowed: inconclusive"
+    if lo is None or hi is None:  # a ranking's ratio interval may be unbounded (Fieller): its word is the diff's
+        return "" if word == stats.INCONCLUSIVE or (word in RANKING and ref == 1.0) else \
+            f"says {word!r} without an interval (lo {v.get('lo')!r}, hi {v.get('hi')!r}); allowed: inconclusive"
     interval = f"its {stats.level_text(level)} interval [{lo:g}, {hi:g}]"
     if lo > hi:
         return f"has {interval}: lo above hi"
