@@ -267,7 +267,8 @@ SCHEMA: dict[str, Spec] = {
                         f"with ({_METHOD_NAMES})",
                         lambda v: _list(v, _method, empty=True) and "layernorm" not in v),
     # what runs, and how (every notebook)
-    "tasks": Spec(f"a non-empty list of distinct tasks, an alias counting as its task ({_TASK_NAMES})", _tasks),
+    "tasks": Spec(f"a non-empty list of distinct task names ({_TASK_NAMES}; an alias is its task: SST-2 is sst2)",
+                  _tasks),
     "seeds": Spec("a non-empty list of distinct integers from 0 to 4294967295", lambda v: _list(v, _seed)),
     "epochs": Spec("an integer >= 1, or {method or 'default': integer >= 1}",
                    lambda v: _is_int(v, 1) or _per_method(v, lambda x: _is_int(x, 1))),

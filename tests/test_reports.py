@@ -288,8 +288,9 @@ REFUSED = {  # issue 31, defects 9 and 11: each refused before any notebook star
                                    "invalid comparators ['layernorm']; allowed: a list (may be empty) of distinct "
                                    "methods other than layernorm"),
     "a task and its alias": (["-p", "tasks", '["sst2", "SST-2"]'], "invalid tasks ['sst2', 'SST-2']; allowed: a "
-                                                                  "non-empty list of distinct tasks, an alias counting"),
-    "a task and its alias, --tasks": (["--tasks", "rte", "RTE"], "invalid tasks ['rte', 'RTE']"),
+                                                                  "non-empty list of distinct task names"),
+    "a task and its alias, --tasks": (["--tasks", "rte", "RTE"], "invalid tasks ['rte', 'RTE']; allowed: a non-empty "
+                                                                 "list of distinct task names (cola"),
     "an alias in method_tasks": (["-p", "method_tasks", '{"full": ["sst2", "sst-2"]}'], "invalid method_tasks"),
     "an unknown kernel": (["--kernel", "nonexistent"], "unknown kernel 'nonexistent'; allowed: python3"),
     "a notebooks folder without notebooks": (["--notebooks-dir", "EMPTY"], "no notebook found in "),
