@@ -204,6 +204,13 @@ def _task(v) -> bool:
         return False
 
 
+def _tasks(v) -> bool:
+    """A non-empty list of tasks, distinct by the task they name (``SST-2`` and ``sst2`` are one task)."""
+    from .tasks import get_task
+
+    return _list(v, _task) and len({get_task(x).name for x in v}) == len(v)
+
+
 def _method(v) -> bool:
     from .methods import METHODS
 
@@ -256,10 +263,12 @@ SCHEMA: dict[str, Spec] = {
     "data": Spec("'embedded', a hub dataset name or a local GLUE directory", _text),
     "data_dir": Spec("a local GLUE directory (None: use data)", _text, nullable=True),
     "task_spec": Spec("a task spec file (YAML or JSON; None: GLUE tasks)", _text, nullable=True),
-    "comparators": Spec(f"a list (may be empty) of distinct methods ({_METHOD_NAMES})",
-                        lambda v: _list(v, _method, empty=True)),
+    "comparators": Spec(f"a list (may be empty) of distinct methods other than layernorm, which each is compared "
+                        f"with ({_METHOD_NAMES})",
+                        lambda v: _list(v, _method, empty=True) and "layernorm" not in v),
     # what runs, and how (every notebook)
-    "tasks": Spec(f"a non-empty list of distinct task names ({_TASK_NAMES})", lambda v: _list(v, _task)),
+    "tasks": Spec(f"a non-empty list of distinct task names ({_TASK_NAMES}; an alias is its task: SST-2 is sst2)",
+                  _tasks),
     "seeds": Spec("a non-empty list of distinct integers from 0 to 4294967295", lambda v: _list(v, _seed)),
     "epochs": Spec("an integer >= 1, or {method or 'default': integer >= 1}",
                    lambda v: _is_int(v, 1) or _per_method(v, lambda x: _is_int(x, 1))),
@@ -282,7 +291,7 @@ SCHEMA: dict[str, Spec] = {
     "methods": Spec(f"a non-empty list of distinct methods ({_METHOD_NAMES})", lambda v: _list(v, _method)),
     "method_tasks": Spec("{method: a non-empty list of distinct task names} (a method runs on those tasks only; "
                          "absent: every task)", lambda v: isinstance(v, dict) and all(
-                             _method(k) and _list(x, _task) for k, x in v.items())),
+                             _method(k) and _tasks(x) for k, x in v.items())),
     "lr_grid": Spec("{method or 'default': a non-empty list of distinct finite numbers > 0}",
                     lambda v: _per_method(v, lambda x: _list(x, _rate))),
     # notebook 3

@@ -34,7 +34,7 @@ CLAIMS = {
                          "of them, and beats a random subset of the same size.",
 }
 COLUMNS = ["comparison", "task", "verdict", "estimate", "lo", "hi", "unit", "flagged", "flags", "summary", "margin",
-           "interval", "seeds_needed", "seeds", "stopped", "level"]
+           "interval", "seeds_needed", "seeds", "stopped", "level", "eq_lo", "eq_hi"]
 
 
 def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo", hi: str = "hi",
@@ -70,6 +70,9 @@ def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo"
                   else np.nan),
         "stopped": table["stopped"].fillna(FIXED).astype(str).to_numpy() if "stopped" in table else FIXED,
         "level": table["level"].astype(float).to_numpy() if "level" in table else 0.95,
+        # the equivalence (TOST) interval behind an "equivalent" word, so that the word can be checked
+        "eq_lo": table["eq_lo"].astype(float).to_numpy() if "eq_lo" in table else np.nan,
+        "eq_hi": table["eq_hi"].astype(float).to_numpy() if "eq_hi" in table else np.nan,
     }, index=range(len(table)))
     return out[COLUMNS]
 
@@ -109,6 +112,104 @@ def load(folder: str, name: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and isinstance(record.get("verdicts"), list) else None
+
+
+def read(folder: str, name: str) -> dict | None:
+    """A notebook's record in ``folder``, checked: None when there is none; a one-line LnftError naming the
+    file when it exists but cannot be read, is not a record, or holds a verdict word its own interval does
+    not support (``verdict_problem``). The README block and the index are made from this, never from a
+    record that would silently show "no verdicts" or a word the numbers contradict."""
+    path = os.path.join(folder, name + SUFFIX)
+    if not os.path.lexists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:200]
+        raise LnftError(f"verdicts file {path} is unreadable ({type(exc).__name__}: {why}); allowed: the JSON "
+                        f"lnft.record.save writes (rerun the notebook: lnft reports)") from None
+    if not isinstance(record, dict) or not isinstance(record.get("verdicts"), list) or not all(
+            isinstance(v, dict) for v in record["verdicts"]):
+        raise LnftError(f"verdicts file {path} is not a verdict record (no list of verdicts); allowed: the JSON "
+                        f"lnft.record.save writes (rerun the notebook: lnft reports)")
+    for i, v in enumerate(record["verdicts"]):
+        problem = verdict_problem(v)
+        if problem:
+            raise LnftError(f"verdicts file {path}: verdict {i + 1} ({v.get('comparison', '?')}, {v.get('task', '?')}) "
+                            f"{problem}")
+    return record
+
+
+RANKING = ("largest", "not largest")  # lnft.stats.LEAD_WORDS: a ranking's words (no equivalence margin)
+
+
+def verdict_problem(v: dict) -> str:
+    """What is wrong with one recorded verdict ("" when nothing): its word must be one of ``lnft.stats``'
+    vocabulary and agree with its own interval at its own level (``lo``, ``hi``: the interval at ``level``;
+    ``unit`` "×": a ratio, compared with 1 instead of 0):
+
+    * better / largest: the interval lies above 0 (1); worse / not largest: below;
+    * equivalent within ±m point: m is the row's ``margin``, the interval does not exclude 0 (better / worse
+      come first) and the equivalence interval (``eq_lo``, ``eq_hi``) lies inside ±m (records made before it
+      was recorded: the estimate does);
+    * inconclusive (a points comparison): the interval does not exclude 0 (unless it has no width: an
+      estimate without variance is never better / worse) and is not equivalent; a ranking's
+      inconclusive may exclude 1 (largest needs a lead over every component, not only the runner-up);
+    * needs ≥ 2 seeds: fewer than 2 seeds on a side."""
+    from . import stats
+
+    def num(key):
+        x = v.get(key)
+        ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        return float(x) if ok else None
+
+    word, level = v.get("verdict"), v.get("level", stats.LEVEL)
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.5 < level < 1:
+        return f"has level {level!r}; allowed: a number between 0.5 and 1"
+    words = [stats.BETTER, stats.WORSE, "equivalent within ±m point", stats.INCONCLUSIVE, stats.NEEDS_SEEDS, *RANKING]
+    equivalent = isinstance(word, str) and word.startswith("equivalent within ±") and word.endswith(" point")
+    if not isinstance(word, str) or not (word in words or equivalent):
+        return f"has verdict word {word!r}; allowed: {', '.join(words)}"
+    seeds = num("seeds")
+    if word == stats.NEEDS_SEEDS:
+        return f"says {word!r} with {seeds:g} seeds per side" if seeds is not None and seeds >= 2 else ""
+    lo, hi, est = num("lo"), num("hi"), num("estimate")
+    ref = 1.0 if v.get("unit") == "×" else 0.0
+    if lo is None or hi is None:  # a ranking's ratio interval may be unbounded (Fieller): its word is the diff's
+        return "" if word == stats.INCONCLUSIVE or (word in RANKING and ref == 1.0) else \
+            f"says {word!r} without an interval (lo {v.get('lo')!r}, hi {v.get('hi')!r}); allowed: inconclusive"
+    interval = f"its {stats.level_text(level)} interval [{lo:g}, {hi:g}]"
+    if lo > hi:
+        return f"has {interval}: lo above hi"
+    if est is not None and not lo - 1e-9 * max(1.0, abs(est)) <= est <= hi + 1e-9 * max(1.0, abs(est)):
+        return f"has estimate {est:g} outside {interval}"
+    if word in (stats.BETTER, "largest"):
+        return "" if lo > ref else f"says {word!r} but {interval} does not lie above {ref:g}"
+    if word in (stats.WORSE, "not largest"):
+        return "" if hi < ref else f"says {word!r} but {interval} does not lie below {ref:g}"
+    margin, eq_lo, eq_hi = num("margin"), num("eq_lo"), num("eq_hi")
+    inside = None  # whether the equivalence interval lies inside ±margin (None: cannot tell)
+    if margin is not None and ref == 0.0:
+        if eq_lo is not None and eq_hi is not None:
+            if not lo - 1e-9 <= eq_lo <= eq_hi <= hi + 1e-9:
+                return f"has an equivalence interval [{eq_lo:g}, {eq_hi:g}] outside {interval}"
+            inside = -margin <= eq_lo and eq_hi <= margin
+        elif equivalent and est is not None:
+            inside = -margin <= est <= margin
+    if equivalent:
+        if margin is None or ref != 0.0 or word != stats.equivalent_word(margin):
+            return f"says {word!r} but its margin is {v.get('margin')!r}"
+        if lo > 0 or hi < 0:
+            return f"says {word!r} but {interval} excludes 0 (better / worse)"
+        return "" if inside else f"says {word!r} but its equivalence interval does not lie inside ±{margin:g}"
+    # inconclusive
+    if word == stats.INCONCLUSIVE and ref == 0.0:
+        if (lo > 0 or hi < 0) and lo < hi:
+            return f"says {word!r} but {interval} excludes 0: {stats.BETTER if lo > 0 else stats.WORSE}"
+        if inside and margin is not None and lo <= 0 <= hi:
+            return f"says {word!r} but its equivalence interval lies inside ±{margin:g}: {stats.equivalent_word(margin)}"
+    return ""
 
 
 def _plain(value):
@@ -185,7 +286,7 @@ def markdown(folder: str, link: str = "", state: dict | None = None) -> str:
            "it used and why it stopped (decided / maximum reached / cannot decide within the maximum / fixed "
            "seeds); † = a possibly undertrained run enters it."]
     for number, name in enumerate(sorted(set(CLAIMS) | set(runs)), 1):
-        run, record = runs.get(name), load(folder, name)
+        run, record = runs.get(name), read(folder, name)
         claim = (record or {}).get("claim") or CLAIMS.get(name, "")
         page = f"[report]({link}/{name}.html)" if run and run.get("html") and link else name
         out.append(f"\n**Claim {number}.** {claim} ({page})\n")

@@ -51,7 +51,7 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
     """``parameters``: notebook parameters from the command line (overrides of the profile such as model,
     data, data_dir, tasks, seeds, any other name; engine, address), given to every notebook that has that
     parameter and checked before any notebook starts; recorded in the run facts."""
-    names, target = check_request(profile, names, out, notebooks_dir)
+    names, target = check_request(profile, names, out, notebooks_dir, kernel)
     parameters = dict(parameters or {})
     per_notebook = plan_parameters(profile, names, notebooks_dir, parameters)
     os.makedirs(target, exist_ok=True)
@@ -83,13 +83,20 @@ def run_reports(profile: str = "quick", names: list[str] | None = None, out: str
     return reports
 
 
-def check_request(profile: str, names: list[str] | None, out: str, notebooks_dir: str) -> tuple[list[str], str]:
-    """The notebooks to run and the reports folder, after checking profile, names and --out."""
+def check_request(profile: str, names: list[str] | None, out: str, notebooks_dir: str,
+                  kernel: str | None = None) -> tuple[list[str], str]:
+    """The notebooks to run and the reports folder, after checking profile, names, the notebooks folder
+    (it must hold a notebook: an empty one would rewrite the index with nothing), the kernel and --out."""
     from .profiles import PROFILES
 
     if profile not in PROFILES:
         raise LnftError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     known = available_notebooks(notebooks_dir)
+    if not known:
+        raise LnftError(f"no notebook found in {notebooks_dir!r}; allowed: a directory holding numbered notebooks "
+                        "(NN_name.ipynb), e.g. notebooks")
+    if kernel is not None:
+        check_kernel(kernel)
     names = names or known
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -97,6 +104,18 @@ def check_request(profile: str, names: list[str] | None, out: str, notebooks_dir
     target = os.path.abspath(os.path.join(out, profile))
     check_out(out, target)
     return names, target
+
+
+def check_kernel(kernel: str) -> None:
+    """Fail before any notebook runs on a Jupyter kernel name papermill could not start."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    specs = KernelSpecManager()
+    try:
+        specs.get_kernel_spec(kernel)
+    except NoSuchKernel:
+        raise LnftError(f"unknown kernel {kernel!r}; allowed: {', '.join(sorted(specs.find_kernel_specs()))} "
+                        "(jupyter kernelspec list)") from None
 
 
 def run_facts(profile: str, commit: str | None = None, parameters: dict | None = None) -> dict:
@@ -188,6 +207,24 @@ def check_out(out: str, target: str) -> None:
     check_writable_dir(target, f"reports --out {out!r}: folder")
 
 
+KERNEL_LOG = "kernel.log"  # in a stage: the kernel process's own stderr (kept as <name>.failed.kernel.log)
+
+
+def _kernel_manager(log: str):
+    """A kernel manager whose kernel writes its own stderr (its log, not the cells' output, which papermill
+    records in the notebook) to ``log`` rather than the terminal: a kernel shut down mid-cell by Ctrl-C
+    prints a ZMQ traceback there, and every start a TCP warning."""
+    from jupyter_client import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log, "ab") as fh:  # the kernel process holds its own copy of the descriptor
+                kw.setdefault("stderr", fh)
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return QuietKernelManager
+
+
 STAGE = ".stage"  # a notebook's new report is made in <target>/.stage-<name>-<owner>/, then moved into place
 COMPLETE = "complete.json"  # written into a stage when its report is complete: from then on it is moved in
 
@@ -226,7 +263,8 @@ def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: 
             pm.execute_notebook(source, ipynb, parameters={"profile": profile, "runs_dir": runs_dir,
                                                            "progress": False, **(parameters or {})},
                                 kernel_name=kernel, cwd=os.path.abspath(notebooks_dir), progress_bar=True,
-                                log_output=False, request_save_on_cell_execute=False)
+                                log_output=False, request_save_on_cell_execute=False,
+                                kernel_manager_class=_kernel_manager(os.path.join(stage, KERNEL_LOG)))
         except Exception as exc:  # a failing notebook is reported, the next one still runs
             status = "failed"
             error = (getattr(exc, "ename", type(exc).__name__) + ": " + str(getattr(exc, "evalue", exc)))[:300]
@@ -245,10 +283,11 @@ def execute(name: str, profile: str, notebooks_dir: str, target: str, runs_dir: 
             return NotebookReport(name, status, seconds, name + ".ipynb", page and name + ".html", error,
                                   parameters=dict(parameters or {}))
         kept = {}
-        for suffix in (".ipynb", ".html"):  # the failed run's notebook, beside the previous report
+        for suffix in (".ipynb", ".html", "." + KERNEL_LOG):  # the failed run's notebook, beside the previous report
             failed = os.path.join(target, f"{name}.failed{suffix}")
-            if os.path.isfile(os.path.join(stage, name + suffix)):
-                os.replace(os.path.join(stage, name + suffix), failed)
+            made = os.path.join(stage, KERNEL_LOG if suffix == "." + KERNEL_LOG else name + suffix)
+            if os.path.isfile(made):
+                os.replace(made, failed)
                 kept[suffix] = os.path.basename(failed)
             elif os.path.lexists(failed):
                 os.remove(failed)
@@ -277,7 +316,7 @@ def _finish(stage: str, target: str) -> None:
     for file in files:
         if os.path.lexists(os.path.join(stage, file)):
             os.replace(os.path.join(stage, file), os.path.join(target, file))
-    for old in (*report_files(name), f"{name}.failed.ipynb", f"{name}.failed.html"):
+    for old in (*report_files(name), f"{name}.failed.ipynb", f"{name}.failed.html", f"{name}.failed.{KERNEL_LOG}"):
         if old not in files and os.path.lexists(os.path.join(target, old)):
             os.remove(os.path.join(target, old))
     shutil.rmtree(stage, ignore_errors=True)
@@ -499,14 +538,19 @@ VERDICT_CLASS = {"better": "good", "largest": "good", "worse": "bad", "not large
 def write_index(target: str, profile: str, reports: list[NotebookReport], facts: dict | None = None) -> str:
     """The index: the claims with their recorded verdicts and key figures, then the run facts and the
     notebooks. Every name and value is HTML-escaped; links are URL-quoted."""
-    from .record import CLAIMS, load
+    from .record import CLAIMS, read
 
     facts = dict(facts) if facts else run_facts(profile)
     parameters = facts.pop("parameters", None)
     facts.pop("commit hash", None)
     by_name = {r.name: r for r in reports}
-    records = {r.name: load(target, r.name) if r.status == "ok" or r.previous else None for r in reports}
-    claims = "\n".join(_claim_section(i, name, by_name.get(name), records.get(name))
+    records, invalid = {}, {}
+    for r in reports:  # every recorded word is checked against its own interval (lnft.record.read)
+        try:
+            records[r.name] = read(target, r.name) if r.status == "ok" or r.previous else None
+        except LnftError as exc:
+            records[r.name], invalid[r.name] = None, str(exc)
+    claims = "\n".join(_claim_section(i, name, by_name.get(name), records.get(name), invalid.get(name, ""))
                        for i, name in enumerate(sorted(set(CLAIMS) | set(by_name)), 1))
     facts["wall time"] = f"{sum(r.seconds for r in reports):.0f} s over {len(reports)} notebook(s)"
     rows_facts = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
@@ -565,7 +609,8 @@ look's (above 95 %: the error rate is spent across the looks). Terms: the
     return path
 
 
-def _claim_section(number: int, name: str, report: NotebookReport | None, record: dict | None) -> str:
+def _claim_section(number: int, name: str, report: NotebookReport | None, record: dict | None,
+                   problem: str = "") -> str:
     from .record import CLAIMS
 
     claim = (record or {}).get("claim") or CLAIMS.get(name, "")
@@ -574,6 +619,8 @@ def _claim_section(number: int, name: str, report: NotebookReport | None, record
             f"<p>{html.escape(claim)}</p>")
     if report is None:
         body = "<p class='missing'>Not run in this folder: no verdict.</p>"
+    elif problem:
+        body = f"<p class='missing'>The recorded verdicts cannot be shown: {html.escape(problem)}</p>"
     elif report.status != "ok" and report.previous and record is not None:
         prev = report.previous
         body = (f"<p class='missing'>The latest run {'was ' if report.status == 'interrupted' else ''}"
@@ -726,7 +773,7 @@ def _cmd_reports(args) -> int:
     store = RunStore(args.runs)
     store.check_writable()
     started = time.perf_counter()
-    names, _ = check_request(args.profile, args.notebooks, args.out, args.notebooks_dir)
+    names, _ = check_request(args.profile, args.notebooks, args.out, args.notebooks_dir, args.kernel)
     given = overrides(args)
     plan_parameters(args.profile, names, args.notebooks_dir, given)  # bad overrides fail before Ray starts
     parameters = engine_parameters(args, given)  # -p engine / -p address too, through resolve_engine

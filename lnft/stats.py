@@ -270,12 +270,16 @@ def task_replicates(task, labels: dict[str, np.ndarray], preds: dict[str, dict[s
     for split in splits:  # all methods' seeds as rows of one matrix: one pass per metric and block
         y = np.asarray(labels[split])
         stacked = np.concatenate([np.atleast_2d(preds[m][split]) for m in names])
+        # identical prediction rows are scored once and share that column: runs that predicted the same get
+        # bit-identical scores (a zero difference by construction, whatever BLAS kernel the CPU picks)
+        distinct, row_of = np.unique(stacked, axis=0, return_inverse=True)
+        row_of = np.asarray(row_of).reshape(-1)
         rng = _rng(seed, key, split)
         block = max(1, _BLOCK // max(1, len(y)))
-        point += sum(weighted_metric(name, y, stacked, np.ones((1, len(y))))[0] for name in task.metrics)
+        point += sum(weighted_metric(name, y, distinct, np.ones((1, len(y))))[0] for name in task.metrics)[row_of]
         for start in range(0, replicates, block):
             w = _example_weights(rng, min(block, replicates - start), len(y))
-            total[start:start + len(w)] += sum(weighted_metric(name, y, stacked, w) for name in task.metrics)
+            total[start:start + len(w)] += sum(weighted_metric(name, y, distinct, w) for name in task.metrics)[:, row_of]
     return {m: (100.0 * point[cols[m]] / n_metrics, 100.0 * total[:, cols[m]] / n_metrics) for m in names}
 
 
@@ -291,6 +295,8 @@ def example_variance(a_reps: np.ndarray, b_reps: np.ndarray) -> float:
     if na < 2 or nb < 2:
         raise LnftError(f"example_variance needs >= 2 seeds per side (got {na} and {nb})")
     x = np.concatenate([a_reps, b_reps], axis=1)
+    if (x == x[:, :1]).all():  # every run scored the same on every resample: exactly 0, not a rounding residue
+        return 0.0
     x = x - x.mean(axis=0)
     c = x.T @ x / (len(x) - 1)  # covariances of the runs over the resamples
     caa = (c[:na, :na].sum() - np.trace(c[:na, :na])) / (na * (na - 1))
@@ -307,6 +313,26 @@ def equivalence_level(level: float = LEVEL) -> float:
     """TOST's level for a better / worse level: each one-sided test at the two-sided α of ``level``
     (95 % -> the 90 % interval, ``EQUIVALENCE_LEVEL``)."""
     return 2 * level - 1
+
+
+def _constant(x) -> bool:
+    """Every value the same (NaN never is)."""
+    x = np.asarray(x)
+    return x.size > 0 and bool((x == x.flat[0]).all())
+
+
+def _seed_variance(scores: np.ndarray) -> float:
+    """s² of per-seed scores; exactly 0 when every seed scored the same (the mean of three equal floats
+    can round away from them, leaving a residue of ~1e-34 that would count as training noise)."""
+    return 0.0 if _constant(scores) else float(scores.var(ddof=1))
+
+
+def _replicate_variance(a_reps: np.ndarray, b_reps: np.ndarray) -> float:
+    """Variance over resamples of the difference of the two sides' seed means; exactly 0 when both sides
+    hold the same replicate scores (the same predictions), by construction rather than arithmetic."""
+    if a_reps.shape == b_reps.shape and np.array_equal(a_reps, b_reps):
+        return 0.0
+    return float(np.var(a_reps.mean(axis=1) - b_reps.mean(axis=1), ddof=1))
 
 
 def _welch_df(v_examples, va, vb, na, nb):
@@ -332,11 +358,12 @@ def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, le
     a_full, b_full = np.asarray(a_full, dtype=np.float64), np.asarray(b_full, dtype=np.float64)
     a_reps, b_reps = np.atleast_2d(a_reps), np.atleast_2d(b_reps)
     na, nb = len(a_full), len(b_full)
-    diff = float(a_full.mean() - b_full.mean())
+    same = np.array_equal(np.sort(a_full), np.sort(b_full))  # the same scores on both sides: a difference of 0
+    diff = 0.0 if same else float(a_full.mean() - b_full.mean())
     eq_q = 0.5 + equivalence_level(level) / 2
     out = {"diff": diff, "seeds_to_decide": np.nan, "seeds_to_equivalence": np.nan, "seeds_needed": ""}
     if na < 2 or nb < 2:
-        v = float(np.var(a_reps.mean(axis=1) - b_reps.mean(axis=1), ddof=1))
+        v = _replicate_variance(a_reps, b_reps)
         se = math.sqrt(v)
         z, zq = ndtri(0.5 + level / 2), ndtri(eq_q)
         return {**out, "lo": diff - z * se, "hi": diff + z * se, "eq_lo": diff - zq * se, "eq_hi": diff + zq * se,
@@ -344,10 +371,10 @@ def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, le
                 "verdict": NEEDS_SEEDS,
                 "seeds_needed": f"{NEEDS_SEEDS} per side to estimate training noise"}
     v_e = example_variance(a_reps, b_reps)
-    sa2, sb2 = float(a_full.var(ddof=1)), float(b_full.var(ddof=1))
+    sa2, sb2 = _seed_variance(a_full), _seed_variance(b_full)
     va, vb = sa2 / na, sb2 / nb
     if va + vb == 0:  # every seed of each side scored the same: floor V_E at the runs' whole example noise
-        v_e = max(v_e, float(np.var(a_reps.mean(axis=1) - b_reps.mean(axis=1), ddof=1)))
+        v_e = max(v_e, _replicate_variance(a_reps, b_reps))
     se = math.sqrt(v_e + va + vb)
     df = float(_welch_df(v_e, va, vb, na, nb))
     half, eq_half = stdtrit(df, 0.5 + level / 2) * se, stdtrit(df, eq_q) * se

@@ -8,6 +8,8 @@ docs/concepts/experiments.md (without links to report files: the docs site has t
 the reports do not match the code that made them: a commit with uncommitted changes, or one from which HEAD
 differs in what decides a report (``lnft.reports.stale_reasons``, ``REPORT_INPUTS``: the package, the notebooks and the pinned runtime
 packages; docs, tests and scripts do not change what a notebook computes) — checked where git is available.
+Either mode exits 2 with one line naming the file, before writing anything, when a verdicts file is
+unreadable or records a word its own interval contradicts (``lnft.record.read``).
 
     python scripts/readme_results.py            # rewrite every block
     python scripts/readme_results.py --check    # exit 1 if a block or its reports are stale
@@ -21,6 +23,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from lnft.errors import LnftError  # noqa: E402
 from lnft.record import markdown  # noqa: E402
 from lnft.reports import stale_reasons  # noqa: E402
 
@@ -59,9 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--reports and --readme go together")
     pairs = ([(args.reports, args.readme, True)] if args.reports else
              [(os.path.join(ROOT, r), os.path.join(ROOT, m), links) for r, m, links in BLOCKS])
+    try:  # every block first: an unreadable or contradicted verdicts file stops the script before any write
+        rendered = [(reports, readme, *render(readme, reports, links)) for reports, readme, links in pairs]
+    except LnftError as exc:
+        print(f"readme_results: error: {exc}", file=sys.stderr)
+        return 2
     problems = []
-    for reports, readme, links in pairs:
-        current, wanted = render(readme, reports, links)
+    for reports, readme, current, wanted in rendered:
         if not args.check:
             if wanted != current:
                 with open(readme, "w", encoding="utf-8") as fh:

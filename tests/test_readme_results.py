@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pandas as pd
+import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -72,3 +73,80 @@ def test_a_checkout_that_does_not_exist_is_named(tmp_path):
     folder, _ = _folder(tmp_path, "0b69dec")
     assert any("does not exist" in p for p in _script().stale_reasons(str(folder), str(tmp_path / "nowhere")))
 
+
+
+def _record_file(folder):
+    return folder / "02_peft_comparison.verdicts.json"
+
+
+def test_an_unreadable_verdicts_file_stops_the_script_and_is_named(tmp_path, capsys):
+    """Issue 31, defect 3: a verdicts file cut off mid-file made --check say only "differs", and the write mode
+    replaced the claim's table with "The notebook recorded no verdicts"."""
+    folder, readme = _folder(tmp_path, "0b69dec")
+    script = _script()
+    args = ["--reports", str(folder), "--readme", str(readme), "--repo", ROOT]
+    assert script.main(args) == 0
+    written = readme.read_text()
+    assert "| layernorm − full |" in written
+    text = _record_file(folder).read_text()
+    for broken in (text[: len(text) // 2], "[1, 2]", '{"verdicts": "none"}'):
+        _record_file(folder).write_text(broken)
+        for mode in ([], ["--check"]):
+            assert script.main([*args, *mode]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and str(_record_file(folder)) in err[0] and "readme_results: error:" in err[0], err
+            assert readme.read_text() == written  # nothing rewritten, no claim deleted
+
+
+def _edit(folder, **changes):
+    """The first recorded row, with an equivalence margin of 1 point (as lnft.stats tables record it) and
+    ``changes``; the other rows as saved."""
+    path = _record_file(folder)
+    original = path.with_suffix(".original")
+    if not original.exists():
+        original.write_text(path.read_text())
+    record = json.loads(original.read_text())
+    record["verdicts"][0].update({"margin": 1.0, **changes})
+    path.write_text(json.dumps(record))
+
+
+EDITS = {  # first row: inconclusive, estimate +0.2, 95 % interval −8.3 to +8.9 (spans 0), margin 1
+    "better while the interval spans 0": dict(verdict="better"),
+    "worse while the interval spans 0": dict(verdict="worse"),
+    "equivalent while the interval is wide": dict(verdict="equivalent within ±1 point", eq_lo=-7.0, eq_hi=7.5),
+    "equivalent at another margin": dict(verdict="equivalent within ±2 point", eq_lo=-0.5, eq_hi=0.6),
+    "inconclusive while the interval lies above 0": dict(lo=0.1),
+    "inconclusive while equivalent": dict(lo=-0.9, hi=0.95, eq_lo=-0.7, eq_hi=0.8),
+    "needs ≥ 2 seeds with 3 seeds": dict(verdict="needs ≥ 2 seeds", seeds=3),
+    "a word outside the vocabulary": dict(verdict="much better"),
+    "better at a level that is not one": dict(verdict="better", lo=0.5, level=95),
+    "largest while the ratio interval spans 1": dict(verdict="largest", unit="×", estimate=1.1, lo=0.9, hi=1.3),
+    "estimate outside its interval": dict(estimate=12.0),
+}
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_a_verdict_word_its_own_interval_contradicts_is_refused(tmp_path, capsys, edit):
+    """Issue 31, defect 13: a word edited in the record and the README both passed --check."""
+    folder, readme = _folder(tmp_path, "0b69dec")
+    script = _script()
+    args = ["--reports", str(folder), "--readme", str(readme), "--repo", ROOT]
+    _edit(folder, **EDITS[edit])
+    assert script.main([*args, "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(_record_file(folder)) in err[0] and "verdict 1 (layernorm − full, sst2)" in err[0], err
+    assert script.main(args) == 2 and "old" in readme.read_text()  # the write mode refuses it too
+
+
+def test_consistent_words_pass_the_check(tmp_path):
+    """The check refuses only contradictions: the same row with a word its numbers support passes."""
+    from lnft import record
+
+    folder, _ = _folder(tmp_path, "0b69dec")
+    for changes in (dict(verdict="better", lo=0.1), dict(verdict="worse", estimate=-1.0, hi=-0.2),
+                    dict(verdict="equivalent within ±1 point", lo=-1.1, hi=1.2, eq_lo=-0.9, eq_hi=0.95),
+                    dict(verdict="inconclusive", estimate=2.0, lo=2.0, hi=2.0),  # no variance: never better
+                    dict(verdict="needs ≥ 2 seeds", seeds=1, lo=0.5),
+                    dict(verdict="inconclusive", unit="×", estimate=1.2, lo=1.1, hi=1.3, margin=None)):
+        _edit(folder, **changes)
+        assert record.read(str(folder), "02_peft_comparison")["verdicts"][0]["verdict"] == changes["verdict"]

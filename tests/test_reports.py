@@ -3,6 +3,7 @@ import json
 import os
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from lnft.cli import main
@@ -274,3 +275,101 @@ def test_one_schema_covers_every_notebook_parameter_and_profile_value():
         profiles.resolve("01_change_analysis", "smoke", seeds=[])  # a notebook run by hand refuses it too
     with pytest.raises(LnftError, match="has no entry in lnft.profiles.SCHEMA"):
         profiles.check_parameter("nosuch", 1)
+
+
+def _no_notebook_may_run(monkeypatch):
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("a notebook started"))
+
+
+REFUSED = {  # issue 31, defects 9 and 11: each refused before any notebook starts (they failed inside one)
+    "comparators with layernorm": (["-p", "comparators", '["layernorm"]'],
+                                   "invalid comparators ['layernorm']; allowed: a list (may be empty) of distinct "
+                                   "methods other than layernorm"),
+    "a task and its alias": (["-p", "tasks", '["sst2", "SST-2"]'], "invalid tasks ['sst2', 'SST-2']; allowed: a "
+                                                                  "non-empty list of distinct task names"),
+    "a task and its alias, --tasks": (["--tasks", "rte", "RTE"], "invalid tasks ['rte', 'RTE']; allowed: a non-empty "
+                                                                 "list of distinct task names (cola"),
+    "an alias in method_tasks": (["-p", "method_tasks", '{"full": ["sst2", "sst-2"]}'], "invalid method_tasks"),
+    "an unknown kernel": (["--kernel", "nonexistent"], "unknown kernel 'nonexistent'; allowed: python3"),
+    "a notebooks folder without notebooks": (["--notebooks-dir", "EMPTY"], "no notebook found in "),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_bad_reports_requests_are_refused_before_any_work(tmp_path, capsys, monkeypatch, case):
+    flags, message = REFUSED[case]
+    (tmp_path / "EMPTY").mkdir()
+    out = tmp_path / "reports"
+    before = _good_report(out / "smoke", "01_change_analysis")  # a previous report: it stays as it is
+    state = (out / "smoke" / "reports.json").read_text()
+    _no_notebook_may_run(monkeypatch)
+    flags = [str(tmp_path / f) if f == "EMPTY" else f for f in flags]
+    args = ["reports", "--profile", "smoke", "--out", str(out), "--runs", str(tmp_path / "runs")]
+    assert main([*args, *(["--notebooks-dir", NOTEBOOKS] if "--notebooks-dir" not in flags else []), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lnft: error: ") and message in err[0], err
+    assert {f: (out / "smoke" / f).read_text() for f in before} == before
+    assert (out / "smoke" / "reports.json").read_text() == state and not (out / "smoke" / "index.html").exists()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ctrl_c_during_reports_exits_130_with_one_line_and_keeps_the_previous_report(tmp_path):
+    """Issue 31, defect 14: Ctrl-C (SIGINT to the terminal's process group) while a notebook runs printed the
+    kernel's ZMQ traceback. Now: exit 130, "lnft: interrupted", no traceback, the previous report in place."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    started = tmp_path / "started"
+    _notebook(nbdir / "01_slow.ipynb", f"import pathlib, time\npathlib.Path({str(started)!r}).write_text('x')\n"
+                                       "time.sleep(120)")
+    target = tmp_path / "reports" / "smoke"
+    before = _good_report(target, "01_slow")
+    checkout = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    env = {**os.environ, "PYTHONPATH": checkout + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "lnft", "reports", "--profile", "smoke", "--out",
+                             str(tmp_path / "reports"), "--notebooks-dir", str(nbdir), "--runs", str(tmp_path / "runs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert started.exists(), proc.communicate(timeout=60)
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "ZMQError" not in err and "Traceback" not in out, err
+    assert err.strip().splitlines()[-1] == "lnft: interrupted", err
+    assert {f: (target / f).read_text() for f in before} == before
+    [entry] = json.loads((target / "reports.json").read_text())["notebooks"]
+    assert entry["status"] == "interrupted" and entry["previous"]["commit"] == "good123"
+    assert not [f for f in os.listdir(target) if f.startswith(".stage")]
+
+
+def test_the_index_checks_every_recorded_word_against_its_interval(tmp_path):
+    """Issue 31, defect 13: the index shows no verdict word its own interval contradicts; it names the file."""
+    from lnft.reports import NotebookReport, write_index
+
+    _good_report(tmp_path, "02_peft_comparison")
+    report = NotebookReport("02_peft_comparison", "ok", 3.0, "02_peft_comparison.ipynb", "02_peft_comparison.html")
+    page = open(write_index(str(tmp_path), "smoke", [report], {"profile": "smoke"})).read()
+    assert "+1.0 (+0.5 to +1.5)" in page and "cannot be shown" not in page
+    path = tmp_path / "02_peft_comparison.verdicts.json"
+    record = json.loads(path.read_text())
+    record["verdicts"][0]["lo"] = -0.5  # "better" with an interval that spans 0
+    path.write_text(json.dumps(record))
+    page = open(write_index(str(tmp_path), "smoke", [report], {"profile": "smoke"})).read()
+    assert "+1.0 (−0.5 to +1.5)" not in page and "The recorded verdicts cannot be shown" in page
+    assert "says &#x27;better&#x27; but its 95 % interval [-0.5, 1.5] does not lie above 0" in page
+    path.write_text(path.read_text()[:40])  # cut off mid-file
+    page = open(write_index(str(tmp_path), "smoke", [report], {"profile": "smoke"})).read()
+    assert "is unreadable (JSONDecodeError" in page and str(path) in page
