@@ -1,12 +1,14 @@
 """lnft benchmarks: measured side by side in one run, reported as medians and ratios.
 
-    python benchmarks/run.py [--quick] [--device cpu|cuda] [--repeats N]     (also: make bench)
+    python benchmarks/run.py [--quick|--tiny] [--device cpu|cuda] [--repeats N] [--only STAGE ...]  (make bench)
 
-1. training throughput: lnft's ``finetune`` vs a Hugging Face ``Trainer`` set up like transformers'
-   ``run_glue.py`` defaults (pad every example to 128, random batches) and vs a tuned ``Trainer``
-   (per-batch padding with DataCollatorWithPadding, ``train_sampling_strategy="group_by_length"``); same
-   model, examples, epochs, batch size, learning rate, seed, no warm-up and no weight decay (run_glue's
-   defaults) — A and B runs interleaved;
+1. training throughput (whole runs): lnft's ``finetune`` in its resolved precision (``--precision``, default
+   auto: bf16 where the CPU computes it natively) vs a Hugging Face ``Trainer`` set up like transformers'
+   ``run_glue.py`` defaults (pad every example to 128, random batches, fp32) and vs a tuned ``Trainer``
+   (per-batch padding with DataCollatorWithPadding, ``train_sampling_strategy="group_by_length"``, and
+   lnft's precision: ``TrainingArguments(bf16=True, use_cpu=True)`` on CPU); same model, examples, epochs,
+   batch size, learning rate, seed, no warm-up and no weight decay (run_glue's defaults) — the three
+   recipes' runs interleaved, one process, one machine; the table gives the date and the CPU model;
 2. per-method cost: seconds per training step (interleaved, one process) and peak memory (one process
    per method) for full, layernorm, bitfit, lora, head on the same batches;
 3. Fisher cost: empirical Fisher of all LayerNorm elements over 1,024 training examples (default
@@ -64,6 +66,7 @@ from benchmarks.warm_reports import warm_reports  # noqa: E402
 from lnft.models import resolve_device  # noqa: E402
 
 
+STAGES = ["throughput", "steps", "memory", "fisher", "reports", "verdicts", "ray", "bf16"]
 KEYS = ["train_speedup_vs_run_glue_defaults", "dev_metric_delta_vs_run_glue_defaults",
         "train_speedup_vs_tuned_trainer", "layernorm_step_time_ratio_vs_full",
         "layernorm_peak_memory_ratio_vs_full", "fisher_1024_seconds", "fisher_vmap_speedup_vs_loop",
@@ -76,13 +79,19 @@ TARGETS = {"train_speedup_vs_run_glue_defaults": (">=", 2.0), "dev_metric_delta_
            "ray_sweep_speedup_vs_local": (">=", 1.5)}
 
 
-def machine() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what the platform says."""
     cpu = platform.processor() or "unknown CPU"
     try:
         with open("/proc/cpuinfo") as fh:
             cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
     except OSError:
         pass
+    return cpu
+
+
+def machine() -> str:
+    cpu = cpu_model()
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{os.cpu_count()} cores, {cpu}{gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
@@ -107,8 +116,10 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--reports-profile", default=None, help="profile for the warm-store measurement")
     p.add_argument("--reports-notebooks", nargs="*", default=None, help="notebooks for it (default: all)")
-    p.add_argument("--skip", nargs="*", action="extend", default=[],
-                   choices=["throughput", "steps", "memory", "fisher", "reports", "verdicts", "ray", "bf16"])
+    p.add_argument("--skip", nargs="*", action="extend", default=[], choices=STAGES)
+    p.add_argument("--only", nargs="+", default=None, choices=STAGES, help="run only these stages (the others skipped)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="throughput: lnft's precision, which the tuned Trainer copies (default auto: bf16 where native)")
     p.add_argument("--ray-profile", default=None, help="profile of the Ray sweep (default: quick; tiny: smoke)")
     p.add_argument("--ray-limit", type=int, default=None, help="Ray sweep: only the first N runs of the profile")
     p.add_argument("--bf16-lengths", nargs="+", type=int, default=None,
@@ -117,6 +128,8 @@ def main(argv=None) -> int:
     p.add_argument("--gpu-extras", action="store_true", help="also: matmul peak and BERT-large step times")
     p.add_argument("--dry-run", action="store_true", help="with --gpu-extras: tiny sizes, to test the logic on CPU")
     args = p.parse_args(argv)
+    if args.only:
+        args.skip = sorted(set(args.skip) | (set(STAGES) - set(args.only)))
     device = resolve_device(args.device)
     size = "tiny" if args.tiny else ("quick" if args.quick else "default")
     plan = {
@@ -129,12 +142,13 @@ def main(argv=None) -> int:
     }[size]
     repeats = args.repeats or plan["repeats"]
     batch, length = (32, 128) if size != "tiny" else (8, 32)
-    report = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(), "size": size, "device": device.type}
+    report = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(), "cpu": cpu_model(),
+              "threads": torch.get_num_threads(), "size": size, "device": device.type}
     keys: dict[str, float] = {}
     log(f"lnft benchmarks ({size}) on {report['machine']}")
 
     if "throughput" not in args.skip:
-        rows, k = throughput(plan["tasks"], plan["epochs"], repeats, device.type, plan["eval"])
+        rows, k = throughput(plan["tasks"], plan["epochs"], repeats, device.type, plan["eval"], args.precision)
         report["throughput"], keys = rows, {**keys, **k}
     log("stage: steps")
     if "steps" not in args.skip:

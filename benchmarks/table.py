@@ -8,10 +8,16 @@ def print_table(report: dict, keys: dict) -> None:
     print(f"# lnft benchmarks — {report['date']} — {report['machine']} — size {report['size']}, "
           f"device {report['device']}")
     if "throughput" in report:
-        print("\n| task | recipe | train examples | samples/s | dev score |\n|---|---|---|---|---|")
-        for r in report["throughput"]:
-            print(f"| {r['task']} | {r['recipe']} | {r['train_examples']} | {r['samples_per_second']:.1f} | "
-                  f"{r['dev_score']:.1f} |")
+        rows = report["throughput"]
+        print(f"\nWhole-run comparison, {report['date']}, {report.get('cpu', 'CPU unknown')} "
+              f"({report.get('threads', '?')} torch thread(s)), device {report['device']}: full fine-tuning, "
+              f"{rows[0]['epochs']} epoch(s), batch 32; lnft and the tuned Trainer in lnft's precision, the "
+              "run_glue defaults in fp32 (each row: the precision its runs trained in).")
+        print("\n| task | recipe | precision | train examples | train s | samples/s | dev score |"
+              "\n|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['task']} | {r['recipe']} | {r.get('precision', '')} | {r['train_examples']} | "
+                  f"{r.get('train_seconds', float('nan')):.1f} | {r['samples_per_second']:.1f} | {r['dev_score']:.1f} |")
     if "step_seconds" in report or "memory" in report:
         print("\n| method | s/step (median) | ratio to full | peak MB | peak − baseline MB | ratio to full |"
               "\n|---|---|---|---|---|---|")

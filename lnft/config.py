@@ -150,6 +150,9 @@ class RunConfig:
             if not 0 <= self.lora_dropout < 1:
                 raise LnftError(f"invalid lora_dropout {self.lora_dropout!r}; allowed: 0 <= x < 1")
         data_source(self.data, task).check()  # a local directory's files are read and checked here
+        from .data import check_eval_splits
+
+        check_eval_splits(self, task)  # a metric undefined on a validation or dev split: refused before any work
         model_source(self.model).check()
         methods.check_family(method, models.family(self.model, warn=False))  # warned once where it is used
         if method.masked:  # names and shapes against the model's config, before any weight is read

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 
+from .errors import LnftError
 from .sources import data_source
 from .tasks import Task
 
@@ -24,26 +25,77 @@ def make_splits(raw: DatasetDict, task: Task, *, data_seed: int, validation_frac
     The validation rows are chosen from the whole train file before ``max_train_samples`` applies, so
     the train subset for a given size does not depend on the evaluation sizes, and vice versa.
     """
-    rng = np.random.default_rng(data_seed)
-    train_pool = raw["train"]
-    order = rng.permutation(len(train_pool))
-    n_validation = max(1, int(round(validation_fraction * len(train_pool))))
-    validation_idx = order[:n_validation][: max_eval_samples or None]
-    train_idx = order[n_validation:][: max_train_samples or None]
-    splits = {"train": train_pool.select(np.sort(train_idx)),
-              "validation": train_pool.select(np.sort(validation_idx))}
+    idx = split_indices(len(raw["train"]), {s: len(raw[s]) for s in task.dev_files}, data_seed=data_seed,
+                        validation_fraction=validation_fraction, max_train_samples=max_train_samples,
+                        max_eval_samples=max_eval_samples)
+    splits = {"train": raw["train"].select(idx["train"]), "validation": raw["train"].select(idx["validation"])}
     for split in task.dev_files:
-        dev = raw[split]
-        if max_eval_samples and max_eval_samples < len(dev):
-            dev = dev.select(np.sort(rng.permutation(len(dev))[:max_eval_samples]))
-        splits[split] = dev
+        splits[split] = raw[split] if idx[split] is None else raw[split].select(idx[split])
     return DatasetDict(splits)
+
+
+def split_indices(n_train: int, dev_sizes: dict[str, int], *, data_seed: int, validation_fraction: float,
+                  max_train_samples: int | None, max_eval_samples: int | None) -> dict:
+    """The rows ``make_splits`` takes, sorted: "train" and "validation" index the train file, each dev split its
+    own file (None: all of it)."""
+    rng = np.random.default_rng(data_seed)
+    order = rng.permutation(n_train)
+    n_validation = max(1, int(round(validation_fraction * n_train)))
+    out = {"train": np.sort(order[n_validation:][: max_train_samples or None]),
+           "validation": np.sort(order[:n_validation][: max_eval_samples or None])}
+    for split, n in dev_sizes.items():
+        out[split] = np.sort(rng.permutation(n)[:max_eval_samples]) if max_eval_samples and max_eval_samples < n else None
+    return out
+
+
+def check_scoreable(labels: dict, task: Task, cfg=None) -> None:
+    """Every split a run scores (validation, for model selection; dev, reported) must give each of the task's
+    metrics a defined value: refused up front, with the reason, instead of a stored 0.0 or a "diverged" run."""
+    for split, values in labels.items():
+        why = task.undefined_metrics(values)
+        if why:
+            if split == "validation":
+                hint = ("validation rows whose labels vary (they are held out from train: train labels that vary, "
+                        "a larger validation_fraction or max_eval_samples)")
+            else:
+                more = " (a larger max_eval_samples)" if cfg is not None and cfg.max_eval_samples else ""
+                hint = f"dev rows whose labels vary{more}"
+            raise LnftError(f"{split} split of task {task.name!r} cannot be scored ({len(values)} row(s)): {why}; "
+                            f"allowed: {hint}")
+
+
+_CHECKED: dict[tuple, None] = {}
+
+
+def check_eval_splits(cfg, task: Task) -> None:
+    """``check_scoreable`` on the splits a config's run will see, before any model loads (once per data content
+    and split settings). A hub dataset is checked when the run loads it (``load_task_data``): not downloaded here."""
+    source = data_source(cfg.data, task)
+    if source.kind == "hub":
+        return
+    key = (source.fingerprint(), task.name, task.metrics, cfg.data_seed, cfg.validation_fraction,
+           cfg.max_train_samples, cfg.max_eval_samples)
+    if key in _CHECKED:
+        return
+    raw = source.load()
+    train = np.asarray(raw["train"]["label"][:])
+    idx = split_indices(len(train), {s: len(raw[s]) for s in task.dev_files}, data_seed=cfg.data_seed,
+                        validation_fraction=cfg.validation_fraction, max_train_samples=cfg.max_train_samples,
+                        max_eval_samples=cfg.max_eval_samples)
+    labels = {"validation": train[idx["validation"]]}
+    for split in task.dev_files:
+        dev = np.asarray(raw[split]["label"][:])
+        labels[split] = dev if idx[split] is None else dev[idx[split]]
+    check_scoreable(labels, task, cfg)
+    _CHECKED[key] = None
 
 
 def load_task_data(cfg, task: Task) -> DatasetDict:
     raw = load_raw(cfg.data, task)
-    return make_splits(raw, task, data_seed=cfg.data_seed, validation_fraction=cfg.validation_fraction,
-                       max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples)
+    splits = make_splits(raw, task, data_seed=cfg.data_seed, validation_fraction=cfg.validation_fraction,
+                         max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples)
+    check_scoreable({s: splits[s]["label"][:] for s in ("validation", *task.dev_files)}, task, cfg)
+    return splits
 
 
 # ------------------------------------------------------------------ tokenization and batching

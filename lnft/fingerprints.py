@@ -21,16 +21,23 @@ _FILE_HASHES: dict[tuple[str, int, int], str] = {}
 
 
 def file_hash(path: str) -> str:
-    """sha256 of a file, cached by (path, size, mtime) so a warm lookup costs one stat."""
-    path = os.path.realpath(path)
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
-    if key not in _FILE_HASHES:
-        sha = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                sha.update(block)
-        _FILE_HASHES[key] = sha.hexdigest()
+    """sha256 of a file, cached by (path, size, mtime) so a warm lookup costs one stat; a file that cannot be
+    read is one ``LnftError`` naming it (no permission, a broken link, a directory)."""
+    shown, path = path, os.path.realpath(path)
+    try:
+        st = os.stat(path)
+        key = (path, st.st_size, st.st_mtime_ns)
+        if key not in _FILE_HASHES:
+            sha = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    sha.update(block)
+            _FILE_HASHES[key] = sha.hexdigest()
+    except OSError as exc:
+        from .errors import LnftError
+
+        raise LnftError(f"file {shown} is unreadable ({exc.strerror or type(exc).__name__}); allowed: a file "
+                        "lnft can read (check its permissions)") from None
     return _FILE_HASHES[key]
 
 

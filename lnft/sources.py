@@ -378,15 +378,27 @@ class LocalModel(ModelSource):
 
     def check(self) -> None:
         name, path = self.name, self.path
-        if not os.path.isdir(path):
+        if not os.path.lexists(path):
             raise LnftError(f"model path {name!r} does not exist; allowed: 'embedded', a hub name or a model directory")
-        if not os.path.isfile(os.path.join(path, "config.json")):
+        if not os.path.isdir(path):
+            raise LnftError(f"model path {name!r} is not a directory ({_unreadable(path) or 'a file'}); allowed: "
+                            "'embedded', a hub name or a model directory")
+        try:
+            os.listdir(path)
+        except OSError as exc:  # a directory without read/search permission: not "missing" files inside
+            raise LnftError(f"model path {name!r} is unreadable ({exc.strerror or exc}); allowed: a readable "
+                            "directory saved by save_pretrained") from None
+        if not os.path.lexists(os.path.join(path, "config.json")):
             raise LnftError(f"model path {name!r} has no config.json; allowed: a directory saved by save_pretrained")
-        check_encoder(name, read_config(path))
-        found = [f for f in TOKENIZER_FILES if os.path.isfile(os.path.join(path, f))]
+        config = read_config(path)
+        check_encoder(name, config)
+        check_config_values(name, config)
+        found = [f for f in TOKENIZER_FILES if os.path.lexists(os.path.join(path, f))]
         if not found:  # transformers would build a tiny tokenizer from the config: every word [UNK], exit 0
             raise LnftError(f"model path {name!r} has no tokenizer files; allowed: a directory with the model's "
                             f"tokenizer saved beside it (tokenizer.save_pretrained: one of {', '.join(TOKENIZER_FILES)})")
+        _check_readable(name, path, found + [f for f in MODEL_FILES if f not in found and f != "config.json"
+                                              and os.path.lexists(os.path.join(path, f))])
         self.check_weights()
 
     def check_weights(self) -> None:
@@ -394,11 +406,12 @@ class LocalModel(ModelSource):
         is present; every safetensors file is complete; every encoder parameter the config implies is in the
         checkpoint with the config's shape."""
         name, path = self.name, self.path
-        present = [f for f in WEIGHT_FILES if os.path.isfile(os.path.join(path, f))]
+        present = [f for f in WEIGHT_FILES if os.path.lexists(os.path.join(path, f))]
         if not present:
             raise LnftError(f"model path {name!r} has no weights; allowed: a directory saved by save_pretrained "
                             f"(one of {', '.join(WEIGHT_FILES)})")
         files = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))
+        _check_readable(name, path, sorted(set(present) | set(files)))  # unreadable is not "missing"
         key = tuple((f, os.stat(os.path.join(path, f)).st_size, os.stat(os.path.join(path, f)).st_mtime_ns)
                     for f in ["config.json", *files])
         _check_weights_cached(os.path.abspath(path), name, key)
@@ -485,6 +498,61 @@ def check_encoder(name: str, config: dict) -> None:
                         f"sequence-classification head; allowed: {allowed_models()}")
 
 
+# Config sizes a model is built from: each must be an integer >= 1 where the config has it (a negative or zero
+# count builds an empty model or fails deep inside transformers or peft); type_vocab_size may be 0 (DeBERTa).
+CONFIG_COUNTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                 "max_position_embeddings", "embedding_size", "num_hidden_groups", "inner_group_num", "n_layers",
+                 "n_heads", "dim", "hidden_dim")
+CONFIG_PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout",
+                        "classifier_dropout", "seq_classif_dropout")
+
+
+def check_config_values(name: str, config: dict) -> None:
+    """The sizes and rates of a model's config.json, checked before transformers builds anything from them."""
+    import math
+
+    where = f"model path {name!r}: config.json"
+    for key in (*CONFIG_COUNTS, "type_vocab_size"):
+        value = config.get(key)
+        least = 0 if key == "type_vocab_size" else 1
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise LnftError(f"{where} has {key} {short_repr(value)}; allowed: an integer >= {least}")
+    for key in CONFIG_PROBABILITIES:
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value < 1):
+            raise LnftError(f"{where} has {key} {short_repr(value)}; allowed: a number from 0 to below 1")
+    for key in ("layer_norm_eps", "initializer_range"):
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            raise LnftError(f"{where} has {key} {short_repr(value)}; allowed: a finite number >= 0")
+
+
+def short_repr(value, limit: int = 60) -> str:
+    """``repr(value)``, cut so that an error line stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
+
+
+def _unreadable(path: str) -> str:
+    """Why a file cannot be read ("" if it can): a broken link, no permission, a directory..."""
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return ""
+
+
+def _check_readable(name: str, directory: str, files) -> None:
+    for file in files:
+        why = _unreadable(os.path.join(directory, file))
+        if why:
+            raise LnftError(f"model path {name!r}: {file} is unreadable ({why}); allowed: a readable file "
+                            "(check its permissions, or the link it is)")
+
+
 @functools.lru_cache(maxsize=16)
 def _check_weights_cached(path: str, name: str, key: tuple) -> None:
     from safetensors import safe_open
@@ -500,7 +568,7 @@ def _check_weights_cached(path: str, name: str, key: tuple) -> None:
                             "allowed: complete weights saved by save_pretrained") from None
     if not shapes:
         return  # pytorch_model.bin only: its pickle is not opened before loading
-    expected = _encoder_shapes(path)
+    expected, known, parts = _encoder_shapes(path)
     prefix = expected.pop("", "")
     missing, wrong = [], []
     for param, shape in expected.items():
@@ -511,6 +579,15 @@ def _check_weights_cached(path: str, name: str, key: tuple) -> None:
                 missing.append(param)
         elif got != shape:
             wrong.append(f"{param} {got} (config: {shape})")
+    # Tensors of the encoder's own parts (embeddings, encoder, ...) that its config does not describe: more layers
+    # than num_hidden_layers, say. transformers would drop them without a word; heads (cls., lm_head, classifier)
+    # are not the encoder's and are left to it.
+    extra = []
+    for tensor in shapes:
+        inner = tensor.removeprefix(f"{prefix}.") if prefix else tensor
+        inner = inner.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+        if inner.split(".", 1)[0] in parts and inner not in known:
+            extra.append(tensor)
     if wrong:
         raise LnftError(f"model path {name!r}: weights do not fit its config.json: {wrong[0]}"
                         f"{f' and {len(wrong) - 1} more' if len(wrong) > 1 else ''}; allowed: config and weights "
@@ -518,11 +595,15 @@ def _check_weights_cached(path: str, name: str, key: tuple) -> None:
     if missing:
         raise LnftError(f"model path {name!r}: the weights lack {len(missing)} parameter(s) its config.json implies, "
                         f"e.g. {missing[0]}; allowed: config and weights saved together by save_pretrained")
+    if extra:
+        raise LnftError(f"model path {name!r}: the weights hold {len(extra)} encoder tensor(s) its config.json does not "
+                        f"describe, e.g. {sorted(extra)[0]}; allowed: config and weights saved together by save_pretrained")
 
 
-def _encoder_shapes(path: str) -> dict:
-    """Parameter shapes of the encoder a config describes (built on the meta device: nothing is read),
-    named without the base-model prefix; key "" holds that prefix."""
+def _encoder_shapes(path: str) -> tuple[dict, set, set]:
+    """Parameter shapes of the encoder a config describes (built on the meta device: nothing is read), named
+    without the base-model prefix, key "" holding that prefix; the names of all its parameters and buffers
+    (shared ones under every name); the names of its top-level parts."""
     import torch
     from transformers import AutoConfig, AutoModel
 
@@ -533,4 +614,7 @@ def _encoder_shapes(path: str) -> dict:
     except Exception as exc:  # noqa: BLE001 — a config transformers cannot build
         raise LnftError(f"model path {path!r}: config.json does not describe a model transformers can build "
                         f"({str(exc).splitlines()[0][:120]})") from None
-    return {"": getattr(model, "base_model_prefix", ""), **{n: tuple(p.shape) for n, p in model.named_parameters()}}
+    shapes = {"": getattr(model, "base_model_prefix", ""), **{n: tuple(p.shape) for n, p in model.named_parameters()}}
+    known = {n for n, _ in model.named_parameters(remove_duplicate=False)}
+    known |= {n for n, _ in model.named_buffers(remove_duplicate=False)}
+    return shapes, known, {n for n, _ in model.named_children()}

@@ -90,6 +90,25 @@ class Task:
         suffix = "" if len(self.dev_files) == 1 or split is None else "_" + split.removeprefix("dev_")
         return {f"{m}{suffix}": METRIC_FUNCTIONS[m](labels, preds) for m in self.metrics}
 
+    def undefined_metrics(self, labels) -> str:
+        """Why the task's metrics cannot score a split with these labels ("" if they can): Pearson and Spearman
+        need two different targets (one row, or constant targets, make them undefined: NaN); Matthews needs two
+        classes and F1 a row of the positive class (else they are 0 whatever a model predicts)."""
+        labels = np.asarray(labels)
+        if self.is_regression:
+            if len(labels) < 2:
+                return "Pearson and Spearman need at least 2 rows"
+            if np.all(labels == labels[0]):
+                return f"every target is {float(labels[0]):g}, and Pearson and Spearman are undefined for constant targets"
+            return ""
+        classes = np.unique(labels)
+        if "matthews" in self.metrics and len(classes) < 2:
+            return (f"every label is {self.labels[int(classes[0])]!r}, and the Matthews correlation is then 0 whatever "
+                    "a model predicts")
+        if "f1" in self.metrics and 1 not in classes:
+            return f"no row has the positive label {self.labels[1]!r}, and F1 is then 0 whatever a model predicts"
+        return ""
+
     def score(self, metrics: dict[str, float]) -> float:
         """GLUE leaderboard convention: the mean of the task's standard metrics, in points."""
         return 100.0 * float(np.mean([metrics[m] for m in self.metric_names()]))

@@ -32,6 +32,7 @@ import pandas as pd
 
 from .errors import LnftError
 from .fingerprints import digest, file_hash, hub_revision
+from .sources import short_repr
 from .tasks import METRIC_FUNCTIONS, Task, register
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
@@ -80,6 +81,31 @@ def load_spec(path: str) -> Task:
 
 
 # ------------------------------------------------------------------ the spec file
+class _Alias(Exception):
+    """A YAML alias in a spec (``*name``): refused, since nested aliases multiply a small file a million-fold."""
+
+
+def _load_yaml(fh):
+    """The spec's values as YAML 1.2 reads them: only true/false are booleans (YAML 1.1, PyYAML's default,
+    reads the labels no, yes, on, off as booleans), and no aliases (``*name``: an alias bomb)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise _Alias(f"alias *{event.anchor} at line {event.start_mark.line + 1}")
+            return super().compose_node(parent, index)
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    return yaml.load(fh, Loader=Loader)  # noqa: S506 — a SafeLoader
+
+
 def read_spec(path: str) -> Spec:
     import yaml
 
@@ -89,9 +115,15 @@ def read_spec(path: str) -> Spec:
         raise LnftError(f"task spec {shown!r} does not exist; allowed: a YAML or JSON file (see README 'Your own task')")
     try:
         with open(path, encoding="utf-8") as fh:
-            values = yaml.safe_load(fh)  # JSON is YAML
+            values = _load_yaml(fh)  # JSON is YAML
+    except OSError as exc:
+        raise LnftError(f"task spec {shown!r} is unreadable ({exc.strerror or type(exc).__name__}); allowed: a "
+                        "YAML or JSON file lnft can read (check its permissions)") from None
+    except _Alias as exc:
+        raise LnftError(f"task spec {shown!r} uses a YAML alias ({exc}); allowed: plain values, without anchors "
+                        "(&name) and aliases (*name)") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise LnftError(f"task spec {shown!r} is not valid YAML/JSON ({first}); allowed: a mapping of "
                         f"{', '.join(KEYS)}") from None
     if not isinstance(values, dict) or not values:
@@ -99,20 +131,20 @@ def read_spec(path: str) -> Spec:
                         f"{', '.join(KEYS)}")
     unknown = sorted(str(k) for k in set(values) - set(KEYS))
     if unknown:
-        raise LnftError(f"task spec {shown!r}: unknown key(s) {unknown}; allowed: {', '.join(KEYS)}")
+        raise LnftError(f"task spec {shown!r}: unknown key(s) {short_repr(unknown)}; allowed: {', '.join(KEYS)}")
 
     def need(key, kind=str):
         if key not in values or values[key] in (None, "", []):
             raise LnftError(f"task spec {shown!r} lacks {key!r}; allowed keys: {', '.join(KEYS)}")
         if not isinstance(values[key], kind):
-            raise LnftError(f"task spec {shown!r}: {key} is {values[key]!r}; allowed: a {kind.__name__}")
+            raise LnftError(f"task spec {shown!r}: {key} is {short_repr(values[key])}; allowed: a {kind.__name__}")
         return values[key]
 
     from .tasks import TASKS, get_task
 
     name = str(need("name"))
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name):
-        raise LnftError(f"task spec {shown!r}: name {name!r}; allowed: lower-case letters, digits, '-' and '_' "
+        raise LnftError(f"task spec {shown!r}: name {short_repr(name)}; allowed: lower-case letters, digits, '-' and '_' "
                         "(at most 40, starting with a letter or digit)")
     try:
         glue = get_task(name)
@@ -123,14 +155,14 @@ def read_spec(path: str) -> Spec:
     text = values.get("text")
     text = (text,) if isinstance(text, str) else tuple(text) if isinstance(text, list) else None
     if not text or len(text) > 2 or not all(isinstance(t, str) and t for t in text) or len(set(text)) < len(text):
-        raise LnftError(f"task spec {shown!r}: text is {values.get('text')!r}; allowed: a column name or a list of "
+        raise LnftError(f"task spec {shown!r}: text is {short_repr(values.get('text'))}; allowed: a column name or a list of "
                         "two different column names")
     label = str(need("label"))
     if label in text:
-        raise LnftError(f"task spec {shown!r}: label column {label!r} is also a text column; allowed: another column")
+        raise LnftError(f"task spec {shown!r}: label column {short_repr(label)} is also a text column; allowed: another column")
     regression = values.get("regression", False)
     if not isinstance(regression, bool):
-        raise LnftError(f"task spec {shown!r}: regression is {regression!r}; allowed: true or false")
+        raise LnftError(f"task spec {shown!r}: regression is {short_repr(regression)}; allowed: true or false")
     labels = values.get("labels")
     if regression:
         if labels:
@@ -138,11 +170,11 @@ def read_spec(path: str) -> Spec:
         labels = ()
     else:
         if not isinstance(labels, list) or len(labels) < 2:
-            raise LnftError(f"task spec {shown!r}: labels is {labels!r}; allowed: a list of at least two label "
+            raise LnftError(f"task spec {shown!r}: labels is {short_repr(labels)}; allowed: a list of at least two label "
                             "values (classification), or regression: true")
         labels = tuple(_label_text(v) for v in labels)
         if len(set(labels)) < len(labels):
-            raise LnftError(f"task spec {shown!r}: labels {list(labels)} repeat a value; allowed: distinct values")
+            raise LnftError(f"task spec {shown!r}: labels {short_repr(list(labels))} repeat a value; allowed: distinct values")
     allowed = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
     metrics = values.get("metrics") or (list(REGRESSION_METRICS) if regression else ["accuracy"])
     metrics = [metrics] if isinstance(metrics, str) else metrics
@@ -150,12 +182,12 @@ def read_spec(path: str) -> Spec:
     if bad:
         known = [m for m in bad if m in METRIC_FUNCTIONS]
         why = f" ({', '.join(map(str, known))}: not for {'regression' if regression else 'classification'})" if known else ""
-        raise LnftError(f"task spec {shown!r}: metric(s) {bad}{why}; allowed: {', '.join(allowed)}")
+        raise LnftError(f"task spec {shown!r}: metric(s) {short_repr(bad)}{why}; allowed: {', '.join(allowed)}")
     if "f1" in metrics and len(labels) != 2:
         raise LnftError(f"task spec {shown!r}: metric f1 needs exactly two labels, not {len(labels)}; "
                         f"allowed: accuracy, matthews")
     if len(set(metrics)) < len(metrics):
-        raise LnftError(f"task spec {shown!r}: metrics {metrics} repeat a name; allowed: distinct names")
+        raise LnftError(f"task spec {shown!r}: metrics {short_repr(metrics)} repeat a name; allowed: distinct names")
     base = os.path.dirname(path)
     if values.get("hub"):
         if values.get("train") or values.get("dev"):
@@ -163,7 +195,7 @@ def read_spec(path: str) -> Spec:
         splits = values.get("splits") or {"train": "train", "dev": "validation"}
         if not isinstance(splits, dict) or set(splits) != {"train", "dev"} or not all(
                 isinstance(v, str) and v for v in splits.values()):
-            raise LnftError(f"task spec {shown!r}: splits is {splits!r}; allowed: {{train: SPLIT, dev: SPLIT}}")
+            raise LnftError(f"task spec {shown!r}: splits is {short_repr(splits)}; allowed: {{train: SPLIT, dev: SPLIT}}")
         hub_config = values.get("hub_config")
         return Spec(path, name, text, label, labels, tuple(metrics), hub=str(values["hub"]),
                     hub_config=str(hub_config) if hub_config else None,
@@ -173,10 +205,10 @@ def read_spec(path: str) -> Spec:
         given = str(need(key))
         file = os.path.normpath(os.path.join(base, os.path.expanduser(given)))
         if _ext(file) not in FORMATS:
-            raise LnftError(f"task spec {shown!r}: {key} file {given!r} has an unknown format; allowed: "
+            raise LnftError(f"task spec {shown!r}: {key} file {short_repr(given)} has an unknown format; allowed: "
                             f"{', '.join(FORMATS)} (CSV, TSV, JSON Lines)")
         if not os.path.isfile(file):
-            raise LnftError(f"task spec {shown!r}: {key} file {given!r} does not exist (relative paths start at "
+            raise LnftError(f"task spec {shown!r}: {key} file {short_repr(given)} does not exist (relative paths start at "
                             "the spec's folder); allowed: an existing file")
         files[key] = file
     return Spec(path, name, text, label, labels, tuple(metrics), train=files["train"], dev=files["dev"])
@@ -229,15 +261,48 @@ def _read_file(path: str, spec: Spec) -> pd.DataFrame:
         else:
             import csv
 
+            _check_header(path, kind, spec)
             frame = pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=object, keep_default_na=False,
                                 na_values=[], encoding="utf-8-sig",
                                 quoting=csv.QUOTE_MINIMAL if kind == "csv" else csv.QUOTE_NONE)
             first_row = 2  # line 1 is the header
     except UnicodeDecodeError as exc:
         raise LnftError(f"data file {path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise LnftError(f"data file {path} is unreadable ({exc.strerror or type(exc).__name__}); allowed: a file "
+                        "lnft can read (check its permissions)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise LnftError(f"data file {path}: malformed {kind.upper()} ({str(exc).strip().splitlines()[-1]})") from None
     return _normalise(frame, spec, path, first_row, "line")
+
+
+def _check_header(path: str, kind: str, spec: Spec) -> None:
+    """A column the task uses must be named once in the header: pandas would rename a repeat ("label.1") and
+    silently use the first (as ``lnft.sources.read_glue_tsv`` refuses for GLUE files)."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        if kind == "csv":
+            header = next(csv.reader(fh), [])
+        else:
+            header = fh.readline().rstrip("\r\n").split("\t")
+    used = [c for c in (*spec.text, spec.label) if header.count(c) > 1]
+    if used:
+        raise LnftError(f"data file {path}: the header names column {short_repr(used[0])} {header.count(used[0])} "
+                        "times; allowed: each column once")
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _unique_keys(pairs):
+    """A JSON object's keys, each once (``json.loads`` would keep the last of a repeated key without a word)."""
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) < len(keys):
+        repeated = next(k for k in keys if keys.count(k) > 1)
+        raise _RepeatedKey(f"key {short_repr(repeated)} appears {keys.count(repeated)} times")
+    return dict(pairs)
 
 
 def _read_jsonl(path: str) -> pd.DataFrame:
@@ -247,10 +312,12 @@ def _read_jsonl(path: str) -> pd.DataFrame:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as exc:
                 raise LnftError(f"data file {path}: line {number} is not JSON ({exc.msg}); allowed: one JSON "
                                 "object per line") from None
+            except _RepeatedKey as exc:
+                raise LnftError(f"data file {path}: line {number}: {exc}; allowed: each key once per object") from None
             if not isinstance(row, dict):
                 raise LnftError(f"data file {path}: line {number} is a JSON {type(row).__name__}; allowed: an object")
             rows.append(row)
@@ -263,7 +330,8 @@ def _normalise(frame: pd.DataFrame, spec: Spec, where: str, first_row: int, unit
         raise LnftError(f"data file {where}: no data rows; allowed: at least one row")
     absent = [c for c in (*spec.text, spec.label) if c not in frame.columns]
     if absent:
-        raise LnftError(f"data file {where}: missing column(s) {absent}; found {[str(c) for c in frame.columns]}")
+        raise LnftError(f"data file {where}: missing column(s) {short_repr(absent)}; found "
+                        f"{short_repr([str(c) for c in frame.columns], 200)}")
     for column in spec.text:
         missing = frame[column].map(lambda v: v is None or (isinstance(v, float) and math.isnan(v))).to_numpy()
         if missing.any():
@@ -277,8 +345,8 @@ def _normalise(frame: pd.DataFrame, spec: Spec, where: str, first_row: int, unit
         bad = ids.isna().to_numpy()
         if bad.any():
             row = int(np.argmax(bad))
-            raise LnftError(f"data file {where}: {unit} {row + first_row} has label {raw.iloc[row]!r} in column "
-                            f"{spec.label!r}; allowed: {', '.join(spec.labels)}")
+            raise LnftError(f"data file {where}: {unit} {row + first_row} has label {short_repr(raw.iloc[row])} in "
+                            f"column {spec.label!r}; allowed: {short_repr(', '.join(spec.labels), 200)[1:-1]}")
         labels = ids.astype("int64")
     else:
         numbers = pd.to_numeric(raw.map(lambda v: v.strip() if isinstance(v, str) else v), errors="coerce")
@@ -286,7 +354,8 @@ def _normalise(frame: pd.DataFrame, spec: Spec, where: str, first_row: int, unit
         bad = ~np.isfinite(numbers.to_numpy(dtype=np.float64))
         if bad.any():
             row = int(np.argmax(bad))
-            raise LnftError(f"data file {where}: {unit} {row + first_row} has regression target {raw.iloc[row]!r} "
+            raise LnftError(f"data file {where}: {unit} {row + first_row} has regression target "
+                            f"{short_repr(raw.iloc[row])} "
                             f"in column {spec.label!r}; allowed: a finite number")
         labels = numbers.astype("float32")
     return pd.DataFrame({

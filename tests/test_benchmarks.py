@@ -21,6 +21,17 @@ def _keys(stdout):
     return found
 
 
+def _cpu_model() -> str:
+    """The model name the table must show (read here, not imported from the benchmark, which sets env vars)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), platform.processor())
+    except OSError:
+        return platform.processor()
+
+
 def test_benchmark_script_prints_every_key(tmp_path):
     env = {"LNFT_RUNS": str(tmp_path / "runs"), **os.environ}  # make test shares its runs store
     proc = subprocess.run([sys.executable, "benchmarks/run.py", "--tiny", "--device", "cpu"], cwd=ROOT, env=env,
@@ -29,6 +40,14 @@ def test_benchmark_script_prints_every_key(tmp_path):
     found = _keys(proc.stdout)
     assert list(found) == KEYS and all(v == v for v in found.values()), proc.stdout  # all measured (no nan)
     assert "| sst2 | run_glue |" in proc.stdout and "target fisher_1024_seconds <= 30" in proc.stdout
+    # the whole-run comparison: dated, the CPU named, lnft and the tuned Trainer in one precision, run_glue's fp32
+    from lnft.models import auto_precision
+
+    assert "Whole-run comparison, " in proc.stdout and _cpu_model() in proc.stdout
+    ours = auto_precision("cpu")
+    for task in ("sst2", "rte"):
+        assert f"| {task} | lnft | {ours} |" in proc.stdout and f"| {task} | tuned | {ours} |" in proc.stdout
+        assert f"| {task} | run_glue | fp32 |" in proc.stdout
     assert "Ray sweep (2 smoke runs" in proc.stdout and "difference between the engines" in proc.stdout
     assert "CPU bf16 (autocast) vs fp32" in proc.stdout and "precision auto resolves to" in proc.stdout
 

@@ -162,3 +162,110 @@ def test_collator_pads_per_batch():
     assert batch["input_ids"].tolist() == [[101, 5, 102], [101, 102, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["labels"].dtype == torch.long
+
+
+# ------------------------------------------------------------------ issue 31: refused before any work
+def _unreadable(monkeypatch, path) -> None:
+    """Make ``path`` unreadable: no permissions; where that does not stop this process (root), open() refuses
+    it as the operating system would refuse another user."""
+    import builtins
+
+    os.chmod(path, 0)
+    if os.access(path, os.R_OK):
+        real, target = builtins.open, os.path.realpath(path)
+
+        def guarded(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == target:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", guarded)
+
+
+def _train(argv, tmp_path, capsys, monkeypatch) -> str:
+    """``lnft train`` on bad data: exit 2, one line, no model loaded, nothing stored; the line."""
+    import lnft.models
+    import lnft.train
+    from lnft.cli import main
+
+    def work(*a, **k):
+        pytest.fail("work started on bad input")
+
+    monkeypatch.setattr(lnft.models, "_load_pretrained", work)
+    monkeypatch.setattr(lnft.train, "finetune", work)
+    out = tmp_path / "runs"
+    code = main(["train", "--method", "head", "--device", "cpu", "--no-progress", "--out", str(out), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("lnft: error: "), err
+    assert not out.exists()
+    return err
+
+
+def _glue(tmp_path, glue_dir, header, train_rows, dev_rows) -> str:
+    d = tmp_path / "glue" / glue_dir
+    d.mkdir(parents=True)
+    (d / "train.tsv").write_text(header + "".join(r + "\n" for r in train_rows))
+    (d / "dev.tsv").write_text(header + "".join(r + "\n" for r in dev_rows))
+    return str(tmp_path / "glue")
+
+
+def test_an_unreadable_train_tsv_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    rows = [f"{i}\ta b {i}\tc\t{'entailment' if i % 2 else 'not_entailment'}" for i in range(30)]
+    data = _glue(tmp_path, "RTE", "index\tsentence1\tsentence2\tlabel\n", rows, rows)
+    _unreadable(monkeypatch, os.path.join(data, "RTE", "train.tsv"))
+    err = _train(["--task", "rte", "--data-dir", data], tmp_path, capsys, monkeypatch)
+    assert "RTE/train.tsv is unreadable (Permission denied)" in err, err
+
+
+STS = "sentence1\tsentence2\tscore\n"
+
+
+@pytest.mark.parametrize("case", ["one dev row", "constant dev targets", "constant train targets",
+                                  "cola: one class in dev", "mrpc: no paraphrase in dev", "stsb --max-eval-samples 1"])
+def test_splits_a_metric_cannot_score_are_refused_with_the_reason(case, tmp_path, capsys, monkeypatch):
+    """Pearson/Spearman of one row or constant targets are undefined (they were stored as 0.0, or the run
+    "diverged" on a NaN); Matthews on one class and F1 without a positive row are 0 whatever the model does."""
+    varied = [f"a b {i}\tc d {i}\t{i % 5}" for i in range(30)]
+    if case == "one dev row":
+        argv, message = ["--task", "stsb", "--data-dir", _glue(tmp_path, "STS-B", STS, varied, varied[:1])], \
+            "dev split of task 'stsb' cannot be scored (1 row(s)): Pearson and Spearman need at least 2 rows"
+    elif case == "constant dev targets":
+        argv, message = ["--task", "stsb", "--data-dir", _glue(tmp_path, "STS-B", STS, varied,
+                                                             [f"a\tb\t3.0" for _ in range(9)])], \
+            "dev split of task 'stsb' cannot be scored (9 row(s)): every target is 3, and Pearson and Spearman"
+    elif case == "constant train targets":  # so the validation rows held out from it are constant too
+        argv, message = ["--task", "stsb", "--data-dir", _glue(tmp_path, "STS-B", STS,
+                                                             [f"a {i}\tb\t1.5" for i in range(30)], varied)], \
+            "validation split of task 'stsb' cannot be scored (3 row(s)): every target is 1.5"
+    elif case == "cola: one class in dev":
+        rows = [f"src\t{i % 2}\t\ta sentence {i}" for i in range(30)]
+        argv, message = ["--task", "cola", "--data-dir", _glue(tmp_path, "CoLA", "", rows,
+                                                             [r for r in rows if "\t1\t" in r])], \
+            "dev split of task 'cola' cannot be scored (15 row(s)): every label is '1', and the Matthews correlation"
+    elif case == "mrpc: no paraphrase in dev":
+        rows = [f"{i % 2}\t{i}\t{i + 1}\ta {i}\tb {i}" for i in range(30)]
+        argv, message = ["--task", "mrpc", "--data-dir", _glue(tmp_path, "MRPC", "Quality\t#1 ID\t#2 ID\t#1 String\t"
+                                                             "#2 String\n", rows, [r for r in rows if r[0] == "0"])], \
+            "dev split of task 'mrpc' cannot be scored (15 row(s)): no row has the positive label '1', and F1 is then 0"
+    else:
+        argv, message = ["--task", "stsb", "--max-eval-samples", "1"], \
+            "validation split of task 'stsb' cannot be scored (1 row(s)): Pearson and Spearman need at least 2 rows"
+    err = _train(argv, tmp_path, capsys, monkeypatch)
+    assert message in err, err
+
+
+def test_a_hub_dataset_is_checked_when_its_run_loads_it(monkeypatch):
+    """A hub dataset is not downloaded while a config is validated; the run checks its splits when it loads them."""
+    from datasets import Dataset, DatasetDict
+
+    from lnft import RunConfig, sources
+    from lnft.data import load_task_data
+
+    rows = {"sentence1": [f"a {i}" for i in range(30)], "sentence2": ["b"] * 30, "label": [float(i % 5) for i in range(30)]}
+    flat = DatasetDict({"train": Dataset.from_dict(rows), "dev": Dataset.from_dict({**rows, "label": [2.0] * 30})})
+    monkeypatch.setattr(sources.HubData, "check", lambda self: None)
+    monkeypatch.setattr(sources.HubData, "fingerprint", lambda self: "hub:test")
+    monkeypatch.setattr(sources, "_load_hub_cached", lambda name, task, fingerprint: flat)
+    cfg = RunConfig(task="stsb", data="nyu-mll/glue", method="head", device="cpu")
+    with pytest.raises(LnftError, match=r"dev split of task 'stsb' cannot be scored \(30 row\(s\)\): every target is 2"):
+        load_task_data(cfg, get_task("stsb"))

@@ -339,3 +339,120 @@ def test_a_model_whose_norms_are_not_layernorms_is_refused_for_layernorm_methods
     with pytest.raises(LnftError, match="has no LayerNorm module lnft recognises"):
         methods.prepare(model, SimpleNamespace(method="layernorm", mask_path=None))
     assert methods.prepare(model, SimpleNamespace(method="head", mask_path=None)).trainable_params > 0
+
+
+# ------------------------------------------------------------------ issue 31: a model directory, checked up front
+def _edited(model_dirs, tmp_path, family="bert", **config) -> str:
+    """A copy of a tiny model directory whose config.json has ``config`` changed (its weights as saved)."""
+    import json
+    import shutil
+
+    path = tmp_path / f"{family}-edited"
+    shutil.copytree(model_dirs[family], path)
+    values = json.loads((path / "config.json").read_text())
+    values.update(config)
+    (path / "config.json").write_text(json.dumps(values))
+    return str(path)
+
+
+def _refused(argv, capsys, monkeypatch, tmp_path) -> str:
+    """exit 2 with one line, before any model loads, nothing stored; the line."""
+    import lnft.models
+    import lnft.train
+    from lnft.cli import main
+
+    def work(*a, **k):
+        pytest.fail("work started on bad input")
+
+    monkeypatch.setattr(lnft.models, "_load_pretrained", work)
+    monkeypatch.setattr(lnft.train, "finetune", work)
+    out = tmp_path / "runs"
+    extra = ["--out", str(out), "--task", "sst2", "--method", "head", "--device", "cpu"] if argv[0] == "train" else []
+    code = main(argv + extra)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("lnft: error: "), err
+    assert not out.exists()
+    return err
+
+
+DISAGREEING = {  # config.json change -> the error line
+    # the tiny models have 2 layers: 1 would silently drop a layer's weights, -1 built a 0-layer model (stored ok)
+    "fewer layers than the weights": ({"num_hidden_layers": 1}, "the weights hold 16 encoder tensor(s) its config.json "
+                                      "does not describe, e.g. bert.encoder.layer.1."),
+    "negative layers": ({"num_hidden_layers": -1}, "config.json has num_hidden_layers -1; allowed: an integer >= 1"),
+    "negative vocabulary": ({"vocab_size": -5}, "config.json has vocab_size -5; allowed: an integer >= 1"),
+    "no attention heads": ({"num_attention_heads": 0}, "config.json has num_attention_heads 0; allowed: an integer"),
+    "layers as text": ({"num_hidden_layers": "2"}, "config.json has num_hidden_layers '2'; allowed: an integer >= 1"),
+    "dropout above 1": ({"hidden_dropout_prob": 1.5}, "config.json has hidden_dropout_prob 1.5; allowed: a number from 0"),
+    "negative epsilon": ({"layer_norm_eps": -1e-12}, "config.json has layer_norm_eps -1e-12; allowed: a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", list(DISAGREEING))
+@pytest.mark.parametrize("command", ["train", "methods"])
+def test_a_config_that_disagrees_with_its_weights_or_is_invalid_is_refused(case, command, model_dirs, tmp_path,
+                                                                           capsys, monkeypatch):
+    change, message = DISAGREEING[case]
+    model = _edited(model_dirs, tmp_path, **change)
+    err = _refused([command, "--model", model], capsys, monkeypatch, tmp_path)
+    assert message in err, err
+
+
+def test_heads_in_a_checkpoint_are_not_extra_encoder_tensors(tmp_path):
+    """A masked-LM checkpoint (cls.predictions...) and a classifier's (classifier...) pass: only tensors of the
+    encoder's own parts that the config does not describe are refused."""
+    import shutil
+
+    from safetensors import safe_open
+    from transformers import AutoConfig, BertForMaskedLM
+
+    from lnft.sources import embedded_model_path, model_source
+
+    config = AutoConfig.for_model("bert", vocab_size=30522, num_hidden_layers=1, hidden_size=32,
+                                  num_attention_heads=2, intermediate_size=37)
+    BertForMaskedLM(config).save_pretrained(tmp_path / "mlm")
+    shutil.copy(os.path.join(embedded_model_path(), "vocab.txt"), tmp_path / "mlm")
+    with safe_open(str(tmp_path / "mlm" / "model.safetensors"), "pt") as fh:
+        assert any(k.startswith("cls.") for k in fh.keys())
+    model_source(str(tmp_path / "mlm")).check()
+
+
+def _unreadable(monkeypatch, path) -> None:
+    """Make ``path`` unreadable: no permissions; where that does not stop this process (root), open() refuses
+    it as the operating system would refuse another user."""
+    import builtins
+
+    os.chmod(path, 0)
+    if os.access(path, os.R_OK):
+        real, target = builtins.open, os.path.realpath(path)
+
+        def guarded(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == target:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", guarded)
+
+
+@pytest.mark.parametrize("case", ["unreadable weights", "weights a broken link", "unreadable tokenizer",
+                                  "unreadable config", "a file, not a directory"])
+def test_an_unreadable_model_file_is_called_unreadable_not_missing(case, model_dirs, tmp_path, capsys, monkeypatch):
+    model = _edited(model_dirs, tmp_path)
+    if case == "unreadable weights":
+        _unreadable(monkeypatch, os.path.join(model, "model.safetensors"))
+        message = "model.safetensors is unreadable (Permission denied)"
+    elif case == "weights a broken link":
+        os.remove(os.path.join(model, "model.safetensors"))
+        os.symlink(os.path.join(model, "moved.safetensors"), os.path.join(model, "model.safetensors"))
+        message = "model.safetensors is unreadable (No such file or directory)"
+    elif case == "unreadable tokenizer":
+        _unreadable(monkeypatch, os.path.join(model, "tokenizer.json"))
+        message = "tokenizer.json is unreadable (Permission denied)"
+    elif case == "unreadable config":
+        _unreadable(monkeypatch, os.path.join(model, "config.json"))
+        message = "config.json cannot be read ([Errno 13] Permission denied"
+    else:
+        model = os.path.join(model, "tokenizer.json")
+        message = "tokenizer.json' is not a directory (a file)"
+    err = _refused(["methods", "--model", model], capsys, monkeypatch, tmp_path)
+    assert message in err, err

@@ -107,6 +107,42 @@ def _bad(tmp_path, what: str) -> str:
     elif what == "not a mapping":
         (tmp_path / "list.yaml").write_text("- a\n- b\n")
         return str(tmp_path / "list.yaml")
+    # -- issue 31
+    elif what == "repeated column":  # pandas would read the second as 'sentiment.1' and train on the first
+        lines = train.read_text().splitlines()
+        flipped = [line.rsplit(",", 1)[0] + ",positive" for line in lines[1:]]
+        train.write_text("review,sentiment,sentiment\n" + "".join(f"{a},{b.rsplit(',', 1)[1]}\n"
+                                                                   for a, b in zip(flipped, lines[1:])))
+    elif what == "repeated key in JSON Lines":  # json.loads would keep the last value without a word
+        (tmp_path / "pairs_dev.jsonl").write_text('{"first": "a", "second": "b", "similarity": 1, "similarity": 2}\n')
+        return str(tmp_path / "pairs.json")
+    elif what == "one dev row, regression":
+        dev = tmp_path / "pairs_dev.jsonl"
+        dev.write_text(dev.read_text().splitlines(True)[0])
+        return str(tmp_path / "pairs.json")
+    elif what == "constant regression targets":
+        for split in ("train", "dev"):
+            path = tmp_path / f"pairs_{split}.jsonl"
+            rows = [{**json.loads(line), "similarity": 2.5} for line in path.read_text().splitlines()]
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(tmp_path / "pairs.json")
+    elif what == "constant dev targets":
+        path = tmp_path / "pairs_dev.jsonl"
+        rows = [{**json.loads(line), "similarity": 2.5} for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(tmp_path / "pairs.json")
+    elif what in ("one-class dev, f1", "one-class dev, matthews"):
+        if what.endswith("matthews"):
+            spec = _write_spec(tmp_path, metrics=["accuracy", "matthews"])  # (copies the data afresh)
+        dev = tmp_path / "reviews_dev.csv"
+        lines = dev.read_text().splitlines(True)
+        dev.write_text(lines[0] + "".join(line for line in lines[1:] if line.rstrip().endswith(",negative")))
+    elif what == "alias bomb":  # 0.6 kB that PyYAML expands into a 6 MB label (and error line)
+        inner = ["&a [x, x, x, x, x, x, x, x, x, x]"] + [
+            f"&{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]" for i in range(5)]
+        text = open(REVIEWS).read().replace("labels: [negative, positive]", f"labels: [negative, [{', '.join(inner)}]]")
+        (tmp_path / "bomb.yaml").write_text(text)
+        return str(tmp_path / "bomb.yaml")
     return spec
 
 
@@ -126,6 +162,17 @@ BAD = {
     "no labels": "labels is None; allowed: a list of at least two",
     "not a mapping": "not a mapping",
     "hub while offline": "hub dataset 'stanfordnlp/imdb' of task spec 'reviews' cannot be loaded",
+    # -- issue 31
+    "repeated column": "reviews_train.csv: the header names column 'sentiment' 2 times; allowed: each column once",
+    "repeated key in JSON Lines": "pairs_dev.jsonl: line 1: key 'similarity' appears 2 times",
+    "one dev row, regression": "dev split of task 'pairs' cannot be scored (1 row(s)): Pearson and Spearman need at "
+                               "least 2 rows",
+    "constant regression targets": "validation split of task 'pairs' cannot be scored (8 row(s)): every target is "
+                                   "2.5, and Pearson and Spearman are undefined",
+    "constant dev targets": "dev split of task 'pairs' cannot be scored (40 row(s)): every target is 2.5",
+    "one-class dev, f1": "dev split of task 'reviews' cannot be scored (",
+    "one-class dev, matthews": "every label is 'negative', and the Matthews correlation is then 0",
+    "alias bomb": "uses a YAML alias (alias *a at line 8); allowed: plain values, without anchors",
 }
 
 
@@ -136,7 +183,8 @@ def test_bad_specs_fail_in_one_line_with_exit_2_and_write_nothing(what, tmp_path
     code = main(["train", "--task-spec", spec, "--method", "layernorm", "--device", "cpu", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("lnft: error: "), err
-    assert BAD[what] in err, err
+    assert BAD[what] in err, err[:300]
+    assert len(err) < 400, f"{len(err):,} characters"  # one short line, whatever the input holds
     assert not out.exists()
 
 
@@ -215,3 +263,67 @@ def test_tsv_and_json_lines_with_numeric_labels(tmp_path):
         assert get_task(cfg.task).metrics == ("accuracy",)  # the default for classification
     assert loaded["tsv"] == loaded["jsonl"]
     assert loaded["tsv"][1] == [int(v == "positive") for v in frames["train"]["sentiment"]]
+
+
+def test_one_class_dev_with_f1_names_the_missing_positive_label(tmp_path, capsys):
+    """F1 of the positive class is 0 for any model when no dev row is positive: refused (accuracy alone is fine)."""
+    spec = _bad(tmp_path, "one-class dev, f1")
+    with pytest.raises(LnftError, match="no row has the positive label 'positive', and F1 is then 0"):
+        RunConfig(task_spec=spec, method="head", device="cpu").validate()
+    dev = (tmp_path / "reviews_dev.csv").read_text()
+    accuracy = _write_spec(tmp_path, metrics=["accuracy"])
+    (tmp_path / "reviews_dev.csv").write_text(dev)
+    RunConfig(task_spec=accuracy, method="head", device="cpu").validate()  # accuracy is defined on one class
+
+
+def test_yes_and_no_are_label_values_not_booleans(tmp_path):
+    """YAML 1.1 (PyYAML's default) reads no/yes/on/off as booleans; a spec reads them as the words they are."""
+    from lnft.data import load_raw
+    from lnft.tasks import get_task
+
+    _copy(tmp_path)
+    for split in ("train", "dev"):
+        path = tmp_path / f"reviews_{split}.csv"
+        path.write_text(path.read_text().replace(",negative\n", ",no\n").replace(",positive\n", ",yes\n"))
+    spec = tmp_path / "yn.yaml"
+    spec.write_text(open(REVIEWS).read().replace("name: reviews", "name: yes-no")
+                    .replace("[negative, positive]", "[no, yes]") + "regression: false\n")
+    cfg = RunConfig(task_spec=str(spec), method="head", device="cpu").validate()
+    task = get_task(cfg.task)
+    assert task.labels == ("no", "yes")
+    raw = load_raw(cfg.data, task)
+    text = (tmp_path / "reviews_train.csv").read_text().splitlines()[1:]
+    assert raw["train"]["label"][:] == [int(line.endswith(",yes")) for line in text]
+    spec.write_text(spec.read_text().replace("regression: false", "regression: yes"))  # not a boolean either
+    with pytest.raises(LnftError, match="regression is 'yes'; allowed: true or false"):
+        RunConfig(task_spec=str(spec), method="head", device="cpu").validate()
+
+
+def _unreadable(monkeypatch, path) -> None:
+    """Make ``path`` unreadable: no permissions; where that does not stop this process (root), open() refuses
+    it as the operating system would refuse another user."""
+    import builtins
+
+    os.chmod(path, 0)
+    if os.access(path, os.R_OK):
+        real, target = builtins.open, os.path.realpath(path)
+
+        def guarded(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == target:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", guarded)
+
+
+@pytest.mark.parametrize("which", ["spec", "data"])
+def test_an_unreadable_spec_or_data_file_is_one_line_naming_it(which, tmp_path, capsys, monkeypatch):
+    spec = _copy(tmp_path)
+    path = spec if which == "spec" else str(tmp_path / "reviews_dev.csv")
+    _unreadable(monkeypatch, path)
+    out = tmp_path / "runs"
+    code = main(["train", "--task-spec", spec, "--method", "head", "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("lnft: error: "), err
+    assert os.path.basename(path) in err and "is unreadable (Permission denied)" in err, err
+    assert not out.exists()
