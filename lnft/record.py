@@ -34,7 +34,12 @@ CLAIMS = {
                          "of them, and beats a random subset of the same size.",
 }
 COLUMNS = ["comparison", "task", "verdict", "estimate", "lo", "hi", "unit", "flagged", "flags", "summary", "margin",
-           "interval", "seeds_needed", "seeds", "stopped", "level"]
+           "interval", "seeds_needed", "seeds", "stopped", "level", "bound", "bound_level", "bound_text", "margin_reason"]
+# Said once with every results table (issue 33, item 6): no correction over the report's verdicts.
+STANDS_ALONE = ("Each verdict stands alone: its error rate (5 %, or 2.5 % for a one-sided bound) holds for that "
+                "comparison, not for the report's verdicts together; with about 18 verdicts, one false word among "
+                "them is not unlikely. For family-wise control, apply Holm within a claim (lnft.bounds.holm on the "
+                "tables' p-values).")
 
 
 def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo", hi: str = "hi",
@@ -46,7 +51,9 @@ def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo"
     has them, the equivalence ``margin``, what the ``interval`` covers ("examples only" with one seed on a
     side) and ``seeds_needed`` (inconclusive rows: seeds per side that would decide); always ``seeds`` (per
     side: decide mode's stopping look, else the fewer of ``a_seeds``/``b_seeds``), ``stopped`` (why it stopped:
-    ``lnft.decide.STOPS``; a table without decide mode: "fixed seeds") and ``level`` of its interval."""
+    ``lnft.decide.STOPS``; a table without decide mode: "fixed seeds") and ``level`` of its interval; where the
+    table has them, the one-sided ``bound`` it establishes (at ``bound_level``), said in ``bound_text``, and
+    ``margin_reason`` (where the margin came from)."""
     from .decide import FIXED
     missing = [c for c in ("task", value, lo, hi, verdict) if c not in table]
     if missing:
@@ -70,6 +77,10 @@ def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo"
                   else np.nan),
         "stopped": table["stopped"].fillna(FIXED).astype(str).to_numpy() if "stopped" in table else FIXED,
         "level": table["level"].astype(float).to_numpy() if "level" in table else 0.95,
+        "bound": table["bound"].astype(float).to_numpy() if "bound" in table else np.nan,
+        "bound_level": table["bound_level"].astype(float).to_numpy() if "bound_level" in table else np.nan,
+        "bound_text": table["bound_text"].fillna("").astype(str).to_numpy() if "bound_text" in table else "",
+        "margin_reason": table["margin_reason"].fillna("").astype(str).to_numpy() if "margin_reason" in table else "",
     }, index=range(len(table)))
     return out[COLUMNS]
 
@@ -155,10 +166,27 @@ def seeds_text(v: dict) -> str:
 
 
 def margin_label(verdicts: list[dict], comparison: str) -> str:
-    """`` (±1)``: the equivalence margin of a comparison's recorded rows, when they have one."""
+    """`` (±1)``: the equivalence margin of a comparison's recorded rows, when they have one; margins that differ
+    by task are shown in each cell instead (``bound_label``)."""
     margins = {v.get("margin") for v in verdicts if str(v.get("comparison", "")) == comparison
                and isinstance(v.get("margin"), (int, float))}
     return f" (±{margins.pop():g})" if len(margins) == 1 else ""
+
+
+def bound_label(v: dict, per_cell_margin: bool = False) -> str:
+    """``bound −5.5 (98.7 %, one-sided)``: what a recorded verdict establishes whatever the margin (a − b is at
+    least this); with ``per_cell_margin`` also ``, margin 1.4``."""
+    bound, level = v.get("bound"), v.get("bound_level")
+    if not isinstance(bound, (int, float)) or isinstance(bound, bool) or not isinstance(level, (int, float)):
+        return ""
+    margin = v.get("margin")
+    extra = f", margin {margin:g}" if per_cell_margin and isinstance(margin, (int, float)) else ""
+    return f"bound {bound:+.1f} ({round(level * 100, 2):g} %, one-sided{extra})".replace("-", "−")
+
+
+def margin_reasons(verdicts: list[dict]) -> list[str]:
+    """The distinct reasons of a record's margins, in order."""
+    return list(dict.fromkeys(str(v["margin_reason"]) for v in verdicts if v.get("margin_reason")))
 
 
 def grid(verdicts: list[dict]) -> tuple[list[str], list[str], dict]:
@@ -183,7 +211,9 @@ def markdown(folder: str, link: str = "", state: dict | None = None) -> str:
            f"`scripts/readme_results.py` from `{link or folder}/*.verdicts.json`: every cell is a notebook's "
            "verdict with its difference and interval (95 %, or the look's level in decide mode), the seeds per side "
            "it used and why it stopped (decided / maximum reached / cannot decide within the maximum / fixed "
-           "seeds); † = a possibly undertrained run enters it."]
+           "seeds); † = a possibly undertrained run enters it. Every cell also gives the one-sided *bound* the data "
+           "establish whatever the margin (the comparison's first method is at least that many points above the "
+           "second), and *non-inferior within m* where the bound clears −m. " + STANDS_ALONE]
     for number, name in enumerate(sorted(set(CLAIMS) | set(runs)), 1):
         run, record = runs.get(name), load(folder, name)
         claim = (record or {}).get("claim") or CLAIMS.get(name, "")
@@ -212,11 +242,16 @@ def markdown(folder: str, link: str = "", state: dict | None = None) -> str:
                     v = cells.get((c, t))
                     needed = f"; {v['seeds_needed']}" if v is not None and v.get("seeds_needed") else ""
                     used = f" [{seeds_text(v)}]" if v is not None and seeds_text(v) else ""
+                    label = margin_label(record["verdicts"], c)
+                    bound = f"; {bound_label(v, not label)}" if v is not None and bound_label(v) else ""
                     row.append("—" if v is None else
-                               f"*{v.get('verdict', '')}*{' †' if v.get('flagged') else ''} {numbers(v)}{used}{needed}"
-                               .strip())
+                               f"*{v.get('verdict', '')}*{' †' if v.get('flagged') else ''} {numbers(v)}{bound}{used}"
+                               f"{needed}".strip())
                 label = c + margin_label(record["verdicts"], c)
                 out.append(f"| {label} | " + " | ".join(x.replace("|", "\\|") for x in row) + " |")
+            reasons = margin_reasons(record["verdicts"])
+            if reasons:
+                out.append("\nMargin: " + "; ".join(reasons) + ".")
     return "\n".join(out) + "\n"
 
 

@@ -597,7 +597,7 @@ def _verdict_table(verdicts: list[dict]) -> str:
     """Rows: comparisons (with their equivalence margin); columns: tasks, ``average`` last; a cell: the
     verdict word, the estimate and its interval, the seeds per side that would decide an inconclusive one,
     † when flagged (the flags, or the summary, in its tooltip)."""
-    from .record import grid, margin_label, numbers, seeds_text
+    from .record import STANDS_ALONE, bound_label, grid, margin_label, margin_reasons, numbers, seeds_text
 
     comparisons, tasks, cells = grid(verdicts)
     head = "<tr><th>comparison</th>" + "".join(f"<th>{html.escape(t)}</th>" for t in tasks) + "</tr>"
@@ -610,17 +610,22 @@ def _verdict_table(verdicts: list[dict]) -> str:
                 tds.append("<td>—</td>")
                 continue
             word = str(v.get("verdict", ""))
-            css = "same" if word.startswith("equivalent") else VERDICT_CLASS.get(word, "open")
+            css = "same" if word.startswith(("equivalent", "non-inferior")) else VERDICT_CLASS.get(word, "open")
             tip = _attr(v.get("flags") or v.get("summary") or "")
             needed = (f"<br><span class='need'>{html.escape(str(v['seeds_needed']))}</span>"
                       if v.get("seeds_needed") else "")
             used = f"<br><span class='need'>{html.escape(seeds_text(v))}</span>" if seeds_text(v) else ""
+            said = bound_label(v, not margin_label(verdicts, comparison))
+            bound = f"<br><span class='ci'>{html.escape(said)}</span>" if said else ""
             tds.append(f"<td title=\"{tip}\"><span class='{css}'>{html.escape(word)}</span>"
                        f"{' †' if v.get('flagged') else ''}<br><span class='ci'>{html.escape(numbers(v))}</span>"
-                       f"{used}{needed}</td>")
+                       f"{bound}{used}{needed}</td>")
         label = comparison + margin_label(verdicts, comparison)
         body.append(f"<tr><td>{html.escape(label)}</td>{''.join(tds)}</tr>")
-    return f"<table class='verdicts'>{head}{''.join(body)}</table>"
+    reasons = margin_reasons(verdicts)
+    notes = (f"<p class='need'>Margin: {html.escape('; '.join(reasons))}.</p>" if reasons else "")
+    return (f"<table class='verdicts'>{head}{''.join(body)}</table>{notes}"
+            f"<p class='need'>{html.escape(STANDS_ALONE)}</p>")
 
 
 def _stale_links(previous: dict | None) -> str:
