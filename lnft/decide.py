@@ -9,7 +9,8 @@ a time to the runs behind the comparisons that are still *inconclusive* while an
 **The design.** A comparison is judged at looks n = n0, n0 + 1, …, N seeds per side (n0: the profile's
 seeds, N: ``max_seeds``). It stops at the first look where
 
-* its verdict is *better*, *worse*, *equivalent within ±m* or *non-inferior within m* — **decided**;
+* its verdict is *better*, *worse* or *equivalent within ±m* — **decided** — or *non-inferior within m*
+  while *better* is unlikely by the last look (conditional power below ``lnft.sequential.STRONGER``, 50 %);
 * it is still open at N — **maximum reached**;
 * it is open and the chance that the last look gives it a word (conditional power, assuming the observed
   difference and variance components: ``lnft.sequential.conditional_power``) is below
@@ -37,6 +38,7 @@ from typing import Callable, Hashable, Iterable
 import pandas as pd
 
 from . import sequential, stats
+from .bounds import NONINFERIOR_PREFIX
 from .errors import LnftError
 
 DECIDED = "decided"
@@ -87,7 +89,7 @@ class Design:
             raise LnftError(f"no look at {n} seeds in this design; allowed: {self.first} to {self.most}")
         return self.every_level
 
-    def power(self, row, n: int) -> float:
+    def power(self, row, n: int, target: str = "any") -> float:
         """Conditional power of an open comparison judged at ``n`` seeds per side: the chance of a word at the
         last look if the observed difference and variance components were the truth (``lnft.sequential``)."""
         v_seeds, v_e = row.get("v_seeds"), row.get("v_examples")
@@ -96,15 +98,19 @@ class Design:
         margin = row.get("margin")
         margin = None if margin is None or pd.isna(margin) else float(margin)
         return sequential.conditional_power(float(row["diff"]), float(v_e), float(v_seeds) * n, n, self.most,
-                                            margin, self.level(self.most))
+                                            margin, self.level(self.most), target)
 
     def stop(self, row, n: int) -> str:
         """Why a comparison judged at ``n`` seeds stops (``STOPS``), or ``_CONTINUE``: one more seed per side.
-        ``row``: a ``lnft.stats`` comparison row (verdict, diff, v_examples, v_seeds, margin)."""
-        if row["verdict"] not in (stats.INCONCLUSIVE, stats.NEEDS_SEEDS):
-            return DECIDED if self.decide else FIXED
+        ``row``: a ``lnft.stats`` comparison row (verdict, diff, v_examples, v_seeds, margin). *Non-inferior*
+        goes on while *better* is likely by the last look (conditional power >= ``sequential.STRONGER``)."""
+        word = row["verdict"]
         if not self.decide:
             return FIXED
+        if str(word).startswith(NONINFERIOR_PREFIX) and n < self.most:
+            return _CONTINUE if self.power(row, n, "better") >= sequential.STRONGER else DECIDED
+        if word not in (stats.INCONCLUSIVE, stats.NEEDS_SEEDS):
+            return DECIDED
         if n >= self.most:
             return MAXIMUM
         power = self.power(row, n)

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 FUTILITY = 0.10  # stop early when the chance of a word by the last look is below this
+STRONGER = 0.5  # a non-inferior comparison goes on while the chance of *better* by the last look is at least this
 _GRID = 401  # points of the numerical integration per look
 
 
@@ -94,13 +95,14 @@ def _measure(intervals, mean: float, sd: float) -> float:
 
 
 def conditional_power(diff: float, v_examples: float, s2: float, n: int, most: int, margin: float | None,
-                      level: float) -> float:
+                      level: float, target: str = "any") -> float:
     """The chance that the look at ``most`` seeds per side gives a word (better, worse, equivalent within
     ±margin, non-inferior within margin), given the difference ``diff`` at ``n`` seeds, if the true difference
     were ``diff`` and the example variance ``v_examples`` and the summed per-seed variances ``s2``
     (s_a² + s_b²) as estimated; ``level``: the last look's two-sided level (normal quantiles: an
     approximation, for a futility rule only). Conditional on D_n, D_N is normal with mean ``diff`` and
-    variance Var_N·(1 − Var_N / Var_n)."""
+    variance Var_N·(1 − Var_N / Var_n). ``target="better"``: the chance of *better* alone (a non-inferior
+    comparison goes on when that is at least ``STRONGER``)."""
     var_n, var_last = v_examples + s2 / n, v_examples + s2 / most
     if var_last <= 0:
         return 0.0
@@ -108,6 +110,8 @@ def conditional_power(diff: float, v_examples: float, s2: float, n: int, most: i
     se = math.sqrt(var_last)
     c, c_eq = float(ndtri(0.5 + level / 2)), float(ndtri(level))
     regions = [(-math.inf, -c * se), (c * se, math.inf)]
+    if target == "better":
+        return _measure(regions[1:], diff, sd)
     if margin is not None:
         regions.append((-margin + c * se, math.inf))
         if margin - c_eq * se > 0:

@@ -119,22 +119,22 @@ def _simulation():
     return module
 
 
-def test_false_better_worse_over_all_looks_stays_within_alpha():
-    """Known truth 0, looks at 3..6 seeds per side, the worst case (an inconclusive comparison always takes the
-    next look, whatever seeds-needed says): with the error rate spent across looks the false better/worse rate
-    stays at or below 5 % (Monte Carlo: 800 experiments, SE 0.8 %); every look at the plain 95 % rule (naive)
-    exceeds it. Accuracy, 400 shared dev examples, seed sd 1 point, kappa 0 (the methods err on the same hard
-    examples: small V_E, so seeds matter and the looks are many)."""
+def test_sequential_design_with_its_real_stop_rule():
+    """Known truths, looks at 3..6 seeds per side, accuracy on 400 shared dev examples, seed sd 1 point, kappa 0
+    (small V_E: seeds matter, the looks are many). Worst case (an open comparison always takes the next look):
+    the false better/worse rate at a true 0 stays at or below 5 % with the exact constant level (800
+    experiments: SE 0.8 points, bound 2 SE; measured 4.0 %; every look at 95 %: 5.9 %). The real stop rule: a
+    false *non-inferior within 1* at a true −1 at most 2.5 % (+2 SE; measured 0.5 %), and a true +3 is called
+    *better* (measured 99.5 %), seeds added where needed (mean 3.7 per side; the old rule stopped most at 3)."""
     sim = _simulation()
-    spent = sim.sequential_cell("accuracy", 3, 6, 1.0, 0.0, 800, worst_case=True, replicates=300)
-    naive = sim.sequential_cell("accuracy", 3, 6, 1.0, 0.0, 800, worst_case=True, naive=True, replicates=300)
+    worst = sim.sequential_cell("accuracy", 3, 6, 1.0, 0.0, 800, worst_case=True, replicates=300)
     false = lambda c: float(np.isin(c["verdict"], [stats.BETTER, stats.WORSE]).mean())  # noqa: E731
-    assert (spent["seeds"] > 3).mean() > 0.5  # the looks were taken
-    assert false(spent) <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 800), false(spent)
-    assert false(naive) > false(spent) + 0.02, (false(naive), false(spent))
-    # and the rule decides a real difference: +3 points, seeds sd 1
+    assert (worst["seeds"] > 3).mean() > 0.5  # the looks were taken
+    assert false(worst) <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 800), false(worst)
+    edge = sim.sequential_cell("accuracy", 3, 6, 1.0, -1.0, 800, replicates=300)
+    assert (edge["lo"] > -1.0).mean() <= 0.025 + 2 * math.sqrt(0.025 * 0.975 / 800), (edge["lo"] > -1.0).mean()
     three = sim.sequential_cell("accuracy", 3, 6, 1.0, 3.0, 200, replicates=300)
-    assert (three["verdict"] == stats.BETTER).mean() > 0.6
+    assert (three["verdict"] == stats.BETTER).mean() > 0.9 and three["seeds"].mean() > 3.3, three["seeds"].mean()
 
 
 def test_decide_needs_a_maximum_and_method_tasks_follow_overrides():
