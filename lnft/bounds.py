@@ -31,7 +31,7 @@ RETENTION_SHARE = 0.9  # the default share of the reference's gain over the floo
 
 def noninferior_word(margin: float) -> str:
     """``non-inferior within 1 point``: the one-sided bound lies above −margin."""
-    return f"{NONINFERIOR_PREFIX}{margin:g} point"
+    return f"{NONINFERIOR_PREFIX}{margin:.3g} point"
 
 
 def one_sided_level(level: float) -> float:

@@ -170,7 +170,7 @@ def margin_label(verdicts: list[dict], comparison: str) -> str:
     by task are shown in each cell instead (``bound_label``)."""
     margins = {v.get("margin") for v in verdicts if str(v.get("comparison", "")) == comparison
                and isinstance(v.get("margin"), (int, float))}
-    return f" (±{margins.pop():g})" if len(margins) == 1 else ""
+    return f" (±{margins.pop():.3g})" if len(margins) == 1 else ""
 
 
 def bound_label(v: dict, per_cell_margin: bool = False) -> str:
@@ -180,7 +180,7 @@ def bound_label(v: dict, per_cell_margin: bool = False) -> str:
     if not isinstance(bound, (int, float)) or isinstance(bound, bool) or not isinstance(level, (int, float)):
         return ""
     margin = v.get("margin")
-    extra = f", margin {margin:g}" if per_cell_margin and isinstance(margin, (int, float)) else ""
+    extra = f", margin {margin:.3g}" if per_cell_margin and isinstance(margin, (int, float)) else ""
     return f"bound {bound:+.1f} ({round(level * 100, 2):g} %, one-sided{extra})".replace("-", "−")
 
 

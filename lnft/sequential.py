@@ -3,11 +3,11 @@ the conditional power behind the futility stop, and the range of a seeds-needed 
 
 Why: decide mode (``lnft.decide``) looks at a comparison at n0, n0 + 1, …, N seeds per side. Giving each look
 its spent share of α as a Bonferroni level ignores that the looks share most of their data, and spends more
-than needed (3 → 5 seeds: 97.74 %, 98.45 %, 98.82 %). Here the boundaries are the exact ones for the same
-α-spending (Lan–DeMets, Pocock type, α·ln(1 + (e − 1)·t)) at information fractions t_k = n_k / N, found by
-the recursive numerical integration of Armitage, McPherson and Rowe (1969; Jennison & Turnbull 2000,
-ch. 19): the statistic at look k is the difference over its standard error, and the differences of nested
-seed sets behave as a Brownian motion in information time (Cov(D_j, D_k) = Var(D_k) for j < k).
+than needed (3 → 5 seeds: 97.74 %, 98.45 %, 98.82 %). Here every look uses Pocock's constant boundary, exact
+for the looks' information fractions t_k = n_k / N (97.37 % at 3, 4 and 5 seeds), found by the recursive
+numerical integration of Armitage, McPherson and Rowe (1969; Jennison & Turnbull 2000, ch. 19): the statistic
+at look k is the difference over its standard error, and the differences of nested seed sets behave as a
+Brownian motion in information time (Cov(D_j, D_k) = Var(D_k) for j < k).
 
 Information grows as 1 / (V_E + s²/n): with example noise V_E > 0 it grows *slower* than n, the looks are
 more correlated than t_k = n_k / N says, and the same boundaries cross less often: the levels are exact

@@ -99,7 +99,7 @@ EXAMPLES_ONLY, EXAMPLES_AND_SEEDS = "examples only", "examples and seeds"
 
 def equivalent_word(margin: float = MARGIN) -> str:
     """``equivalent within ±1 point`` (the word for margin m)."""
-    return f"equivalent within ±{margin:g} point"
+    return f"equivalent within ±{margin:.3g} point"
 
 
 EQUIVALENT = equivalent_word(MARGIN)
@@ -494,7 +494,7 @@ def _needed_text(decide: float, equal: float, margin: float | None, ranges=None)
         return "" if say(lo) == say(hi) else f" ({say(lo).replace('none suffice', '∞')}–{say(hi).replace('none suffice', '∞')})"
     text = f"seeds per side for {POWER * 100:.0f} % power: {say(decide)}{spread(0, decide)} to decide vs 0"
     if margin is not None:
-        text += f", {say(equal)}{spread(1, equal)} for ±{margin:g} equivalence"
+        text += f", {say(equal)}{spread(1, equal)} for ±{margin:.3g} equivalence"
     if ranges is not None and any(n != math.inf for n in (decide, equal)):
         text += " (range: the 10–90 % range of the true seed variance)"
     return text
@@ -719,7 +719,7 @@ def lines(table: pd.DataFrame) -> list[str]:
     out = []
     for _, row in table.iterrows():
         where = ", ".join(f"{row[k]}" if k == "task" else f"{k} {row[k]}" for k in keys)
-        margin = f", margin {row['margin']:g}" if "margin" in row and pd.notna(row["margin"]) else ""
+        margin = f", margin {row['margin']:.3g}" if "margin" in row and pd.notna(row["margin"]) else ""
         out.append(f"{where}: {row['a']} − {row['b']} = {row['summary']}; {row['a']} {row['a_score']:.1f}, "
                    f"{row['b']} {row['b_score']:.1f}; {row['a_seeds']} vs {row['b_seeds']} seeds, "
                    f"{row['examples']} examples{margin}"

@@ -107,7 +107,7 @@ def test_profiles_check_decide_parameters():
     with pytest.raises(LnftError, match="method_tasks"):
         profiles.resolve("02_peft_comparison", "standard", method_tasks={"layernorm": ["sst2"]})
     P = profiles.resolve("02_peft_comparison", "standard")
-    assert P.decide and P.max_seeds == 5 and experiments.method_tasks(P, "bitfit") == ["sst2"]
+    assert P.decide and P.max_seeds == 6 and experiments.method_tasks(P, "bitfit") == ["sst2"]
     assert experiments.method_tasks(P, "full") == ["sst2", "mrpc", "stsb"]
 
 
