@@ -538,14 +538,16 @@ for the full report.</p>
 noise over seeds and dev-example sampling, each counted once; Welch degrees of freedom);
 <span class="good">better</span> / <span class="bad">worse</span>: the interval lies above / below 0;
 <span class="same">equivalent within ±m points</span>: its equivalence interval (90 %; 2L − 1 at a decide-mode look of
-level L) lies inside ±m (two one-sided tests; m is shown after each comparison, default 1);
-<span class="open">inconclusive</span>: the data cannot decide — the cell says how many seeds per side would
+level L) lies inside ±m (two one-sided tests; m is shown after each comparison or in each cell, with its
+reason under the table); <span class="same">non-inferior within m</span>: the interval's lower end, a one-sided
+bound, lies above −m; every cell also gives that <a href="{DOCS}/concepts/statistics.html#bounds">bound</a>,
+which holds whatever the margin; <span class="open">inconclusive</span>: the data cannot decide — the cell says how many seeds per side would
 (80 % power at the observed difference and spread); <span class="open">needs ≥ 2 seeds</span>: one seed on a
 side, the interval covers the examples only. Rankings read <span class="good">largest</span> /
 <span class="bad">not largest</span> / <span class="open">inconclusive</span>. <a href="{DOCS}/concepts/statistics.html#flags">†</a>
 a possibly undertrained run enters the comparison (the report says why). Each cell says how many seeds per side
 it used and why it stopped (<a href="{DOCS}/concepts/statistics.html#decide-mode">decide mode</a>: decided,
-maximum reached, cannot decide within the maximum; else fixed seeds); in decide mode an interval's level is the
+maximum reached, futile (conditional power below 10 %); else fixed seeds); in decide mode an interval's level is the
 look's (above 95 %: the error rate is spent across the looks). Terms: the
 <a href="{DOCS}/index.html">documentation site</a> (<code>make docs</code> builds it into <code>site/</code>).</p>
 <h2>Claims and verdicts</h2>

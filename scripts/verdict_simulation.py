@@ -22,6 +22,10 @@ shared by a chunk of independent experiments) with ``stats.weighted_metric`` and
 for the README's table (``--quick`` for fewer experiments); ``tests/test_stats.py`` runs a subset.
 ``null_cell``: F1 and Matthews (nonlinear, imbalanced labels) at a true difference of exactly 0 — both
 methods from the same model, so the truth needs no formula; a nonzero truth is not simulated for them.
+``--bounds`` (``bound_table``): the one-sided bound and the *non-inferior* word (false rate at a true −m,
+coverage, power against the number of dev examples ``N`` and seeds); ``--sequential`` (``sequential_table``):
+decide mode with its real stop rule. Every cell gives V_E its jackknife df, as ``stats.compare`` does. More
+tables: one entry in ``TABLES``.
 """
 from __future__ import annotations
 
@@ -362,6 +366,32 @@ def _line(r: dict) -> str:
             f"{r['better at +5']:.2f} / {r['welch better at +5']:.2f} | {r['width']:.1f} / {r['welch width']:.1f} |")
 
 
+def _sequential(args):
+    print("| metric | seed sd | kappa | looks (seeds per side) | false better/worse at a true 0 (real stop rule) "
+          "| same, every look taken | same, every look at 95 % (naive) | non-inferior (±1) at a true −1 | better at "
+          "a true +3 | mean seeds per side at +3 | mean seeds per side at 0 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    sequential_table(metrics=args.metrics, experiments=args.experiments or (300 if args.quick else 2000))
+
+
+def _bounds(args):
+    print("| metric | dev examples | seeds per side | seed sd | kappa | example share of the variance | "
+          "non-inferior (1) at a true −1 | coverage of the one-sided bound | coverage of the two-sided interval "
+          "| non-inferior (1) at a true 0 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    bound_table(metrics=args.metrics, experiments=args.experiments or (300 if args.quick else 1000))
+
+
+# Extra tables, each a command-line flag: name -> (help, function of the parsed arguments that prints the table).
+# Another rule's simulation (say, claim 1's ranking with a fixed or corrected comparator) adds one entry here and
+# reuses the generative models and cells above.
+TABLES = {
+    "sequential": ("decide mode's repeated looks (3 to 5 seeds per side, kappa 0 and 0.3), the real stop rule",
+                   _sequential),
+    "bounds": ("the one-sided bound: false non-inferior at −1, coverage, power against examples and seeds", _bounds),
+}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="300/300/300 experiments per truth")
@@ -369,29 +399,16 @@ def main(argv=None) -> int:
     parser.add_argument("--replicates", type=int, default=stats.REPLICATES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 5])
     parser.add_argument("--metrics", nargs="+", default=["accuracy", "pearson"])
-    parser.add_argument("--sequential", action="store_true",
-                        help="decide mode's repeated looks (3 to 5 seeds per side, kappa 0 and 0.3) instead")
-    parser.add_argument("--bounds", action="store_true",
-                        help="the one-sided bound: false non-inferior at −1, coverage, power against examples and seeds")
-    parser.add_argument("--experiments", type=int, default=None, help="experiments per cell (--bounds, --sequential)")
+    parser.add_argument("--experiments", type=int, default=None, help="experiments per cell (the extra tables)")
+    for name, (text, _) in TABLES.items():
+        parser.add_argument(f"--{name}", action="store_true", help=f"{text} instead")
     args = parser.parse_args(argv)
     tick = time.perf_counter()
-    if args.sequential:
-        print("| metric | seed sd | kappa | looks (seeds per side) | false better/worse at a true 0 (real stop rule) "
-              "| same, every look taken | same, every look at 95 % (naive) | non-inferior (±1) at a true −1 | better at "
-              "a true +3 | mean seeds per side at +3 | mean seeds per side at 0 |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        sequential_table(metrics=args.metrics, experiments=args.experiments or (300 if args.quick else 2000))
-        print(f"({time.perf_counter() - tick:.0f} s)")
-        return 0
-    if args.bounds:
-        print("| metric | dev examples | seeds per side | seed sd | kappa | example share of the variance | "
-              "non-inferior (1) at a true −1 | coverage of the one-sided bound | coverage of the two-sided interval "
-              "| non-inferior (1) at a true 0 |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        bound_table(metrics=args.metrics, experiments=args.experiments or (300 if args.quick else 1000))
-        print(f"({time.perf_counter() - tick:.0f} s)")
-        return 0
+    for name, (_, show) in TABLES.items():
+        if getattr(args, name.replace("-", "_")):
+            show(args)
+            print(f"({time.perf_counter() - tick:.0f} s)")
+            return 0
     print("| metric | seeds per side | seed sd | coverage of the 95 % interval: lnft / Welch | false better/worse "
           "at a true 0: lnft / Welch | false equivalent at a true +2 | equivalent (±1) at a true 0 | better at a "
           "true +5: lnft / Welch | median width at a true 0 (points): lnft / Welch |")

@@ -144,3 +144,38 @@ def test_one_sided_bound_with_a_known_truth_where_example_noise_dominates():
     both = np.concatenate([(c["lo"] <= c["truth"]) & (c["truth"] <= c["hi"]) for c in (edge, zero)]).mean()
     assert both >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / 3000), both
     assert (zero["verdict"] == stats.NONINFERIOR).any()  # the word is reachable at a true 0
+
+
+def test_recorded_rows_carry_the_bound_and_the_margin_reason(tmp_path):
+    """A compare table -> record rows -> the README block and the index: the bound, its level, the margin and
+    its reason, and the multiplicity statement."""
+    import json
+
+    from lnft import record
+    from lnft.reports import _verdict_table
+
+    rng = np.random.default_rng(4)
+    n = 1000
+    y = rng.integers(0, 2, n)
+    preds = {m: [np.where(rng.random(n) < q, y, 1 - y) for q in qs] for m, qs in
+             (("a", (0.80, 0.81, 0.79)), ("b", (0.82, 0.80, 0.81)))}
+    from lnft.result import Predictions
+    import pandas as pd
+
+    frame = pd.DataFrame([{"run_id": f"{m}{i}", "task": "sst2", "method": m, "seed": i} for m in preds for i in range(3)])
+    pred = {f"{m}{i}": {"dev": Predictions(p, y, "d")} for m in preds for i, p in enumerate(preds[m])}
+    table = stats.compare(frame, "a", "b", predictions=pred, margin={"sst2": 4.0}, margin_reason="my reason")
+    row = table.iloc[0]
+    assert row["margin"] == 4.0 and row["bound"] == row["lo"] and row["bound_level"] == 0.975
+    assert row["bound_text"].startswith("a is at most") and row["bound_text"] in row["summary"]
+    assert np.isfinite(row["df_examples"]) and 0 < row["p"] <= 1
+    rows = record.rows(table, "a − b")
+    assert rows.loc[0, "margin_reason"] == "my reason" and rows.loc[0, "bound"] == row["lo"]
+    record.save("02_peft_comparison", [rows], out=str(tmp_path))
+    (tmp_path / "reports.json").write_text(json.dumps({"facts": {}, "notebooks": [
+        {"name": "02_peft_comparison", "status": "ok", "seconds": 1}]}))
+    block = record.markdown(str(tmp_path))
+    assert "bound −" in block and "97.5 %, one-sided" in block and "Margin: my reason." in block
+    assert record.STANDS_ALONE in block
+    page = _verdict_table(rows.to_dict("records"))
+    assert "bound −" in page and "my reason" in page and "stands alone" in page
