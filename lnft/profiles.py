@@ -5,7 +5,8 @@ mode) and paper (bert-large-cased and hub GLUE, for a GPU machine with internet)
 
 Decide mode (``decide``, ``max_seeds``; lnft/decide.py): notebooks 2 and 3 judge every comparison at the
 profile's ``seeds``, then add one seed at a time only to the runs behind comparisons still inconclusive whose
-seeds-needed estimate fits under ``max_seeds``, with the error rate spent across the looks.
+chance of a word by ``max_seeds`` is at least 10 %, every look at one exact level (lnft.sequential). ``margin``
+and ``margin_reason`` (notebooks 2 and 3): each claim's margin, fixed before the run, and why (lnft.bounds).
 
 A notebook's ``parameters`` cell holds ``profile`` plus optional overrides (None = take the profile's
 value); ``resolve`` merges them. The ``common`` part is shared by all notebooks so that their runs have
