@@ -100,7 +100,8 @@ PROFILES = {
     # the first look, decide mode up to 6 (issue 33: what the 2 hours afford in the worst case, every headline
     # comparison open to the end: the cold reference took 2,862 s for 3 seeds; a look adds about 610 s (nb 2's
     # full, LayerNorm and head arms on three tasks, ~47 s a run, and nb 3's SST-2 pipeline, ~190 s); on the 1.5x
-    # slower machine of this kind 4,290 s + 3 looks x 915 s = 7,035 s, where 7 seeds would need 7,950 s). Tasks: SST-2, MRPC, STS-B (accuracy, F1/accuracy, Pearson/Spearman:
+    # slower machine of this kind 4,290 s + 3 looks x 915 s = 7,035 s, where 7 seeds would need 7,950 s).
+    # Tasks: SST-2, MRPC, STS-B (accuracy, F1/accuracy, Pearson/Spearman:
     # every metric family; RTE is near chance for MiniLM, CoLA's Matthews needs far more dev examples); 2,000
     # training examples each (10 % of the train file held out for validation first), whole dev sets
     # (max_eval_samples 1,500 >= every dev set used). Full fine-tuning, LayerNorm and the head on all three tasks;
