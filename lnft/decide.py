@@ -3,45 +3,47 @@ the looks so that the intervals stay valid however often a comparison is looked 
 
 Why: a fixed seed count spends seeds evenly — a comparison decided at three seeds gets five anyway, while an
 undecided one stops at five. Decide mode judges every comparison at the profile's seeds, then adds one seed at
-a time to the runs behind the comparisons that are still *inconclusive* and whose seeds-needed estimate
-(``lnft.stats.seeds_needed``) fits under the maximum.
+a time to the runs behind the comparisons that are still *inconclusive* while an answer is within reach
+(conditional power at least 10 %).
 
 **The design.** A comparison is judged at looks n = n0, n0 + 1, …, N seeds per side (n0: the profile's
 seeds, N: ``max_seeds``). It stops at the first look where
 
-* its verdict is *better*, *worse* or *equivalent within ±m* — **decided**;
-* it is *inconclusive* at N — **maximum reached**;
-* it is *inconclusive* and no number of seeds up to N is expected to decide it (seeds needed for 80 % power,
-  to decide vs 0 and to show equivalence, both above N or "none suffice") — **cannot decide within the
-  maximum**.
+* its verdict is *better*, *worse* or *equivalent within ±m* — **decided** — or *non-inferior within m*
+  while *better* is unlikely by the last look (conditional power below ``lnft.sequential.STRONGER``, 50 %);
+* it is still open at N — **maximum reached**;
+* it is open and the chance that the last look gives it a word (conditional power, assuming the observed
+  difference and variance components: ``lnft.sequential.conditional_power``) is below
+  ``lnft.sequential.FUTILITY`` (10 %) — **futile**. A comparison with any real chance keeps going.
 
 Its verdict is the one of the look that stopped it: seeds added later for another comparison that shares an
 arm (say, LayerNorm's runs) never reopen it. Seeds are one sequence (the profile's seeds, then the next
 integers), so both sides of every comparison hold the same seed ids.
 
-**Error control across looks.** Look k of K = N − n0 + 1 gets its own share α_k of α = 5 %, from the
-Lan–DeMets spending function of Pocock type, α·ln(1 + (e − 1)·k/K) (cumulative; α_k its increments): the
-look's better / worse interval is the (1 − α_k) interval and its TOST runs at α_k per side
-(``lnft.stats.equivalence_level``). Since Σ α_k = α, the chance of any false *better/worse* over all looks of a
-comparison is at most α whatever the looks' correlation and whichever looks are skipped (Bonferroni over
-looks: conservative, never invalid), and the same holds for a false *equivalent*. One look (decide mode off, or
-N = n0) is α_1 = α: the plain 95 % rule. ``scripts/verdict_simulation.py --sequential`` measures the false
-rates with a known truth (tests/test_decide.py runs a subset; docs/concepts/statistics.md has the table).
+**Error control across looks.** Every look uses the same interval level, Pocock's constant boundary for the
+looks' information fractions n_k / N, computed exactly (``lnft.sequential.boundary``: recursive numerical
+integration with the looks' correlation sqrt(n_j / n_k)), so that the chance of any false *better/worse* over
+all looks is α = 5 % when seeds dominate the noise, and less when dev-example noise makes the looks more
+alike. 3 → 5 seeds: 97.37 % at every look (the Bonferroni split it replaces: 97.74 %, 98.45 %, 98.82 %). The
+look's TOST runs at its two-sided α per side and its one-sided bound at (1 + level) / 2
+(``lnft.stats.equivalence_level``). One look (decide mode off, or N = n0) is the plain 95 % rule.
+``scripts/verdict_simulation.py --sequential`` measures the false rates with a known truth and the real stop
+rule (tests/test_decide.py runs a subset; docs/concepts/statistics.md has the table).
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable, Hashable, Iterable
 
 import pandas as pd
 
-from . import stats
+from . import sequential, stats
+from .bounds import NONINFERIOR_PREFIX
 from .errors import LnftError
 
 DECIDED = "decided"
 MAXIMUM = "maximum reached"
-CANNOT = "cannot decide within the maximum"
+CANNOT = f"futile (conditional power < {sequential.FUTILITY:.0%})"
 FIXED = "fixed seeds (decide mode off)"
 STOPS = (DECIDED, MAXIMUM, CANNOT, FIXED)
 _CONTINUE = "continue"
@@ -50,7 +52,7 @@ MOST_SEEDS = 20  # the largest max_seeds a profile or the command line may ask f
 
 @dataclasses.dataclass(frozen=True)
 class Design:
-    """Looks at ``first``…``most`` seeds per side; ``alpha`` spent across them (Pocock-type spending).
+    """Looks at ``first``…``most`` seeds per side; ``alpha`` over all of them (Pocock's exact constant boundary).
     ``decide=False``: one look at ``first`` seeds, the plain rule."""
 
     first: int
@@ -74,35 +76,52 @@ class Design:
     def looks(self) -> int:
         return self.most - self.first + 1 if self.decide else 1
 
-    def spent(self, n: int) -> float:
-        """α spent up to and including the look at ``n`` seeds."""
-        k = min(max(n - self.first + 1, 0), self.looks)
-        return self.alpha * math.log(1 + (math.e - 1) * k / self.looks)
+    @property
+    def every_level(self) -> float:
+        """The interval level of every look: Pocock's constant boundary at information fractions n / most."""
+        if not self.decide or self.looks == 1:
+            return 1 - self.alpha
+        return sequential.level(self.first, self.most, self.alpha)
 
     def level(self, n: int) -> float:
         """The better / worse interval's level at the look at ``n`` seeds (0.95 for a single look)."""
         if not self.first <= n <= (self.most if self.decide else self.first):
             raise LnftError(f"no look at {n} seeds in this design; allowed: {self.first} to {self.most}")
-        return 1 - (self.spent(n) - self.spent(n - 1))
+        return self.every_level
+
+    def power(self, row, n: int, target: str = "any") -> float:
+        """Conditional power of an open comparison judged at ``n`` seeds per side: the chance of a word at the
+        last look if the observed difference and variance components were the truth (``lnft.sequential``)."""
+        v_seeds, v_e = row.get("v_seeds"), row.get("v_examples")
+        if v_seeds is None or v_e is None or pd.isna(v_seeds) or pd.isna(v_e):
+            return float("nan")
+        margin = row.get("margin")
+        margin = None if margin is None or pd.isna(margin) else float(margin)
+        return sequential.conditional_power(float(row["diff"]), float(v_e), float(v_seeds) * n, n, self.most,
+                                            margin, self.level(self.most), target)
 
     def stop(self, row, n: int) -> str:
         """Why a comparison judged at ``n`` seeds stops (``STOPS``), or ``_CONTINUE``: one more seed per side.
-        ``row``: a ``lnft.stats`` comparison row (verdict, seeds_to_decide, seeds_to_equivalence)."""
-        if row["verdict"] not in (stats.INCONCLUSIVE, stats.NEEDS_SEEDS):
-            return DECIDED if self.decide else FIXED
+        ``row``: a ``lnft.stats`` comparison row (verdict, diff, v_examples, v_seeds, margin). *Non-inferior*
+        goes on while *better* is likely by the last look (conditional power >= ``sequential.STRONGER``)."""
+        word = row["verdict"]
         if not self.decide:
             return FIXED
+        if str(word).startswith(NONINFERIOR_PREFIX) and n < self.most:
+            return _CONTINUE if self.power(row, n, "better") >= sequential.STRONGER else DECIDED
+        if word not in (stats.INCONCLUSIVE, stats.NEEDS_SEEDS):
+            return DECIDED
         if n >= self.most:
             return MAXIMUM
-        needed = [row.get("seeds_to_decide"), row.get("seeds_to_equivalence")]
-        fits = [x for x in needed if x is not None and not pd.isna(x) and x <= self.most]
-        return _CONTINUE if fits else CANNOT
+        power = self.power(row, n)
+        return CANNOT if power < sequential.FUTILITY else _CONTINUE
 
     def table(self) -> pd.DataFrame:
-        """The looks: seeds per side, α spent at the look, cumulative α, the interval's level."""
+        """The looks: seeds per side, information fraction (n / max), the interval level and one-sided level."""
         last = self.most if self.decide else self.first
-        return pd.DataFrame([{"seeds per side": n, "alpha at this look": round(self.spent(n) - self.spent(n - 1), 5),
-                              "alpha spent": round(self.spent(n), 5), "interval level": round(self.level(n), 5)}
+        return pd.DataFrame([{"seeds per side": n, "information fraction": round(n / last, 4),
+                              "interval level": round(self.level(n), 5),
+                              "one-sided bound level": round((1 + self.level(n)) / 2, 5)}
                              for n in range(self.first, last + 1)])
 
 
@@ -153,6 +172,7 @@ def until_decided(plan: Design, seeds: Iterable[int], comparisons: dict[Hashable
             row = judge(state, key, sequence[:n], plan.level(n), plan.level(plan.most if plan.decide else plan.first))
             looks[key] += 1
             why = plan.stop(row, n)
+            row = {**row, "conditional_power": plan.power(row, n) if plan.decide and n < plan.most else float("nan")}
             if why == _CONTINUE:
                 for a in arms:
                     grow[a] = max(grow.get(a, 0), n + 1)

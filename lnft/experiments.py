@@ -151,6 +151,15 @@ def fisher_subsets(P, *, exact: bool = True) -> list[Planned]:
 
 
 # ------------------------------------------------------------------ every notebook
+def margins(P) -> dict:
+    """The claim's margin and its reason from a notebook's parameters (``lnft.bounds``; the default 1 point
+    when a profile names none), as ``lnft.stats.compare`` takes them."""
+    from .stats import MARGIN
+
+    return {"margin": P.values.get("margin", MARGIN),
+            "margin_reason": P.values.get("margin_reason", "the default 1 point (not derived from data)")}
+
+
 # ------------------------------------------------------------------ notebook 2 decided (lnft.decide)
 def decide_methods(P, store, methods, reference: str = "layernorm", *, run, log=print):
     """Notebook 2's verdicts, decided when ``P.decide``: ``reference`` minus each other of ``methods`` per task
@@ -179,7 +188,7 @@ def decide_methods(P, store, methods, reference: str = "layernorm", *, run, log=
         frame = sweep.results_frame(keep)
         chosen = aggregate.select_lr(frame, on=P.select_on)  # from the look's seeds only
         table = stats.method_verdicts(keep, chosen, reference=reference, others=[b], store=store, level=level,
-                                      needed_level=needed_level, average=task == "average")
+                                      needed_level=needed_level, average=task == "average", **margins(P))
         # † flags from the runs this look used (its seeds, its chosen rates), frozen with the verdict
         table = aggregate.flag_verdicts(table, aggregate.summarize(frame, chosen))
         row = table[table["task"] == task].iloc[0].to_dict()
@@ -232,7 +241,7 @@ def decide_subsets(P, store, fishers_for, mask_dir: str, run, *, log=print):
             if task != "average":
                 part = part[part["task"] == task]
             scores = at_chosen_rates(part, choose_rates(part))
-            options = {"level": level, "needed_level": needed_level}
+            options = {"level": level, "needed_level": needed_level, **margins(P)}
             tables[cached] = (fisher_vs_random(scores, store, **options) if kind == "versus"
                               else versus_all_layernorm(scores, store, **options))
         table = tables[cached]

@@ -34,7 +34,13 @@ CLAIMS = {
                          "of them, and beats a random subset of the same size.",
 }
 COLUMNS = ["comparison", "task", "verdict", "estimate", "lo", "hi", "unit", "flagged", "flags", "summary", "margin",
-           "interval", "seeds_needed", "seeds", "stopped", "level", "eq_lo", "eq_hi"]
+           "interval", "seeds_needed", "seeds", "stopped", "level", "eq_lo", "eq_hi",
+           "bound", "bound_level", "bound_text", "margin_reason"]
+# Said once with every results table (issue 33, item 6): no correction over the report's verdicts.
+STANDS_ALONE = ("Each verdict stands alone: its error rate (5 %, or 2.5 % for a one-sided bound) holds for that "
+                "comparison, not for the report's verdicts together; with about 18 verdicts, one false word among "
+                "them is not unlikely. For family-wise control, apply Holm within a claim (lnft.bounds.holm on the "
+                "tables' p-values).")
 
 
 def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo", hi: str = "hi",
@@ -46,7 +52,9 @@ def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo"
     has them, the equivalence ``margin``, what the ``interval`` covers ("examples only" with one seed on a
     side) and ``seeds_needed`` (inconclusive rows: seeds per side that would decide); always ``seeds`` (per
     side: decide mode's stopping look, else the fewer of ``a_seeds``/``b_seeds``), ``stopped`` (why it stopped:
-    ``lnft.decide.STOPS``; a table without decide mode: "fixed seeds") and ``level`` of its interval."""
+    ``lnft.decide.STOPS``; a table without decide mode: "fixed seeds") and ``level`` of its interval; where the
+    table has them, the one-sided ``bound`` it establishes (at ``bound_level``), said in ``bound_text``, and
+    ``margin_reason`` (where the margin came from)."""
     from .decide import FIXED
     missing = [c for c in ("task", value, lo, hi, verdict) if c not in table]
     if missing:
@@ -73,6 +81,10 @@ def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo"
         # the equivalence (TOST) interval behind an "equivalent" word, so that the word can be checked
         "eq_lo": table["eq_lo"].astype(float).to_numpy() if "eq_lo" in table else np.nan,
         "eq_hi": table["eq_hi"].astype(float).to_numpy() if "eq_hi" in table else np.nan,
+        "bound": table["bound"].astype(float).to_numpy() if "bound" in table else np.nan,
+        "bound_level": table["bound_level"].astype(float).to_numpy() if "bound_level" in table else np.nan,
+        "bound_text": table["bound_text"].fillna("").astype(str).to_numpy() if "bound_text" in table else "",
+        "margin_reason": table["margin_reason"].fillna("").astype(str).to_numpy() if "margin_reason" in table else "",
     }, index=range(len(table)))
     return out[COLUMNS]
 
@@ -156,8 +168,10 @@ def verdict_problem(v: dict) -> str:
     * inconclusive (a points comparison): the interval does not exclude 0 (unless it has no width: an
       estimate without variance is never better / worse) and is not equivalent; a ranking's
       inconclusive may exclude 1 (largest needs a lead over every component, not only the runner-up);
+    * non-inferior within m point: the interval does not exclude 0 and is not equivalent, and its lower end
+      (the one-sided bound) lies above −m;
     * needs ≥ 2 seeds: fewer than 2 seeds on a side."""
-    from . import stats
+    from . import bounds, stats
 
     def num(key):
         x = v.get(key)
@@ -167,9 +181,11 @@ def verdict_problem(v: dict) -> str:
     word, level = v.get("verdict"), v.get("level", stats.LEVEL)
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.5 < level < 1:
         return f"has level {level!r}; allowed: a number between 0.5 and 1"
-    words = [stats.BETTER, stats.WORSE, "equivalent within ±m point", stats.INCONCLUSIVE, stats.NEEDS_SEEDS, *RANKING]
+    words = [stats.BETTER, stats.WORSE, "equivalent within ±m point", "non-inferior within m point",
+             stats.INCONCLUSIVE, stats.NEEDS_SEEDS, *RANKING]
     equivalent = isinstance(word, str) and word.startswith("equivalent within ±") and word.endswith(" point")
-    if not isinstance(word, str) or not (word in words or equivalent):
+    noninferior = isinstance(word, str) and word.startswith(bounds.NONINFERIOR_PREFIX) and word.endswith(" point")
+    if not isinstance(word, str) or not (word in words or equivalent or noninferior):
         return f"has verdict word {word!r}; allowed: {', '.join(words)}"
     seeds = num("seeds")
     if word == stats.NEEDS_SEEDS:
@@ -203,12 +219,23 @@ def verdict_problem(v: dict) -> str:
         if lo > 0 or hi < 0:
             return f"says {word!r} but {interval} excludes 0 (better / worse)"
         return "" if inside else f"says {word!r} but its equivalence interval does not lie inside ±{margin:g}"
+    if noninferior:
+        if margin is None or ref != 0.0 or word != bounds.noninferior_word(margin):
+            return f"says {word!r} but its margin is {v.get('margin')!r}"
+        if lo > 0 or hi < 0:
+            return f"says {word!r} but {interval} excludes 0 (better / worse)"
+        if inside:
+            return f"says {word!r} but its equivalence interval lies inside ±{margin:g}: {stats.equivalent_word(margin)}"
+        return "" if lo > -margin else f"says {word!r} but {interval} does not lie above −{margin:g}"
     # inconclusive
     if word == stats.INCONCLUSIVE and ref == 0.0:
         if (lo > 0 or hi < 0) and lo < hi:
             return f"says {word!r} but {interval} excludes 0: {stats.BETTER if lo > 0 else stats.WORSE}"
         if inside and margin is not None and lo <= 0 <= hi:
             return f"says {word!r} but its equivalence interval lies inside ±{margin:g}: {stats.equivalent_word(margin)}"
+        # records made before the word existed carry no bound: their inconclusive stands
+        if margin is not None and num("bound") is not None and lo > -margin and lo <= 0 <= hi and lo < hi:
+            return f"says {word!r} but {interval} lies above −{margin:g}: {bounds.noninferior_word(margin)}"
     return ""
 
 
@@ -256,10 +283,27 @@ def seeds_text(v: dict) -> str:
 
 
 def margin_label(verdicts: list[dict], comparison: str) -> str:
-    """`` (±1)``: the equivalence margin of a comparison's recorded rows, when they have one."""
+    """`` (±1)``: the equivalence margin of a comparison's recorded rows, when they have one; margins that differ
+    by task are shown in each cell instead (``bound_label``)."""
     margins = {v.get("margin") for v in verdicts if str(v.get("comparison", "")) == comparison
                and isinstance(v.get("margin"), (int, float))}
-    return f" (±{margins.pop():g})" if len(margins) == 1 else ""
+    return f" (±{margins.pop():.3g})" if len(margins) == 1 else ""
+
+
+def bound_label(v: dict, per_cell_margin: bool = False) -> str:
+    """``bound −5.5 (98.7 %, one-sided)``: what a recorded verdict establishes whatever the margin (a − b is at
+    least this); with ``per_cell_margin`` also ``, margin 1.4``."""
+    bound, level = v.get("bound"), v.get("bound_level")
+    if not isinstance(bound, (int, float)) or isinstance(bound, bool) or not isinstance(level, (int, float)):
+        return ""
+    margin = v.get("margin")
+    extra = f", margin {margin:.3g}" if per_cell_margin and isinstance(margin, (int, float)) else ""
+    return f"bound {f'{bound:+.1f}'.replace('-', '−')} ({round(level * 100, 2):g} %, one-sided{extra})"
+
+
+def margin_reasons(verdicts: list[dict]) -> list[str]:
+    """The distinct reasons of a record's margins, in order."""
+    return list(dict.fromkeys(str(v["margin_reason"]) for v in verdicts if v.get("margin_reason")))
 
 
 def grid(verdicts: list[dict]) -> tuple[list[str], list[str], dict]:
@@ -283,8 +327,10 @@ def markdown(folder: str, link: str = "", state: dict | None = None) -> str:
            f"{sum(r.get('seconds', 0) for r in runs.values()):.0f} s ({times}). Generated by "
            f"`scripts/readme_results.py` from `{link or folder}/*.verdicts.json`: every cell is a notebook's "
            "verdict with its difference and interval (95 %, or the look's level in decide mode), the seeds per side "
-           "it used and why it stopped (decided / maximum reached / cannot decide within the maximum / fixed "
-           "seeds); † = a possibly undertrained run enters it."]
+           "it used and why it stopped (decided / maximum reached / futile / fixed "
+           "seeds); † = a possibly undertrained run enters it. Every cell also gives the one-sided *bound* the data "
+           "establish whatever the margin (the comparison's first method is at least that many points above the "
+           "second), and *non-inferior within m* where the bound clears −m. " + STANDS_ALONE]
     for number, name in enumerate(sorted(set(CLAIMS) | set(runs)), 1):
         run, record = runs.get(name), read(folder, name)
         claim = (record or {}).get("claim") or CLAIMS.get(name, "")
@@ -313,11 +359,16 @@ def markdown(folder: str, link: str = "", state: dict | None = None) -> str:
                     v = cells.get((c, t))
                     needed = f"; {v['seeds_needed']}" if v is not None and v.get("seeds_needed") else ""
                     used = f" [{seeds_text(v)}]" if v is not None and seeds_text(v) else ""
+                    label = margin_label(record["verdicts"], c)
+                    bound = f"; {bound_label(v, not label)}" if v is not None and bound_label(v) else ""
                     row.append("—" if v is None else
-                               f"*{v.get('verdict', '')}*{' †' if v.get('flagged') else ''} {numbers(v)}{used}{needed}"
-                               .strip())
+                               f"*{v.get('verdict', '')}*{' †' if v.get('flagged') else ''} {numbers(v)}{bound}{used}"
+                               f"{needed}".strip())
                 label = c + margin_label(record["verdicts"], c)
                 out.append(f"| {label} | " + " | ".join(x.replace("|", "\\|") for x in row) + " |")
+            reasons = margin_reasons(record["verdicts"])
+            if reasons:
+                out.append("\nMargin: " + "; ".join(reasons) + ".")
     return "\n".join(out) + "\n"
 
 

@@ -584,14 +584,16 @@ for the full report.</p>
 noise over seeds and dev-example sampling, each counted once; Welch degrees of freedom);
 <span class="good">better</span> / <span class="bad">worse</span>: the interval lies above / below 0;
 <span class="same">equivalent within ±m points</span>: its equivalence interval (90 %; 2L − 1 at a decide-mode look of
-level L) lies inside ±m (two one-sided tests; m is shown after each comparison, default 1);
-<span class="open">inconclusive</span>: the data cannot decide — the cell says how many seeds per side would
+level L) lies inside ±m (two one-sided tests; m is shown after each comparison or in each cell, with its
+reason under the table); <span class="same">non-inferior within m</span>: the interval's lower end, a one-sided
+bound, lies above −m; every cell also gives that <a href="{DOCS}/concepts/statistics.html#bounds">bound</a>,
+which holds whatever the margin; <span class="open">inconclusive</span>: the data cannot decide — the cell says how many seeds per side would
 (80 % power at the observed difference and spread); <span class="open">needs ≥ 2 seeds</span>: one seed on a
 side, the interval covers the examples only. Rankings read <span class="good">largest</span> /
 <span class="bad">not largest</span> / <span class="open">inconclusive</span>. <a href="{DOCS}/concepts/statistics.html#flags">†</a>
 a possibly undertrained run enters the comparison (the report says why). Each cell says how many seeds per side
 it used and why it stopped (<a href="{DOCS}/concepts/statistics.html#decide-mode">decide mode</a>: decided,
-maximum reached, cannot decide within the maximum; else fixed seeds); in decide mode an interval's level is the
+maximum reached, futile (conditional power below 10 %); else fixed seeds); in decide mode an interval's level is the
 look's (above 95 %: the error rate is spent across the looks). Terms: the
 <a href="{DOCS}/index.html">documentation site</a> (<code>make docs</code> builds it into <code>site/</code>).</p>
 <h2>Claims and verdicts</h2>
@@ -646,7 +648,7 @@ def _verdict_table(verdicts: list[dict]) -> str:
     """Rows: comparisons (with their equivalence margin); columns: tasks, ``average`` last; a cell: the
     verdict word, the estimate and its interval, the seeds per side that would decide an inconclusive one,
     † when flagged (the flags, or the summary, in its tooltip)."""
-    from .record import grid, margin_label, numbers, seeds_text
+    from .record import STANDS_ALONE, bound_label, grid, margin_label, margin_reasons, numbers, seeds_text
 
     comparisons, tasks, cells = grid(verdicts)
     head = "<tr><th>comparison</th>" + "".join(f"<th>{html.escape(t)}</th>" for t in tasks) + "</tr>"
@@ -659,17 +661,22 @@ def _verdict_table(verdicts: list[dict]) -> str:
                 tds.append("<td>—</td>")
                 continue
             word = str(v.get("verdict", ""))
-            css = "same" if word.startswith("equivalent") else VERDICT_CLASS.get(word, "open")
+            css = "same" if word.startswith(("equivalent", "non-inferior")) else VERDICT_CLASS.get(word, "open")
             tip = _attr(v.get("flags") or v.get("summary") or "")
             needed = (f"<br><span class='need'>{html.escape(str(v['seeds_needed']))}</span>"
                       if v.get("seeds_needed") else "")
             used = f"<br><span class='need'>{html.escape(seeds_text(v))}</span>" if seeds_text(v) else ""
+            said = bound_label(v, not margin_label(verdicts, comparison))
+            bound = f"<br><span class='ci'>{html.escape(said)}</span>" if said else ""
             tds.append(f"<td title=\"{tip}\"><span class='{css}'>{html.escape(word)}</span>"
                        f"{' †' if v.get('flagged') else ''}<br><span class='ci'>{html.escape(numbers(v))}</span>"
-                       f"{used}{needed}</td>")
+                       f"{bound}{used}{needed}</td>")
         label = comparison + margin_label(verdicts, comparison)
         body.append(f"<tr><td>{html.escape(label)}</td>{''.join(tds)}</tr>")
-    return f"<table class='verdicts'>{head}{''.join(body)}</table>"
+    reasons = margin_reasons(verdicts)
+    notes = (f"<p class='need'>Margin: {html.escape('; '.join(reasons))}.</p>" if reasons else "")
+    return (f"<table class='verdicts'>{head}{''.join(body)}</table>{notes}"
+            f"<p class='need'>{html.escape(STANDS_ALONE)}</p>")
 
 
 def _stale_links(previous: dict | None) -> str:

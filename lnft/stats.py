@@ -7,13 +7,17 @@ README is a difference with an interval and one of these words, all defined here
 * **equivalent within ±m points** — two one-sided tests (TOST) at 5 % each: the **90 %** interval lies
   inside [−m, +m]; m is stated per claim (``margin``, default ``MARGIN`` = 1 point) and shown in every
   table (column ``margin``);
+* **non-inferior within m** — not better, worse or equivalent, but the interval's lower end (a one-sided
+  97.5 % bound) lies above −m: a is not worse than b by m or more (``lnft.bounds``);
 * **inconclusive** — anything else: the data cannot decide. Such a row carries how many seeds per side
   would decide it (``seeds_needed``, below);
 * **needs ≥ 2 seeds** — a side has one seed: its training noise cannot be estimated, so no word is given;
   the row shows the difference and an interval over the dev examples only (``interval`` = "examples only").
 
 (An interval that excludes 0 but lies inside ±m, e.g. [+0.2, +0.8], reads *better*: the printed interval
-shows how small the gain is.)
+shows how small the gain is.) Every row also states the bound it establishes whatever the margin
+(``bound``, ``bound_text``: "a is at most 2.4 points worse than b (97.5 %, one-sided)"; ``lnft.bounds``), and
+``margin`` may differ per task ({task: points, "default": points}: the average row takes its tasks' mean).
 
 **The interval.** A method's score is the mean over its seeds of each seed's full-sample task score (the
 GLUE metric mean × 100 on the dev examples). For the difference D = mean_a − mean_b two sources of noise
@@ -27,8 +31,8 @@ enter, each once:
   weighted sufficient statistics): V_E = mean cov(a_i, a_i') + mean cov(b_k, b_k') − 2 mean cov(a_i, b_k)
   over *distinct* runs (i ≠ i', k ≠ k'), so the run-specific part, already in s², is not counted again.
 
-The 95 % interval is D ± t_df·sqrt(V_E + s_a²/n_a + s_b²/n_b), df by Welch–Satterthwaite (V_E with
-infinite degrees of freedom). When every seed of each side scored exactly the same (s_a = s_b = 0, e.g.
+The 95 % interval is D ± t_df·sqrt(V_E + s_a²/n_a + s_b²/n_b), df by Welch–Satterthwaite, V_E with the
+degrees of freedom of a jackknife over the examples (``lnft.jackknife``; ``df_examples``). When every seed of each side scored exactly the same (s_a = s_b = 0, e.g.
 two seeds with tied scores), V_E is floored at the runs' whole example noise (the variance of the
 replicate difference of the seed means), and an estimate with no variance at all never reads better /
 worse. **Seeds are not paired**, decided before looking at any result: a seed id
@@ -45,7 +49,8 @@ Checked by a known-truth simulation (``tests/test_stats.py``; the README has the
 as observed — to decide against 0 (``seeds_to_decide``) and to show equivalence within ±m
 (``seeds_to_equivalence``: the chance that the *rule* says equivalent — TOST passes and the 95 % interval
 keeps 0, since better / worse is checked first); noncentral-t power with the Welch df of that n (scipy;
-statsmodels' ``TTestIndPower`` has no term for V_E). ``inf`` = "none suffice" (cannot by seeds alone): the example
+statsmodels' ``TTestIndPower`` has no term for V_E). The estimate rests on seed variances with few df: the
+text adds its range over the 10–90 % range of the true seed variance (``lnft.sequential.variance_range``). ``inf`` = "none suffice" (cannot by seeds alone): the example
 noise V_E of a fixed dev set, or an observed difference of exactly 0 or beyond ±m, prevents it however
 many seeds run; more dev examples would help instead.
 
@@ -76,6 +81,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
+from . import bounds, jackknife, sequential
 from .errors import LnftError
 from .tasks import get_task
 
@@ -93,29 +99,44 @@ EXAMPLES_ONLY, EXAMPLES_AND_SEEDS = "examples only", "examples and seeds"
 
 def equivalent_word(margin: float = MARGIN) -> str:
     """``equivalent within ±1 point`` (the word for margin m)."""
-    return f"equivalent within ±{margin:g} point"
+    return f"equivalent within ±{margin:.3g} point"
 
 
 EQUIVALENT = equivalent_word(MARGIN)
-VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, NEEDS_SEEDS)
+NONINFERIOR = bounds.noninferior_word(MARGIN)
+VERDICTS = (BETTER, WORSE, EQUIVALENT, NONINFERIOR, INCONCLUSIVE, NEEDS_SEEDS)
+
+
+def is_verdict(word) -> bool:
+    """A verdict word of this vocabulary, at any margin (``VERDICTS`` holds the default margin's words)."""
+    return isinstance(word, str) and (word in VERDICTS or word.startswith(bounds.EQUIVALENT_PREFIX)
+                                      or word.startswith(bounds.NONINFERIOR_PREFIX))
+
+
+def accepts_little_loss(word) -> bool:
+    """*better*, *equivalent within ±m* or *non-inferior within m*: a loses less than the margin."""
+    return isinstance(word, str) and (word == BETTER or word.startswith(bounds.EQUIVALENT_PREFIX)
+                                      or word.startswith(bounds.NONINFERIOR_PREFIX))
 LEAD_WORDS = {BETTER: "largest", WORSE: "not largest", INCONCLUSIVE: INCONCLUSIVE, NEEDS_SEEDS: NEEDS_SEEDS}
 _BLOCK = 4_000_000  # replicate × example cells per block (memory bound for large dev sets)
 # the columns of a comparison table besides its group keys (lines() prints the keys)
 RESULT_COLUMNS = ("a", "b", "a_score", "b_score", "diff", "lo", "hi", "verdict", "summary", "a_seeds", "b_seeds",
                   "examples", "replicates", "margin", "eq_lo", "eq_hi", "se", "df", "v_examples", "v_seeds",
-                  "interval", "same_seeds", "seeds_to_decide", "seeds_to_equivalence", "seeds_needed", "level")
+                  "interval", "same_seeds", "seeds_to_decide", "seeds_to_equivalence", "seeds_needed", "level",
+                  "bound", "bound_level", "bound_text", "p", "p_noninferior", "df_examples", "margin_reason")
 
 
 # decide mode's columns (lnft.decide): seeds per side at the look that stopped the comparison, and why it stopped
-SEQUENTIAL_COLUMNS = ("seeds", "stopped", "looks")
+SEQUENTIAL_COLUMNS = ("seeds", "stopped", "looks", "conditional_power")
 
 
 # ------------------------------------------------------------------ the vocabulary
 def verdict(lo: float, hi: float, margin: float | None = MARGIN, eq_lo: float | None = None,
             eq_hi: float | None = None) -> str:
     """The verdict word for a 95 % interval [lo, hi] of a difference (points) and, for equivalence, its
-    90 % interval [eq_lo, eq_hi] (TOST; default: [lo, hi], which is stricter). ``margin=None``: no
-    equivalence verdict (for quantities without a point scale)."""
+    90 % interval [eq_lo, eq_hi] (TOST; default: [lo, hi], which is stricter); *non-inferior within m* when
+    only the lower end lo (a one-sided 97.5 % bound) clears −m. ``margin=None``: no equivalence or
+    non-inferiority verdict (for quantities without a point scale)."""
     eq_lo, eq_hi = (lo, hi) if eq_lo is None or eq_hi is None else (eq_lo, eq_hi)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return INCONCLUSIVE
@@ -125,6 +146,8 @@ def verdict(lo: float, hi: float, margin: float | None = MARGIN, eq_lo: float | 
         return WORSE
     if margin is not None and np.isfinite(eq_lo) and np.isfinite(eq_hi) and -margin <= eq_lo and eq_hi <= margin:
         return equivalent_word(margin)
+    if margin is not None and lo > -margin:
+        return bounds.noninferior_word(margin)
     return INCONCLUSIVE
 
 
@@ -335,14 +358,14 @@ def _replicate_variance(a_reps: np.ndarray, b_reps: np.ndarray) -> float:
     return float(np.var(a_reps.mean(axis=1) - b_reps.mean(axis=1), ddof=1))
 
 
-def _welch_df(v_examples, va, vb, na, nb):
-    """Welch–Satterthwaite degrees of freedom of V_E + va + vb (va = s_a²/n_a; V_E: infinite df)."""
-    den = va ** 2 / (na - 1) + vb ** 2 / (nb - 1)
+def _welch_df(v_examples, va, vb, na, nb, df_examples=math.inf):
+    """Welch–Satterthwaite degrees of freedom of V_E + va + vb (va = s_a²/n_a; V_E with ``df_examples``)."""
+    den = va ** 2 / (na - 1) + vb ** 2 / (nb - 1) + (v_examples ** 2 / df_examples if df_examples < math.inf else 0)
     return np.where(den > 0, (v_examples + va + vb) ** 2 / np.where(den > 0, den, 1), np.inf)
 
 
 def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, level: float = LEVEL, *,
-               needed: bool = True, needed_level: float | None = None) -> dict:
+               needed: bool = True, needed_level: float | None = None, influence=None) -> dict:
     """The difference of two methods' mean task scores with its interval, TOST, verdict and seeds needed.
 
     ``a_full``/``b_full``: full-sample score per seed (points); ``a_reps``/``b_reps``: the same runs' scores
@@ -352,6 +375,10 @@ def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, le
     With one seed on a side: the example-only interval of these runs (the variance of their replicate
     difference), verdict ``NEEDS_SEEDS``. ``needed=False`` skips the seeds-needed search (simulations).
     ``needed_level``: the level the seeds-needed search assumes (decide mode: the last look's; default ``level``).
+    ``influence``: optional (g_a, g_b), the runs' example influences (``lnft.jackknife.task_influence``) that
+    give V_E its degrees of freedom (``df_examples``; without them V_E counts as exact). Also ``bound`` (lo:
+    the one-sided bound at ``bound_level`` = (1 + level) / 2), ``p`` (two-sided, vs 0) and ``p_noninferior``
+    (one-sided, vs −margin).
     """
     from scipy.special import ndtri, stdtrit
 
@@ -361,12 +388,14 @@ def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, le
     same = np.array_equal(np.sort(a_full), np.sort(b_full))  # the same scores on both sides: a difference of 0
     diff = 0.0 if same else float(a_full.mean() - b_full.mean())
     eq_q = 0.5 + equivalence_level(level) / 2
-    out = {"diff": diff, "seeds_to_decide": np.nan, "seeds_to_equivalence": np.nan, "seeds_needed": ""}
+    out = {"diff": diff, "seeds_to_decide": np.nan, "seeds_to_equivalence": np.nan, "seeds_needed": "",
+           "bound_level": bounds.one_sided_level(level), "p": np.nan, "p_noninferior": np.nan, "df_examples": np.nan}
     if na < 2 or nb < 2:
         v = _replicate_variance(a_reps, b_reps)
         se = math.sqrt(v)
         z, zq = ndtri(0.5 + level / 2), ndtri(eq_q)
         return {**out, "lo": diff - z * se, "hi": diff + z * se, "eq_lo": diff - zq * se, "eq_hi": diff + zq * se,
+                "bound": diff - z * se,
                 "se": se, "df": np.inf, "v_examples": v, "v_seeds": np.nan, "interval": EXAMPLES_ONLY,
                 "verdict": NEEDS_SEEDS,
                 "seeds_needed": f"{NEEDS_SEEDS} per side to estimate training noise"}
@@ -376,18 +405,28 @@ def difference(a_full, b_full, a_reps, b_reps, margin: float | None = MARGIN, le
     if va + vb == 0:  # every seed of each side scored the same: floor V_E at the runs' whole example noise
         v_e = max(v_e, _replicate_variance(a_reps, b_reps))
     se = math.sqrt(v_e + va + vb)
-    df = float(_welch_df(v_e, va, vb, na, nb))
+    df_e = jackknife.example_df(*influence) if influence is not None else math.inf
+    df = float(_welch_df(v_e, va, vb, na, nb, df_e))
     half, eq_half = stdtrit(df, 0.5 + level / 2) * se, stdtrit(df, eq_q) * se
     lo, hi, eq_lo, eq_hi = diff - half, diff + half, diff - eq_half, diff + eq_half
     word = verdict(lo, hi, margin, eq_lo, eq_hi)
     if se == 0 and word in (BETTER, WORSE):  # no better / worse from an estimate without any variance
         word = INCONCLUSIVE
     out.update(lo=lo, hi=hi, eq_lo=eq_lo, eq_hi=eq_hi, se=se, df=df, v_examples=v_e, v_seeds=va + vb,
-               interval=EXAMPLES_AND_SEEDS, verdict=word)
+               interval=EXAMPLES_AND_SEEDS, verdict=word, bound=lo, df_examples=df_e)
+    if se > 0:
+        from scipy.special import stdtr
+
+        out["p"] = float(2 * stdtr(df, -abs(diff) / se))
+        if margin is not None:
+            out["p_noninferior"] = float(stdtr(df, -(diff + margin) / se))
     if word == INCONCLUSIVE and needed:
-        decide, equal = seeds_needed(diff, sa2, sb2, v_e, margin, level=needed_level or level)
+        at = needed_level or level
+        decide, equal = seeds_needed(diff, sa2, sb2, v_e, margin, level=at)
+        low, high = sequential.variance_range(sa2, sb2, na, nb)
+        ranges = [seeds_needed(diff, f * sa2, f * sb2, v_e, margin, level=at) for f in (low, high)]
         out.update(seeds_to_decide=decide, seeds_to_equivalence=equal,
-                   seeds_needed=_needed_text(decide, equal, margin))
+                   seeds_needed=_needed_text(decide, equal, margin, ranges))
     return out
 
 
@@ -466,15 +505,25 @@ def _equivalence_power(delta, se, df, margin, level=LEVEL, nodes=128):
     return (ndtr((b - delta) / sd) - ndtr((-b - delta) / sd)).mean(axis=1)
 
 
-def _needed_text(decide: float, equal: float, margin: float | None) -> str:
-    """``seeds per side for 80 % power: 9 to decide vs 0, none suffice for ±1 equivalence``."""
+def _needed_text(decide: float, equal: float, margin: float | None, ranges=None) -> str:
+    """``seeds per side for 80 % power: 9 to decide vs 0, none suffice for ±1 equivalence``; with ``ranges``
+    (the same two estimates at the low and high end of the seed variance's 10–90 % range) each estimate is
+    followed by its range: ``20 (11–74)``."""
     def say(n):
         if n == math.inf:
             return "none suffice"
         return f"> {MOST_SEEDS}" if n > MOST_SEEDS else f"{int(n)}"
-    text = f"seeds per side for {POWER * 100:.0f} % power: {say(decide)} to decide vs 0"
+
+    def spread(i, n):
+        if ranges is None or n == math.inf:
+            return ""
+        lo, hi = ranges[0][i], ranges[1][i]
+        return "" if say(lo) == say(hi) else f" ({say(lo).replace('none suffice', '∞')}–{say(hi).replace('none suffice', '∞')})"
+    text = f"seeds per side for {POWER * 100:.0f} % power: {say(decide)}{spread(0, decide)} to decide vs 0"
     if margin is not None:
-        text += f", {say(equal)} for ±{margin:g} equivalence"
+        text += f", {say(equal)}{spread(1, equal)} for ±{margin:.3g} equivalence"
+    if ranges is not None and any(n != math.inf for n in (decide, equal)):
+        text += " (range: the 10–90 % range of the true seed variance)"
     return text
 
 
@@ -549,7 +598,7 @@ def _check_paired(runs: list[str], load, splits: list[str]) -> dict[str, np.ndar
 def compare(runs, a: str, b, *, on: str = "method", by=("task",), store=None, split: str = "dev",
             average: bool = True, replicates: int = REPLICATES, seed: int = 0, margin: float = MARGIN,
             predictions: dict | None = None, same_seeds: bool = False, level: float = LEVEL,
-            needed_level: float | None = None) -> pd.DataFrame:
+            needed_level: float | None = None, margin_reason: str = "") -> pd.DataFrame:
     """``a`` minus each of ``b`` (one name or a list), per group of ``by``: the difference of seed-mean task
     scores with its interval (training noise and paired example sampling, each once; Welch df), TOST
     equivalence within ±``margin`` and the verdict (module docstring).
@@ -568,12 +617,15 @@ def compare(runs, a: str, b, *, on: str = "method", by=("task",), store=None, sp
     ``interval`` (what it covers), ``same_seeds``, ``seeds_to_decide``, ``seeds_to_equivalence`` and
     ``seeds_needed`` (inconclusive rows; see ``seeds_needed``). ``level``: of the better / worse interval
     (TOST at ``equivalence_level(level)``); decide mode (``lnft.decide``) passes each look's level.
+    ``margin``: points, or {task: points, "default": points} (``lnft.bounds.margin_for``); ``margin_reason``:
+    where it came from (recorded with every row). Every row also holds ``bound`` / ``bound_text`` (what it
+    establishes for every margin), ``p``, ``p_noninferior`` and ``df_examples`` (``difference``).
     """
     by = (by,) if isinstance(by, str) else tuple(by)
     index, given = _index(runs, on, by)
     return _compare(index, given, a, b, on=on, by=by, store=store, split=split, average=average,
                     replicates=replicates, seed=seed, margin=margin, predictions=predictions, same_seeds=same_seeds,
-                    level=level, needed_level=needed_level)
+                    level=level, needed_level=needed_level, margin_reason=margin_reason)
 
 
 def _seed_text(seeds) -> str:
@@ -581,11 +633,10 @@ def _seed_text(seeds) -> str:
 
 
 def _compare(index, given, a, b, *, on, by, store, split, average, replicates, seed, margin, predictions,
-             same_seeds=False, level=LEVEL, needed_level=None):
+             same_seeds=False, level=LEVEL, needed_level=None, margin_reason=""):
     if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < MIN_REPLICATES:
         raise LnftError(f"invalid replicates {replicates!r}; allowed: an integer >= {MIN_REPLICATES}")
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (0 < margin < math.inf):
-        raise LnftError(f"invalid margin {margin!r}; allowed: a positive number of points")
+    bounds.check_margin(margin)
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not (0.5 < level < 1):
         raise LnftError(f"invalid level {level!r}; allowed: a number between 0.5 and 1 (e.g. 0.95)")
     others = [b] if isinstance(b, str) else list(b)
@@ -622,11 +673,12 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
         preds = {m: {s: np.stack([load(r)[s].preds for r in ids]) for s in splits} for m, ids in members.items()}
         boot = task_replicates(task, labels, preds, replicates=replicates, seed=seed, key=(task.name, *key))
         examples = sum(len(labels[s]) for s in splits)
+        influences = jackknife.task_influence(task, labels, preds)  # the df of V_E
         for m in methods:
-            per[(key, m)] = (seeds_of[m], *boot[m], examples)
+            per[(key, m)] = (seeds_of[m], *boot[m], examples, influences[m])
         for other in methods[1:]:
-            rows.append(_row(labels_by, a, other, per[(key, a)], per[(key, other)], replicates, margin, level,
-                             needed_level))
+            rows.append(_row(labels_by, a, other, per[(key, a)], per[(key, other)], replicates,
+                             bounds.margin_for(margin, task.name), level, needed_level, margin_reason))
     table = pd.DataFrame(rows)
     if average and "task" in by and len(table) and table["task"].nunique() > 1:
         rest = [c for c in by if c != "task"]
@@ -643,8 +695,9 @@ def _compare(index, given, a, b, *, on, by, store, split, average, replicates, s
                 labels_by = {**dict(zip(rest, rk)), "task": "average"}
                 names = [k[pos] for k in keys]
                 averaged.append(_row(labels_by, a, other, _average([per[(k, a)] for k in keys], names, a),
-                                     _average([per[(k, other)] for k in keys], names, other), replicates, margin,
-                                     level, needed_level))
+                                     _average([per[(k, other)] for k in keys], names, other), replicates,
+                                     bounds.margin_for(margin, "average", names), level, needed_level,
+                                     margin_reason))
         table = pd.concat([table, pd.DataFrame(averaged)], ignore_index=True)
     columns = [*by, *RESULT_COLUMNS]
     return table.reindex(columns=columns)
@@ -663,13 +716,19 @@ def _average(parts, tasks=None, method=""):
     common = list(parts[0][0])
     full = np.mean([p[1][[p[0].index(s) for s in common]] for p in parts], axis=0)
     reps = np.mean([p[2][:, [p[0].index(s) for s in common]] for p in parts], axis=0)
-    return common, full, reps, sum(p[3] for p in parts)
+    # example influences: each task's examples once, on the average's scale (1 / tasks)
+    influence = np.concatenate([p[4][[p[0].index(s) for s in common]] for p in parts], axis=1) / len(parts)
+    return common, full, reps, sum(p[3] for p in parts), influence
 
 
-def _row(labels_by, a, b, side_a, side_b, replicates, margin, level=LEVEL, needed_level=None) -> dict:
-    (seeds_a, full_a, reps_a, examples), (seeds_b, full_b, reps_b, _) = side_a, side_b
-    d = difference(full_a, full_b, reps_a, reps_b, margin, level, needed_level=needed_level)
+def _row(labels_by, a, b, side_a, side_b, replicates, margin, level=LEVEL, needed_level=None,
+         margin_reason="") -> dict:
+    (seeds_a, full_a, reps_a, examples, g_a), (seeds_b, full_b, reps_b, _, g_b) = side_a, side_b
+    d = difference(full_a, full_b, reps_a, reps_b, margin, level, needed_level=needed_level, influence=(g_a, g_b))
     summary = describe(d["diff"], d["lo"], d["hi"], d["verdict"], interval=d["interval"], level=level)
+    d["bound_text"] = bounds.bound_text(a, b, d["bound"], level) if d["interval"] == EXAMPLES_AND_SEEDS else ""
+    if d["bound_text"]:
+        summary += f"; {d['bound_text']}"
     if d["verdict"] == INCONCLUSIVE:
         summary += f"; {d['seeds_needed']}"
     if d["verdict"] == NEEDS_SEEDS:
@@ -677,17 +736,17 @@ def _row(labels_by, a, b, side_a, side_b, replicates, margin, level=LEVEL, neede
     return {**labels_by, "a": a, "b": b, "a_score": float(full_a.mean()), "b_score": float(full_b.mean()),
             **d, "summary": summary, "a_seeds": len(full_a), "b_seeds": len(full_b), "examples": examples,
             "replicates": replicates, "margin": float(margin), "same_seeds": list(seeds_a) == list(seeds_b),
-            "level": float(level)}
+            "level": float(level), "margin_reason": margin_reason}
 
 
 def lines(table: pd.DataFrame) -> list[str]:
     """One printable line per comparison: ``sst2: layernorm − full = worse: −2.4 points (95 % CI …; 2 vs 2
-    seeds, 400 examples, margin ±1)``."""
+    seeds, 400 examples, margin 1)``."""
     keys = [c for c in table.columns if c not in RESULT_COLUMNS and c not in SEQUENTIAL_COLUMNS]
     out = []
     for _, row in table.iterrows():
         where = ", ".join(f"{row[k]}" if k == "task" else f"{k} {row[k]}" for k in keys)
-        margin = f", margin ±{row['margin']:g}" if "margin" in row and pd.notna(row["margin"]) else ""
+        margin = f", margin {row['margin']:.3g}" if "margin" in row and pd.notna(row["margin"]) else ""
         out.append(f"{where}: {row['a']} − {row['b']} = {row['summary']}; {row['a']} {row['a_score']:.1f}, "
                    f"{row['b']} {row['b_score']:.1f}; {row['a_seeds']} vs {row['b_seeds']} seeds, "
                    f"{row['examples']} examples{margin}"
@@ -713,7 +772,7 @@ def method_verdicts(runs, chosen: pd.DataFrame | None = None, reference: str = "
     if others is None:
         others = [m for m in dict.fromkeys(index["method"]) if m != reference]
     options = {"split": "dev", "average": True, "replicates": REPLICATES, "seed": 0, "margin": MARGIN,
-               "predictions": None, "same_seeds": True, "level": LEVEL, **options}
+               "predictions": None, "same_seeds": True, "level": LEVEL, "margin_reason": "", **options}
     return _compare(index, given, reference, list(others), on="method", by=("task",), store=store, **options)
 
 
@@ -851,12 +910,14 @@ def reference_verdicts(subsets: pd.DataFrame, reference: str = "all LayerNorm",
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def smallest_fraction(table: pd.DataFrame, accept=(EQUIVALENT, BETTER)) -> pd.DataFrame:
+def smallest_fraction(table: pd.DataFrame, accept=None) -> pd.DataFrame:
     """Per task and rule (column ``a``) of a ``reference_verdicts`` table: the smallest fraction whose
-    verdict is in ``accept`` (missing, NaN, when no fraction qualifies), with that row's summary."""
+    verdict is in ``accept`` (default: *better*, *equivalent* or *non-inferior* at the row's margin:
+    ``accepts_little_loss``; missing, NaN, when no fraction qualifies), with that row's summary."""
     rows = []
     for (task, rule), part in table.groupby(["task", "a"], sort=True):
-        ok = part[part["verdict"].isin(accept)].sort_values("fraction")
+        ok = part["verdict"].map(accepts_little_loss) if accept is None else part["verdict"].isin(accept)
+        ok = part[ok.astype(bool)].sort_values("fraction")
         rows.append({"task": task, "rule": rule, "smallest fraction": ok["fraction"].iloc[0] if len(ok) else None,
                      "summary": ok["summary"].iloc[0] if len(ok) else None, "fractions tried": len(part)})
     return pd.DataFrame(rows)

@@ -544,9 +544,10 @@ def fraction_within(vs_all: pd.DataFrame, rule: str = "fisher-global", margin: f
     flagged (a flagged run at any fraction can move the smallest fraction)."""
     from . import stats
 
-    margin = stats.MARGIN if margin is None else margin
+    given = margin
     rows = []
     for (task, point), part in vs_all[vs_all["a"] == rule].groupby(["task", "point"], sort=False):
+        margin = given if given is not None else (float(part["margin"].iloc[0]) if "margin" in part else stats.MARGIN)
         small = stats.smallest_fraction(part).iloc[0]
         lo, hi = ("eq_lo", "eq_hi") if "eq_lo" in part else ("lo", "hi")  # equivalence: the TOST (90 %) interval
         narrowest = float((part[hi] - part[lo]).min())

@@ -22,6 +22,10 @@ shared by a chunk of independent experiments) with ``stats.weighted_metric`` and
 for the README's table (``--quick`` for fewer experiments); ``tests/test_stats.py`` runs a subset.
 ``null_cell``: F1 and Matthews (nonlinear, imbalanced labels) at a true difference of exactly 0 — both
 methods from the same model, so the truth needs no formula; a nonzero truth is not simulated for them.
+``--bounds`` (``bound_table``): the one-sided bound and the *non-inferior* word (false rate at a true −m,
+coverage, power against the number of dev examples ``N`` and seeds); ``--sequential`` (``sequential_table``):
+decide mode with its real stop rule. Every cell gives V_E its jackknife df, as ``stats.compare`` does. More
+tables: one entry in ``TABLES``.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ import numpy as np
 from scipy.special import ndtri, stdtrit
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-from lnft import stats  # noqa: E402
+from lnft import jackknife, stats  # noqa: E402
 
 N = 400  # shared dev examples
 BASE = {"accuracy": 80.0, "pearson": 85.0}  # the worse method's true score (points)
@@ -59,8 +63,13 @@ def _solve(f, target, lo, hi):
     return (lo + hi) / 2
 
 
-@functools.lru_cache(maxsize=None)
 def calibrate(metric: str, sd: float) -> float:
+    """``_calibrate`` at the current number of shared dev examples ``N``."""
+    return _calibrate(metric, sd, N)
+
+
+@functools.lru_cache(maxsize=None)
+def _calibrate(metric: str, sd: float, n: int) -> float:
     """σ_τ (accuracy) or σ_λ (Pearson) that gives a seed's score on a fixed dev set the sd ``sd`` points:
     the run-specific part is measured (σ = 0, many runs on a few dev sets), the training part added on
     top by the slope of the expected score."""
@@ -70,12 +79,12 @@ def calibrate(metric: str, sd: float) -> float:
     for _ in range(8):
         if metric == "accuracy":
             theta = np.sqrt(1 + rho ** 2) * ndtri(BASE[metric] / 100)
-            d = rng.normal(size=N)
-            scores = 100 * (d + rho * rng.normal(size=(400, N)) < theta).mean(axis=1)
+            d = rng.normal(size=n)
+            scores = 100 * (d + rho * rng.normal(size=(400, n)) < theta).mean(axis=1)
         else:
             lam = _solve(lambda x: _pearson_truth(x, 0.0, rho), BASE[metric], 0.0, 10.0)
-            y, h = rng.normal(size=N), rng.normal(size=N)
-            p = y + lam * (h + rho * rng.normal(size=(400, N)))
+            y, h = rng.normal(size=n), rng.normal(size=n)
+            p = y + lam * (h + rho * rng.normal(size=(400, n)))
             scores = 100 * np.array([np.corrcoef(row, y)[0, 1] for row in p])
         run_var.append(scores.var(ddof=1))
     train_sd = np.sqrt(max(sd ** 2 - np.mean(run_var), 1e-6))
@@ -88,10 +97,14 @@ def calibrate(metric: str, sd: float) -> float:
     return float(train_sd / slope)
 
 
-@functools.lru_cache(maxsize=None)
 def _levels(metric: str, sd: float, truth: float, kappa: float) -> tuple[float, float, float]:
-    """(level of a, level of b, σ) for the true difference ``truth`` (points)."""
-    sigma, rho = calibrate(metric, sd), RHO[metric]
+    return _levels_at(metric, sd, truth, kappa, N)
+
+
+@functools.lru_cache(maxsize=None)
+def _levels_at(metric: str, sd: float, truth: float, kappa: float, n: int) -> tuple[float, float, float]:
+    """(level of a, level of b, σ) for the true difference ``truth`` (points) with ``n`` dev examples."""
+    sigma, rho = _calibrate(metric, sd, n), RHO[metric]
     if metric == "accuracy":
         s = np.sqrt(1 + rho ** 2 + sigma ** 2)
         return float(s * ndtri((BASE[metric] + truth) / 100)), float(s * ndtri(BASE[metric] / 100)), sigma
@@ -134,12 +147,13 @@ def welch(a: np.ndarray, b: np.ndarray, level: float = stats.LEVEL) -> tuple[flo
 
 
 def run_cell(metric: str, seeds: int, sd: float, truth: float, experiments: int, *, kappa: float = 0.0,
-             replicates: int = stats.REPLICATES, seed: int = 0, chunk: int = 50) -> dict:
+             replicates: int = stats.REPLICATES, seed: int = 0, chunk: int = 50, margin: float = stats.MARGIN) -> dict:
     """``experiments`` independent experiments at one cell; per experiment lnft's interval, TOST interval
     and verdict, and Welch's interval. Returns arrays (lo, hi, verdict, welch_lo, welch_hi, ...) and truth."""
     rng = np.random.default_rng([seed, seeds, int(sd * 100), int(truth * 100) + 10_000, int(kappa * 100),
-                                 0 if metric == "accuracy" else 1])
-    out = {k: np.empty(experiments) for k in ("diff", "lo", "hi", "eq_lo", "eq_hi", "welch_lo", "welch_hi")}
+                                 0 if metric == "accuracy" else 1, N])
+    out = {k: np.empty(experiments) for k in ("diff", "lo", "hi", "eq_lo", "eq_hi", "welch_lo", "welch_hi", "v_examples",
+                                              "se")}
     words = []
     ones = np.ones((1, N))
     runs = 2 * seeds
@@ -151,10 +165,12 @@ def run_cell(metric: str, seeds: int, sd: float, truth: float, experiments: int,
         preds = preds.reshape(len(batch) * runs, N)
         full = 100 * stats.weighted_metric(metric, labels, preds, ones)[0]
         reps = 100 * stats.weighted_metric(metric, labels, preds, weights)
+        g = 100 * jackknife.influence(metric, labels, preds)  # V_E's df, as stats.compare gives it
         for j, e in enumerate(batch):
             a, b = slice(runs * j, runs * j + seeds), slice(runs * j + seeds, runs * (j + 1))
-            d = stats.difference(full[a], full[b], reps[:, a], reps[:, b], needed=False)
-            for k in ("diff", "lo", "hi", "eq_lo", "eq_hi"):
+            d = stats.difference(full[a], full[b], reps[:, a], reps[:, b], margin, needed=False,
+                                 influence=(g[a], g[b]))
+            for k in ("diff", "lo", "hi", "eq_lo", "eq_hi", "v_examples", "se"):
                 out[k][e] = d[k]
             words.append(d["verdict"])
             out["welch_lo"][e], out["welch_hi"][e] = welch(full[a], full[b])
@@ -191,17 +207,17 @@ def sequential_cell(metric: str, first: int, most: int, sd: float, truth: float,
                     kappa: float = 0.0, naive: bool = False, replicates: int = 500, seed: int = 0,
                     chunk: int = 50, margin: float = stats.MARGIN, worst_case: bool = False) -> dict:
     """Decide mode (``lnft.decide``) with a known truth: per experiment ``most`` runs per method on one dev set;
-    look at n = ``first``…``most`` seeds per side (the first n runs), stop as ``Design.stop`` says. ``naive``:
-    every look at the plain 95 % rule (what repeated looks do without spending the error rate). ``worst_case``:
-    an inconclusive comparison always goes on to the next look (every look taken, the most chances of a false
-    call), whatever its seeds-needed estimate says. Returns the
-    stopping verdict, the seeds it used and why it stopped, per experiment."""
-    from lnft.decide import Design
+    look at n = ``first``…``most`` seeds per side (the first n runs), stop as ``Design.stop`` says (the real
+    rule: decided, futile by conditional power, or the maximum). ``naive``: every look at the plain 95 % rule.
+    ``worst_case``: an open comparison always goes on to the next look (every look taken, the most chances of
+    a false call), whatever its conditional power. Returns the stopping verdict, its lower bound, the seeds
+    it used and why it stopped, per experiment."""
+    from lnft.decide import CANNOT, Design
 
     design = Design(first, most)
     rng = np.random.default_rng([seed, first, most, int(sd * 100), int(truth * 100) + 10_000, int(kappa * 100),
-                                 0 if metric == "accuracy" else 1, int(naive)])
-    words, used, why = [], [], []
+                                 0 if metric == "accuracy" else 1, int(naive), N])
+    words, used, why, lows = [], [], [], []
     ones, runs = np.ones((1, N)), 2 * most
     for start in range(0, experiments, chunk):
         weights = stats._example_weights(rng, replicates, N)
@@ -211,45 +227,98 @@ def sequential_cell(metric: str, first: int, most: int, sd: float, truth: float,
         preds = preds.reshape(len(batch) * runs, N)
         full = 100 * stats.weighted_metric(metric, labels, preds, ones)[0]
         reps = 100 * stats.weighted_metric(metric, labels, preds, weights)
+        g = 100 * jackknife.influence(metric, labels, preds)
         for j, _ in enumerate(batch):
             for n in range(first, most + 1):
                 a, b = slice(runs * j, runs * j + n), slice(runs * j + most, runs * j + most + n)
                 level = stats.LEVEL if naive else design.level(n)
-                d = stats.difference(full[a], full[b], reps[:, a], reps[:, b], margin, level=level)
+                d = stats.difference(full[a], full[b], reps[:, a], reps[:, b], margin, level=level, needed=False,
+                                     influence=(g[a], g[b]))
                 stop = design.stop(d, n)
-                if worst_case and stop == "cannot decide within the maximum":
+                if worst_case and stop == CANNOT:
                     stop = "continue"
                 if stop != "continue":
                     break
             words.append(d["verdict"])
+            lows.append(d["lo"])
             used.append(n)
             why.append(stop)
-    return {"verdict": np.array(words), "seeds": np.array(used), "stopped": np.array(why), "truth": truth}
+    return {"verdict": np.array(words), "lo": np.array(lows), "seeds": np.array(used), "stopped": np.array(why),
+            "truth": truth}
+
+
+def _false(cell) -> float:
+    return float(np.isin(cell["verdict"], [stats.BETTER, stats.WORSE]).mean())
 
 
 def sequential_table(first: int = 3, most: int = 5, metrics=("accuracy", "pearson"), sds=(1.0, 2.0),
-                     experiments: int = 2000, kappas=(0.0, 0.3)) -> list[dict]:
-    """The docs' decide-mode table: false better/worse at a true 0 with the spent error rate and naively, in the
-    worst case (every look taken), false equivalence at a true +2 (margin ±1), decisions and mean seeds at a
-    true +3 under the real stop rule."""
+                     experiments: int = 2000, kappas=(0.0, 0.3), margin: float = stats.MARGIN) -> list[dict]:
+    """The docs' decide-mode table, every cell under the real stop rule: false better/worse at a true 0 (and in
+    the worst case, every look taken, with the exact level and at a naive 95 % per look), a false
+    non-inferior at a true −margin (the bound above −m), words and mean seeds at a true +3 and at 0."""
+    from lnft.decide import CANNOT
+
     rows = []
     for metric in metrics:
         for sd in sds:
-          for kappa in kappas:
-            zero = sequential_cell(metric, first, most, sd, 0.0, experiments, kappa=kappa, worst_case=True)
-            naive = sequential_cell(metric, first, most, sd, 0.0, experiments, kappa=kappa, naive=True, worst_case=True)
-            two = sequential_cell(metric, first, most, sd, 2.0, experiments // 2, kappa=kappa)
-            three = sequential_cell(metric, first, most, sd, 3.0, experiments // 2, kappa=kappa)
-            false = lambda c: float(np.isin(c["verdict"], [stats.BETTER, stats.WORSE]).mean())  # noqa: E731
-            rows.append({"metric": metric, "sd": sd, "kappa": kappa, "looks": f"{first}-{most}",
-                         "false better/worse at 0": false(zero), "naive false better/worse at 0": false(naive),
-                         "false equivalent at +2": float((two["verdict"] == stats.EQUIVALENT).mean()),
-                         "better at +3": float((three["verdict"] == stats.BETTER).mean()),
-                         "mean seeds at +3": float(three["seeds"].mean()), "mean seeds at 0": float(zero["seeds"].mean())})
-            r = rows[-1]
-            print(f"| {metric} | {sd:g} | {kappa:g} | {r['looks']} | {r['false better/worse at 0']:.3f} | "
-                  f"{r['naive false better/worse at 0']:.3f} | {r['false equivalent at +2']:.3f} | "
-                  f"{r['better at +3']:.2f} | {r['mean seeds at +3']:.1f} | {r['mean seeds at 0']:.1f} |", flush=True)
+            for kappa in kappas:
+                zero = sequential_cell(metric, first, most, sd, 0.0, experiments, kappa=kappa, margin=margin)
+                worst = sequential_cell(metric, first, most, sd, 0.0, experiments, kappa=kappa, worst_case=True)
+                naive = sequential_cell(metric, first, most, sd, 0.0, experiments, kappa=kappa, naive=True,
+                                        worst_case=True)
+                edge = sequential_cell(metric, first, most, sd, -margin, experiments, kappa=kappa, margin=margin)
+                three = sequential_cell(metric, first, most, sd, 3.0, experiments // 2, kappa=kappa, margin=margin)
+                rows.append({"metric": metric, "sd": sd, "kappa": kappa, "looks": f"{first}-{most}",
+                             "false better/worse at 0": _false(zero), "same, every look taken": _false(worst),
+                             "naive, every look taken": _false(naive),
+                             "non-inferior at -m": float((edge["lo"] > -margin).mean()),
+                             "better at +3": float((three["verdict"] == stats.BETTER).mean()),
+                             "mean seeds at +3": float(three["seeds"].mean()),
+                             "mean seeds at 0": float(zero["seeds"].mean()),
+                             "futile at 0": float((zero["stopped"] == CANNOT).mean())})
+                r = rows[-1]
+                print(f"| {metric} | {sd:g} | {kappa:g} | {r['looks']} | {r['false better/worse at 0']:.3f} | "
+                      f"{r['same, every look taken']:.3f} | {r['naive, every look taken']:.3f} | "
+                      f"{r['non-inferior at -m']:.3f} | {r['better at +3']:.2f} | {r['mean seeds at +3']:.1f} | "
+                      f"{r['mean seeds at 0']:.1f} |", flush=True)
+    return rows
+
+
+def bound_table(metrics=("accuracy", "pearson"), seed_counts=(3, 5), examples=(400, 872, 1500), sds=(1.0,),
+                kappas=(0.0, 0.6), experiments: int = 1000, margin: float = stats.MARGIN,
+                replicates: int = 500) -> list[dict]:
+    """The one-sided bound with a known truth: at a true −margin the chance that the bound clears −margin
+    (a false *non-inferior*: at most 2.5 %), the bound's coverage (truth >= bound: at least 97.5 %), pooled over
+    the truths −margin and 0, and the power to show non-inferiority at a true 0 against the number of dev
+    examples and seeds (kappa 0.6: the methods err on different examples, so example noise dominates)."""
+    global N
+    rows, keep = [], N
+    try:
+        for metric in metrics:
+            for n_examples in examples:
+                N = n_examples
+                for seeds in seed_counts:
+                    for sd in sds:
+                        for kappa in kappas:
+                            edge = run_cell(metric, seeds, sd, -margin, experiments, kappa=kappa, margin=margin,
+                                            replicates=replicates)
+                            zero = run_cell(metric, seeds, sd, 0.0, experiments, kappa=kappa, margin=margin,
+                                            replicates=replicates)
+                            covered = np.concatenate([edge["lo"] <= -margin, zero["lo"] <= 0.0])
+                            share = float(np.median(zero["v_examples"] / zero["se"] ** 2))
+                            rows.append({"metric": metric, "examples": n_examples, "seeds": seeds, "sd": sd,
+                                         "kappa": kappa, "example share": share,
+                                         "non-inferior at -m": float((edge["lo"] > -margin).mean()),
+                                         "bound coverage": float(covered.mean()),
+                                         "two-sided coverage": float(np.mean(np.concatenate(
+                                             [(c["lo"] <= c["truth"]) & (c["truth"] <= c["hi"]) for c in (edge, zero)]))),
+                                         "non-inferior at 0": float((zero["lo"] > -margin).mean())})
+                            r = rows[-1]
+                            print(f"| {metric} | {n_examples} | {seeds} | {sd:g} | {kappa:g} | {share:.2f} | "
+                                  f"{r['non-inferior at -m']:.3f} | {r['bound coverage']:.3f} | "
+                                  f"{r['two-sided coverage']:.3f} | {r['non-inferior at 0']:.2f} |", flush=True)
+    finally:
+        N = keep
     return rows
 
 
@@ -297,6 +366,32 @@ def _line(r: dict) -> str:
             f"{r['better at +5']:.2f} / {r['welch better at +5']:.2f} | {r['width']:.1f} / {r['welch width']:.1f} |")
 
 
+def _sequential(args):
+    print("| metric | seed sd | kappa | looks (seeds per side) | false better/worse at a true 0 (real stop rule) "
+          "| same, every look taken | same, every look at 95 % (naive) | non-inferior (±1) at a true −1 | better at "
+          "a true +3 | mean seeds per side at +3 | mean seeds per side at 0 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    sequential_table(metrics=args.metrics, experiments=args.experiments or (300 if args.quick else 2000))
+
+
+def _bounds(args):
+    print("| metric | dev examples | seeds per side | seed sd | kappa | example share of the variance | "
+          "non-inferior (1) at a true −1 | coverage of the one-sided bound | coverage of the two-sided interval "
+          "| non-inferior (1) at a true 0 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    bound_table(metrics=args.metrics, experiments=args.experiments or (300 if args.quick else 1000))
+
+
+# Extra tables, each a command-line flag: name -> (help, function of the parsed arguments that prints the table).
+# Another rule's simulation (say, claim 1's ranking with a fixed or corrected comparator) adds one entry here and
+# reuses the generative models and cells above.
+TABLES = {
+    "sequential": ("decide mode's repeated looks (3 to 5 seeds per side, kappa 0 and 0.3), the real stop rule",
+                   _sequential),
+    "bounds": ("the one-sided bound: false non-inferior at −1, coverage, power against examples and seeds", _bounds),
+}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="300/300/300 experiments per truth")
@@ -304,18 +399,16 @@ def main(argv=None) -> int:
     parser.add_argument("--replicates", type=int, default=stats.REPLICATES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 5])
     parser.add_argument("--metrics", nargs="+", default=["accuracy", "pearson"])
-    parser.add_argument("--sequential", action="store_true",
-                        help="decide mode's repeated looks (3 to 5 seeds per side, kappa 0 and 0.3) instead")
+    parser.add_argument("--experiments", type=int, default=None, help="experiments per cell (the extra tables)")
+    for name, (text, _) in TABLES.items():
+        parser.add_argument(f"--{name}", action="store_true", help=f"{text} instead")
     args = parser.parse_args(argv)
     tick = time.perf_counter()
-    if args.sequential:
-        print("| metric | seed sd | kappa | looks (seeds per side) | false better/worse at a true 0, every look taken: "
-              "spent α | same, every look at 95 % (naive) | false equivalent (±1) at a true +2 | better at a true +3 "
-              "| mean seeds per side at +3 | mean seeds per side at 0 (worst case) |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        sequential_table(metrics=args.metrics, experiments=300 if args.quick else 2000)
-        print(f"({time.perf_counter() - tick:.0f} s)")
-        return 0
+    for name, (_, show) in TABLES.items():
+        if getattr(args, name.replace("-", "_")):
+            show(args)
+            print(f"({time.perf_counter() - tick:.0f} s)")
+            return 0
     print("| metric | seeds per side | seed sd | coverage of the 95 % interval: lnft / Welch | false better/worse "
           "at a true 0: lnft / Welch | false equivalent at a true +2 | equivalent (±1) at a true 0 | better at a "
           "true +5: lnft / Welch | median width at a true 0 (points): lnft / Welch |")
