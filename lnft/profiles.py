@@ -38,7 +38,7 @@ PROFILES = {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs={"full": 1, "default": 2},
                        patience=2, eval_every=1, batch_size=16, max_train_samples=32, max_eval_samples=32,
                        device="auto", precision="auto"),
-        "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
+        "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=True),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS, method_tasks={"lora": ["sst2"]},
                                    decide=True, max_seeds=3,
                                    lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]},
@@ -56,7 +56,7 @@ PROFILES = {
                        patience=3, eval_every=24, batch_size=32, max_train_samples=500, max_eval_samples=400,
                        device="auto", precision="auto"),
         # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's full runs (same configs)
-        "01_change_analysis": dict(seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2),
+        "01_change_analysis": dict(seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
         # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
         # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3.
         # "Why LayerNorm" in quick: random-channels only (the same element count as LayerNorm, drawn anywhere
@@ -95,7 +95,7 @@ PROFILES = {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb"], epochs={"full": 5, "default": 8},
                        patience=3, eval_every=None, batch_size=32, max_train_samples=2000, max_eval_samples=1500,
                        device="auto", precision="auto"),
-        "01_change_analysis": dict(seeds=[0, 1, 2], lr=1e-4, layernorm_lr=1e-2),
+        "01_change_analysis": dict(seeds=[0, 1, 2], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=["full", "layernorm", "bitfit", "lora", "head"],
                                    method_tasks={"bitfit": ["sst2"], "lora": ["sst2"]},
                                    lr_grid={"full": [1e-4], "lora": [1e-3], "default": [1e-2]}, comparators=[],
@@ -110,7 +110,7 @@ PROFILES = {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs={"full": 3, "default": 10},
                        patience=3, eval_every=None, batch_size=32, max_train_samples=None, max_eval_samples=None,
                        device="auto", precision="auto"),
-        "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
+        "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3, revert_per_layer=True),
         # Leaner (issue 25; `lnft plan --profile full`): 750 M training examples × epochs before (4,800 runs; the
         # issue counted 222 M / 1,455 runs when it was filed, before notebook 3 gave every rule a four-rate grid),
         # 64 M at the first look now, at most 106 M if decide mode took every open comparison to 5 seeds (<= half
@@ -139,7 +139,7 @@ PROFILES = {
         "common": dict(model="bert-large-cased", data=HUB_GLUE, tasks=["cola", "sst2", "mrpc", "stsb", "rte"],
                        epochs={"full": 3, "default": 10}, patience=3, eval_every=None, batch_size=32,
                        max_train_samples=None, max_eval_samples=None, device="auto", precision="auto"),
-        "01_change_analysis": dict(seeds=[0, 1, 2, 3, 4], lr=2e-5, layernorm_lr=1e-3),
+        "01_change_analysis": dict(seeds=[0, 1, 2, 3, 4], lr=2e-5, layernorm_lr=1e-3, revert_per_layer=True),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]},
                                    comparators=WHY_METHODS, method_tasks={}, decide=True, max_seeds=8),
@@ -278,6 +278,10 @@ SCHEMA: dict[str, Spec] = {
     "lr": Spec("a finite number > 0", _rate),
     # notebook 1
     "layernorm_lr": Spec("a finite number > 0", _rate),
+    # the revert test (lnft.revert): every component in every layer at once, and with this also layer by layer
+    # (one dev evaluation per component × layer and run: ~50 more per run; quick and standard revert whole
+    # components only, to stay in their time budgets on 2 CPU cores)
+    "revert_per_layer": Spec("True or False", lambda v: isinstance(v, bool)),
     # notebook 2
     "methods": Spec(f"a non-empty list of distinct methods ({_METHOD_NAMES})", lambda v: _list(v, _method)),
     "method_tasks": Spec("{method: a non-empty list of distinct task names} (a method runs on those tasks only; "
