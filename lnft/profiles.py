@@ -30,6 +30,11 @@ PEFT_METHODS = ["full", "layernorm", "layernorm-output", "bitfit", "lora", "head
 # notebook 2, "why LayerNorm": LayerNorm's two halves, and comparators of LayerNorm's size (exactly: random-channels;
 # the same order: ia3), each trained under the same protocol as the methods and compared with layernorm
 WHY_METHODS = ["layernorm-gain", "layernorm-bias", "random-channels", "ia3"]
+# "why LayerNorm" in the reference report (issue 35): is LayerNorm's *placement* special? random-channels (LayerNorm's
+# exact element count, drawn anywhere among biases and LayerNorms), the output LayerNorm only (the paper's claim-1
+# component), the LayerNorm gains only, and IA³ (learned scalings of the same order of size), on SST-2 and STS-B
+# (method_tasks): 4 comparators x 2 tasks x 3 seeds = 24 LayerNorm-sized runs at the first look
+WHY_REFERENCE = ["random-channels", "layernorm-output", "layernorm-gain", "ia3"]
 FULL_LRS = [2e-5, 5e-5, 1e-4]
 PEFT_LRS = [1e-3, 3e-3, 1e-2]
 
@@ -97,8 +102,8 @@ PROFILES = {
                        device="auto", precision="auto"),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=["full", "layernorm", "bitfit", "lora", "head"],
-                                   method_tasks={"bitfit": ["sst2"], "lora": ["sst2"]},
-                                   lr_grid={"full": [1e-4], "lora": [1e-3], "default": [1e-2]}, comparators=[],
+                                   method_tasks={"bitfit": ["sst2"], "lora": ["sst2"], **{m: ["sst2", "stsb"] for m in WHY_REFERENCE}},
+                                   lr_grid={"full": [1e-4], "lora": [1e-3], "default": [1e-2]}, comparators=WHY_REFERENCE,
                                    decide=True, max_seeds=5),
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1, 2], fractions=[1, 100], control_fractions=[1, 10],
                                   cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
@@ -323,9 +328,10 @@ _DECIDE_RULES = [
 NOTEBOOK_RULES = {
     "02_peft_comparison": [
         *_DECIDE_RULES,
-        (lambda v: set(v.get("method_tasks", {})) <= set(v["methods"]) - {"layernorm", "head"}
+        (lambda v: set(v.get("method_tasks", {})) <= (set(v["methods"]) | set(v.get("comparators", []))) - {"layernorm", "head"}
          and all(set(ts) <= set(v["tasks"]) for ts in v.get("method_tasks", {}).values()),
-         "method_tasks may restrict methods other than 'layernorm' and 'head' to tasks of the profile's tasks"),
+         "method_tasks may restrict methods and comparators other than 'layernorm' and 'head' to tasks of the "
+         "profile's tasks"),
         (lambda v: {"layernorm", "head"} <= set(v["methods"]) and len(v["methods"]) >= 2,
          "methods must include 'layernorm' (compared with every other method) and 'head' (the control)"),
         (lambda v: "default" in v["lr_grid"] or set(v["methods"]) <= set(v["lr_grid"]),
@@ -456,7 +462,8 @@ def resolve(notebook: str, profile: str, **overrides) -> Params:
                             f"(the spec's task {task.name!r} replaces them)")
         values.update(tasks=[task.name], task_spec=task.spec.path)
     if "method_tasks" in values and overrides.get("method_tasks") is None:
-        values["method_tasks"] = _fit_method_tasks(values["method_tasks"], values["methods"], values["tasks"])
+        values["method_tasks"] = _fit_method_tasks(values["method_tasks"],
+                                                   [*values["methods"], *values.get("comparators", [])], values["tasks"])
     check_values(notebook, values)
     if isinstance(values.get("epochs"), dict):
         from .methods import METHODS
