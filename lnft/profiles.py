@@ -52,7 +52,7 @@ PROFILES = {
                                   fisher_samples=16, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
                                   rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
                                   fisher_points=["pretrained", "finetuned"], relabel_seed=0, baseline_lr={"full": 1e-4},
-                                  decide=True, max_seeds=3),
+                                  decide=True, max_seeds=3, reference_grid=True),
     },
     "quick": {
         # 500 examples = 16 steps per epoch: full ≤ 96 steps, the others ≤ 192; the step arithmetic that
@@ -74,11 +74,14 @@ PROFILES = {
         # seeds shared by the points) x 1 fraction x 2 rates = 12 masked runs; the all-LayerNorm, head and
         # full runs are notebook 2's; no union/intersection runs (full, paper). 2 folds x 250 examples: at
         # pretrained the 500 training examples, at finetuned 500 train-file rows the run did not fit
+        # claim 3 as a curve (issue 35), trimmed: one fraction below 100 %, but every rule and the all-LayerNorm
+        # reference on the same three-rate grid (one rate above the 3e-2 both rules chose before), each choosing on
+        # validation: (2 points x 2 seeds + 2 random) x 1 fraction x 3 rates = 18 masked runs + 4 reference runs
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[1, 100], control_fractions=[1, 10],
-                                  cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
+                                  cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2, 1e-1],
                                   rules=["fisher-global", "random"], fisher_kind="empirical",
                                   fisher_points=["pretrained", "finetuned"], relabel_seed=0, baseline_lr={"full": 1e-4},
-                                  decide=False, max_seeds=None),
+                                  decide=False, max_seeds=None, reference_grid=True),
     },
     # The reference report (issue 25): sized to answer claims 2 and 3 on the 2-core machine in <= 2 hours cold.
     # Seed spreads measured in the quick profile (per-seed sd of dev scores 0.5-2 points) and the dev-example
@@ -105,11 +108,16 @@ PROFILES = {
                                    method_tasks={"bitfit": ["sst2"], "lora": ["sst2"], **{m: ["sst2", "stsb"] for m in WHY_REFERENCE}},
                                    lr_grid={"full": [1e-4], "lora": [1e-3], "default": [1e-2]}, comparators=WHY_REFERENCE,
                                    decide=True, max_seeds=5),
-        "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1, 2], fractions=[1, 100], control_fractions=[1, 10],
-                                  cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
-                                  rules=["fisher-global", "random"], fisher_kind="empirical",
-                                  fisher_points=["pretrained"], relabel_seed=0, baseline_lr={"full": 1e-4},
-                                  decide=True, max_seeds=5),
+        # Claim 3 as a curve (issue 35): SST-2 and STS-B, fractions from well below 1 % (0.5) to 100 %, Fisher at the
+        # pre-trained point (the paper's; the random head sets its mask) and at the fine-tuned point (label-dependent),
+        # Fisher top-k, random-k and the all-LayerNorm reference each choosing on validation from the same three
+        # rates (3e-2 was the top of the old two-rate grid and both rules chose it, †; 1e-1 lies above it):
+        # (2 points x 3 seeds + 3 random) x 3 fractions x 3 rates x 2 tasks = 162 masked runs + 18 reference runs
+        "03_fisher_subsets": dict(tasks=["sst2", "stsb"], seeds=[0, 1, 2], fractions=[0.5, 2, 10, 100],
+                                  control_fractions=[1, 10], cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2,
+                                  masked_lrs=[1e-2, 3e-2, 1e-1], rules=["fisher-global", "random"],
+                                  fisher_kind="empirical", fisher_points=["pretrained", "finetuned"], relabel_seed=0,
+                                  baseline_lr={"full": 1e-4}, decide=True, max_seeds=5, reference_grid=True),
     },
     "full": {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs={"full": 3, "default": 10},
@@ -138,7 +146,7 @@ PROFILES = {
                                   cv_fractions=[], folds=3, lr=1e-2, masked_lrs=[1e-2, 3e-2],
                                   rules=["fisher-global", "random"], fisher_kind="empirical",
                                   fisher_points=["pretrained", "finetuned"], relabel_seed=0,
-                                  baseline_lr={"full": 5e-5}, decide=True, max_seeds=5),
+                                  baseline_lr={"full": 5e-5}, decide=True, max_seeds=5, reference_grid=True),
     },
     "paper": {
         "common": dict(model="bert-large-cased", data=HUB_GLUE, tasks=["cola", "sst2", "mrpc", "stsb", "rte"],
@@ -153,7 +161,7 @@ PROFILES = {
                                   cv_fractions=[1, 5, 20], folds=3, lr=3e-3, masked_lrs=[1e-3, 3e-3, 1e-2, 3e-2],
                                   rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
                                   fisher_points=["pretrained", "head-warmup", "finetuned"], relabel_seed=0,
-                                  baseline_lr={"full": 2e-5}, decide=True, max_seeds=8),
+                                  baseline_lr={"full": 2e-5}, decide=True, max_seeds=8, reference_grid=True),
     },
 }
 
@@ -312,6 +320,9 @@ SCHEMA: dict[str, Spec] = {
     "rules": Spec("a non-empty list of distinct subset rules (fisher-global, fisher-per-module, random)",
                   lambda v: _list(v, _choice("fisher-global", "fisher-per-module", "random"))),
     "baseline_lr": Spec("{'full': a finite number > 0, ...}", lambda v: _per_method(v, _rate) and "full" in v),
+    # claim 3 as a curve (lnft.curve): the all-LayerNorm reference also at every rate of masked_lrs, choosing on
+    # validation like the subset rules (False: one run at lr)
+    "reference_grid": Spec("True or False", lambda v: isinstance(v, bool)),
 }
 
 # What one notebook needs of its values together (each: check of the values, what is allowed).
