@@ -22,7 +22,6 @@ other (``lead``) by ``lnft.lead``'s rule (intersection–union for *largest*, Ho
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 
 import numpy as np
@@ -38,7 +37,11 @@ EVERY_LAYER = -1  # a unit's layer when the component is reverted in every layer
 
 def _version(per_layer: bool) -> str:
     """What a stored revert file was made by: this module's code and the unit set."""
-    source = inspect.getsource(inspect.getmodule(_version))
+    try:
+        with open(__file__, "rb") as fh:
+            source = fh.read().decode("utf-8", "replace")
+    except OSError:  # no source file (a frozen or zipped install): the version of the package instead
+        from . import __version__ as source
     return hashlib.sha256(f"{source}|per_layer={per_layer}".encode()).hexdigest()[:16]
 
 
