@@ -90,3 +90,35 @@ def test_curve_frame_and_figure():
     assert len(fig.axes) == 1 and fig.axes[0].get_xscale() == "log"
     with pytest.raises(LnftError, match="curve_frame needs"):
         curve.curve_frame(pd.DataFrame({"task": []}))
+
+
+def test_profiles_run_why_layernorm_and_the_curve_in_the_reference_report(tmp_path):
+    """standard: the why-LayerNorm comparators on two tasks (method_tasks may restrict comparators), and claim 3
+    as a curve: two tasks, a fraction well below 1 %, both Fisher points, three rates with one above 3e-2, and
+    the all-LayerNorm reference on the same grid (counted by lnft plan, built by masked_runs)."""
+    from collections import Counter
+
+    import torch
+
+    from lnft import experiments, profiles
+
+    P = profiles.resolve("02_peft_comparison", "standard")
+    groups = Counter(p.group for p in experiments.peft_comparison(P))
+    assert {"random-channels", "layernorm-output", "layernorm-gain", "ia3"} <= set(P.comparators)
+    for m in P.comparators:
+        assert groups[f"why LayerNorm: {m}"] == len(experiments.method_tasks(P, m)) * len(P.seeds) >= 2 * len(P.seeds)
+    with pytest.raises(LnftError, match="method_tasks"):
+        profiles.resolve("02_peft_comparison", "standard", method_tasks={"layernorm": ["sst2"]})
+    P3 = profiles.resolve("03_fisher_subsets", "standard")
+    assert len(P3.tasks) >= 2 and min(P3.fractions) < 1 and 100 in P3.fractions and P3.reference_grid
+    assert len(P3.masked_lrs) >= 3 and max(P3.masked_lrs) > 3e-2 and {"pretrained", "finetuned"} <= set(P3.fisher_points)
+    refs = [p for p in experiments.fisher_subsets(P3, exact=False) if p.group == "layernorm (100 %)"]
+    assert len(refs) == len(P3.tasks) * len(P3.seeds) * len(P3.masked_lrs)
+    assert sorted({p.config.lr for p in refs}) == sorted(P3.masked_lrs)
+    # masked_runs puts the reference on the grid (smoke: its own rates)
+    S = profiles.resolve("03_fisher_subsets", "smoke")
+    fisher = {"bert.encoder.layer.0.output.LayerNorm.weight": torch.rand(16),
+              "bert.encoder.layer.0.output.LayerNorm.bias": torch.rand(16)}
+    plan = experiments.masked_runs(S, {("sst2", "pretrained", 0): fisher}, str(tmp_path))
+    ref_rates = sorted(labels["lr"] for labels, cfg in plan if labels["selection"] == REFERENCE)
+    assert ref_rates == sorted(S.masked_lrs) and all(cfg.lr == labels["lr"] for labels, cfg in plan)
