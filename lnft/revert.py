@@ -164,15 +164,19 @@ def revert_frame(results, store, *, per_layer: bool = False, progress: bool = Fa
 def reproduced(frame: pd.DataFrame, results) -> pd.DataFrame:
     """Per run: the share of dev examples on which the ``none`` unit (the fine-tuned model, re-evaluated here)
     predicts what the run stored, and the largest absolute difference (regression). 1.0 / ~0 on the machine
-    that trained it; another CPU's kernels or bf16 can move a borderline example."""
+    that trained it; another CPU's kernels or bf16 can move a borderline example. A regression score counts as the
+    same within 1e-3, or 5 × 2⁻⁸ (bf16's rounding of a 0–5 score) for a run in bf16."""
+    from .models import resolve_precision
+
     rows = []
     for r in results:
         stored = r.predictions()
+        atol = 5 * 2 ** -8 if resolve_precision(r.config.precision, r.config.device) == "bf16" else 1e-3
         mine = frame[(frame["run_id"] == r.run_id) & (frame["component"] == NONE)]
         for split, part in mine.groupby("split"):
             a, b = part.sort_values("example")["pred"].to_numpy(), np.asarray(stored[split].preds)
             rows.append({"run_id": r.run_id, "task": r.config.task, "seed": r.config.seed, "split": split,
-                         "same": float(np.mean(np.isclose(a, b, atol=1e-3))),
+                         "same": float(np.mean(np.isclose(a, b, rtol=0, atol=atol))),
                          "max_abs": float(np.max(np.abs(a.astype(np.float64) - b))) if len(a) else 0.0})
     return pd.DataFrame(rows)
 
