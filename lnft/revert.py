@@ -21,7 +21,6 @@ other (``lead``) by ``lnft.lead``'s rule (intersection–union for *largest*, Ho
 """
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
@@ -33,16 +32,14 @@ from .errors import LnftError
 REVERT_FILE = "revert.npz"
 NONE = "none"  # the unit with nothing reverted
 EVERY_LAYER = -1  # a unit's layer when the component is reverted in every layer (or has one instance)
+FORMAT = 1  # of the revert file: bump when what a revert computes changes
 
 
 def _version(per_layer: bool) -> str:
-    """What a stored revert file was made by: this module's code and the unit set."""
-    try:
-        with open(__file__, "rb") as fh:
-            source = fh.read().decode("utf-8", "replace")
-    except OSError:  # no source file (a frozen or zipped install): the version of the package instead
-        from . import __version__ as source
-    return hashlib.sha256(f"{source}|per_layer={per_layer}".encode()).hexdigest()[:16]
+    """What a stored revert file was made by: ``FORMAT`` and the unit set. The run's id already fingerprints the
+    code that trains and evaluates it (``lnft.train.predict``, data, models); bump ``FORMAT`` when what a revert
+    computes changes, never for a comment (a store whose weights are gone could not make it again)."""
+    return f"{FORMAT}|per_layer={per_layer}"
 
 
 def units_of(infos: dict, per_layer: bool = False) -> dict[tuple[str, int], list[str]]:
