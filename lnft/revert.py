@@ -256,8 +256,13 @@ def lead(frame: pd.DataFrame, component: str = "output LN", *, level: float | No
         row = lead_row(lost, names, component, pd.DataFrame(est), level=level, comparator=comparator)
         beaten = (f"; {row['larger_by_holm']} costs more (Holm p {row['holm_p']:.3g})" if row["larger_by_holm"] else "")
         rows.append({"task": task, "measure": "dev score lost when reverted", **row, "seeds": len(seeds),
-                     "summary": (f"{task}: reverting {component} costs {row['value']:+.1f} points, "
-                                 f"{row['diff']:+.1f} vs {row['largest_other']} ({row['other_value']:+.1f}; "
-                                 f"{level * 100:.0f} % CI {row['lo']:+.1f} to {row['hi']:+.1f}): {row['verdict']} "
-                                 f"of {row['others'] + 1}{beaten}").replace("-", "−")})
+                     "summary": (f"{task}: reverting {component} costs {_pts(row['value'])} points, "
+                                 f"{_pts(row['diff'])} vs {row['largest_other']} ({_pts(row['other_value'])}; "
+                                 f"{level * 100:.0f} % CI {_pts(row['lo'])} to {_pts(row['hi'])}): {row['verdict']} "
+                                 f"of {row['others'] + 1}{beaten}")})
     return pd.DataFrame(rows)
+
+
+def _pts(x: float) -> str:
+    """+1.2 / −0.4: a signed number with a true minus sign (names like "attn-out LN" keep their hyphen)."""
+    return f"{x:+.1f}".replace("-", "−")
