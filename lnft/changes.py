@@ -2,8 +2,10 @@
 
 Measures, per component (and per tensor kind: weight, bias, or both together):
 - ``mean_abs``: D = mean |θ_ft − θ_pre| over the component's elements — **the paper's measure**;
-- ``relative_l2``: ‖θ_ft − θ_pre‖₂ / ‖θ_pre‖₂, which is scale-free (a LayerNorm gain near 1 and a
-  weight near 0.02 are not comparable in absolute terms).
+- ``relative_abs``: Σ|θ_ft − θ_pre| / Σ|θ_pre| = mean |Δθ| / mean |θ_pre|, the paper's measure made scale-free
+  (issue 33: under AdamW every element moves about lr per step whatever its scale, so mean |Δθ| alone mostly
+  shows the optimiser; a LayerNorm gain near 1 and a weight near 0.02 are not comparable in absolute terms);
+- ``relative_l2``: ‖θ_ft − θ_pre‖₂ / ‖θ_pre‖₂, scale-free too.
 The task head is new, not pre-trained, and is left out.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 from .components import COMPONENT_ORDER, clean_name, describe, naming
 
-MEASURES = ("mean_abs", "relative_l2")
+MEASURES = ("mean_abs", "relative_abs", "relative_l2")
 PAPER_MEASURE = "mean_abs"
 GROUP_ORDER = ("embeddings", "layer", "pooler")
 
@@ -40,7 +42,8 @@ def change_frame(pretrained: dict[str, torch.Tensor], finetuned: dict[str, torch
         delta = after.double() - before.double()
         sums.append({"group": info.group, "layer": info.layer, "component": info.component, "kind": info.kind,
                      "abs_sum": float(delta.abs().sum()), "sq_sum": float((delta ** 2).sum()),
-                     "ref_sq_sum": float((before.double() ** 2).sum()), "n_elements": before.numel()})
+                     "ref_sq_sum": float((before.double() ** 2).sum()),
+                     "ref_abs_sum": float(before.double().abs().sum()), "n_elements": before.numel()})
     per_tensor = pd.DataFrame(sums)
     per_tensor["layer"] = per_tensor["layer"].astype("Int64")
     keys = ["group", "layer", "component"]
@@ -49,6 +52,7 @@ def change_frame(pretrained: dict[str, torch.Tensor], finetuned: dict[str, torch
     parts = pd.concat([per_tensor, both], ignore_index=True)
     parts = parts.groupby([*keys, "kind"], dropna=False, sort=False).sum(numeric_only=True).reset_index()
     parts["mean_abs"] = parts["abs_sum"] / parts["n_elements"]
+    parts["relative_abs"] = parts["abs_sum"] / parts["ref_abs_sum"].clip(lower=1e-30)
     parts["relative_l2"] = np.sqrt(parts["sq_sum"]) / np.sqrt(parts["ref_sq_sum"]).clip(lower=1e-30)
     frame = parts.melt(id_vars=[*keys, "kind", "n_elements"], value_vars=list(MEASURES),
                        var_name="measure", value_name="value")

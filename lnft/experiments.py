@@ -106,7 +106,12 @@ def masked_runs(P, fishers: dict, mask_dir: str) -> list[tuple[dict, RunConfig]]
     rule of ``P.rules`` and rate of ``P.masked_lrs`` (``lnft.subsets.subset_plan``)."""
     from .subsets import subset_plan
 
-    return subset_plan(fishers, P.fractions, make_config(P), mask_dir, lrs=P.masked_lrs, rules=P.rules)
+    plan = subset_plan(fishers, P.fractions, make_config(P), mask_dir, lrs=P.masked_lrs, rules=P.rules)
+    if P.values.get("reference_grid"):  # the all-LayerNorm reference on the same rate grid (lnft.curve)
+        from .curve import reference_on_grid
+
+        plan = reference_on_grid(plan, P.masked_lrs)
+    return plan
 
 
 def cv_runs(P, folds: dict, mask_dir: str) -> list[tuple[dict, RunConfig]]:
@@ -134,7 +139,9 @@ def fisher_subsets(P, *, exact: bool = True) -> list[Planned]:
     for t in P.tasks:
         for s in P.seeds:
             if any(f >= 100 for f in P.fractions):
-                out.append(Planned(nb, make(task=t, method="layernorm", seed=s), "layernorm (100 %)"))
+                ref = make(task=t, method="layernorm", seed=s)
+                rates = P.masked_lrs if P.values.get("reference_grid") else [P.lr]  # lnft.curve.reference_on_grid
+                out += [Planned(nb, dataclasses.replace(ref, lr=lr), "layernorm (100 %)") for lr in rates]
             for _ in below:
                 for lr in P.masked_lrs:  # every rule at every rate of the grid; each rule chooses its own
                     cfg = dataclasses.replace(masked, task=t, seed=s, lr=lr)

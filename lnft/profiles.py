@@ -31,6 +31,11 @@ PEFT_METHODS = ["full", "layernorm", "layernorm-output", "bitfit", "lora", "head
 # notebook 2, "why LayerNorm": LayerNorm's two halves, and comparators of LayerNorm's size (exactly: random-channels;
 # the same order: ia3), each trained under the same protocol as the methods and compared with layernorm
 WHY_METHODS = ["layernorm-gain", "layernorm-bias", "random-channels", "ia3"]
+# "why LayerNorm" in the reference report (issue 35): is LayerNorm's *placement* special? random-channels (LayerNorm's
+# exact element count, drawn anywhere among biases and LayerNorms), the output LayerNorm only (the paper's claim-1
+# component), the LayerNorm gains only, and IA³ (learned scalings of the same order of size), on SST-2 and STS-B
+# (method_tasks): 4 comparators x 2 tasks x 3 seeds = 24 LayerNorm-sized runs at the first look
+WHY_REFERENCE = ["random-channels", "layernorm-output", "layernorm-gain", "ia3"]
 FULL_LRS = [2e-5, 5e-5, 1e-4]
 PEFT_LRS = [1e-3, 3e-3, 1e-2]
 # Margins (points) of each claim, fixed before the run, with their reason (lnft.bounds; every verdict row and the
@@ -56,7 +61,7 @@ PROFILES = {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs={"full": 1, "default": 2},
                        patience=2, eval_every=1, batch_size=16, max_train_samples=32, max_eval_samples=32,
                        device="auto", precision="auto"),
-        "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
+        "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=True),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS, method_tasks={"lora": ["sst2"]},
                                    decide=True, max_seeds=3,
                                    lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]},
@@ -65,7 +70,7 @@ PROFILES = {
                                   fisher_samples=16, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
                                   rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
                                   fisher_points=["pretrained", "finetuned"], relabel_seed=0, baseline_lr={"full": 1e-4},
-                                  decide=True, max_seeds=3, **DEFAULT_MARGIN),
+                                  decide=True, max_seeds=3, reference_grid=True, **DEFAULT_MARGIN),
     },
     "quick": {
         # 500 examples = 16 steps per epoch: full ≤ 96 steps, the others ≤ 192; the step arithmetic that
@@ -74,7 +79,7 @@ PROFILES = {
                        patience=3, eval_every=24, batch_size=32, max_train_samples=500, max_eval_samples=400,
                        device="auto", precision="auto"),
         # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's full runs (same configs)
-        "01_change_analysis": dict(seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2),
+        "01_change_analysis": dict(seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
         # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
         # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3.
         # "Why LayerNorm" in quick: random-channels only (the same element count as LayerNorm, drawn anywhere
@@ -84,14 +89,17 @@ PROFILES = {
                                    comparators=["random-channels"], decide=False, max_seeds=None, **DEFAULT_MARGIN),
         # nb 3: every rule picks its rate from masked_lrs on validation, so quick trims the rules instead:
         # Fisher global and random only (per-module: smoke, full, paper) = (2 points x 2 seeds + 2 random
-        # seeds shared by the points) x 1 fraction x 2 rates = 12 masked runs; the all-LayerNorm, head and
+        # seeds shared by the points) x 1 fraction x 3 rates = 18 masked runs (below); the all-LayerNorm at 1e-2, head and
         # full runs are notebook 2's; no union/intersection runs (full, paper). 2 folds x 250 examples: at
         # pretrained the 500 training examples, at finetuned 500 train-file rows the run did not fit
+        # claim 3 as a curve (issue 35), trimmed: one fraction below 100 %, but every rule and the all-LayerNorm
+        # reference on the same three-rate grid (one rate above the 3e-2 both rules chose before), each choosing on
+        # validation: (2 points x 2 seeds + 2 random) x 1 fraction x 3 rates = 18 masked runs + 4 reference runs
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[1, 100], control_fractions=[1, 10],
-                                  cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
+                                  cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2, 1e-1],
                                   rules=["fisher-global", "random"], fisher_kind="empirical",
                                   fisher_points=["pretrained", "finetuned"], relabel_seed=0, baseline_lr={"full": 1e-4},
-                                  decide=False, max_seeds=None, **DEFAULT_MARGIN),
+                                  decide=False, max_seeds=None, reference_grid=True, **DEFAULT_MARGIN),
     },
     # The reference report (issue 25): sized to answer claims 2 and 3 on the 2-core machine in <= 2 hours cold.
     # Seed spreads measured in the quick profile (per-seed sd of dev scores 0.5-2 points) and the dev-example
@@ -117,22 +125,27 @@ PROFILES = {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb"], epochs={"full": 5, "default": 8},
                        patience=3, eval_every=None, batch_size=32, max_train_samples=2000, max_eval_samples=1500,
                        device="auto", precision="auto"),
-        "01_change_analysis": dict(seeds=[0, 1, 2], lr=1e-4, layernorm_lr=1e-2),
+        "01_change_analysis": dict(seeds=[0, 1, 2], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=["full", "layernorm", "bitfit", "lora", "head"],
-                                   method_tasks={"bitfit": ["sst2"], "lora": ["sst2"]},
-                                   lr_grid={"full": [1e-4], "lora": [1e-3], "default": [1e-2]}, comparators=[],
+                                   method_tasks={"bitfit": ["sst2"], "lora": ["sst2"], **{m: ["sst2", "stsb"] for m in WHY_REFERENCE}},
+                                   lr_grid={"full": [1e-4], "lora": [1e-3], "default": [1e-2]}, comparators=WHY_REFERENCE,
                                    decide=True, max_seeds=6, **RETENTION_02),
-        "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1, 2], fractions=[1, 100], control_fractions=[1, 10],
-                                  cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
-                                  rules=["fisher-global", "random"], fisher_kind="empirical",
-                                  fisher_points=["pretrained"], relabel_seed=0, baseline_lr={"full": 1e-4},
-                                  decide=True, max_seeds=6, **RETENTION_03),
+        # Claim 3 as a curve (issue 35): SST-2 and STS-B, fractions from well below 1 % (0.5) to 100 %, Fisher at the
+        # pre-trained point (the paper's; the random head sets its mask) and at the fine-tuned point (label-dependent),
+        # Fisher top-k, random-k and the all-LayerNorm reference each choosing on validation from the same three
+        # rates (3e-2 was the top of the old two-rate grid and both rules chose it, †; 1e-1 lies above it):
+        # (2 points x 3 seeds + 3 random) x 3 fractions x 3 rates x 2 tasks = 162 masked runs + 18 reference runs
+        "03_fisher_subsets": dict(tasks=["sst2", "stsb"], seeds=[0, 1, 2], fractions=[0.5, 2, 10, 100],
+                                  control_fractions=[1, 10], cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2,
+                                  masked_lrs=[1e-2, 3e-2, 1e-1], rules=["fisher-global", "random"],
+                                  fisher_kind="empirical", fisher_points=["pretrained", "finetuned"], relabel_seed=0,
+                                  baseline_lr={"full": 1e-4}, decide=True, max_seeds=6, reference_grid=True, **RETENTION_03),
     },
     "full": {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs={"full": 3, "default": 10},
                        patience=3, eval_every=None, batch_size=32, max_train_samples=None, max_eval_samples=None,
                        device="auto", precision="auto"),
-        "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
+        "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3, revert_per_layer=True),
         # Leaner (issue 25; `lnft plan --profile full`): 750 M training examples × epochs before (4,800 runs; the
         # issue counted 222 M / 1,455 runs when it was filed, before notebook 3 gave every rule a four-rate grid),
         # 64 M at the first look now, at most 106 M if decide mode took every open comparison to 5 seeds (<= half
@@ -151,27 +164,29 @@ PROFILES = {
         # points (pretrained: the paper's; finetuned: the label-dependent one), a two-rate grid per rule
         # (1e-2, 3e-2: the rates the quick and standard runs chose), no union / intersection runs (a Fisher
         # stability diagnostic, not a verdict: 26 M examples × epochs), on the three tasks with the most dev examples.
+        # Issue 35 widened the grid to three rates (both rules had chosen 3e-2, its top edge: 1e-1 lies above it) and
+        # put the all-LayerNorm reference on it (reference_grid): 1.5x the masked runs counted above.
         "03_fisher_subsets": dict(tasks=["sst2", "stsb", "cola"], seeds=[0, 1, 2], fractions=[1, 10, 100],
                                   control_fractions=[1, 10], fisher_samples=1024,
-                                  cv_fractions=[], folds=3, lr=1e-2, masked_lrs=[1e-2, 3e-2],
+                                  cv_fractions=[], folds=3, lr=1e-2, masked_lrs=[1e-2, 3e-2, 1e-1],
                                   rules=["fisher-global", "random"], fisher_kind="empirical",
                                   fisher_points=["pretrained", "finetuned"], relabel_seed=0,
-                                  baseline_lr={"full": 5e-5}, decide=True, max_seeds=5, **DEFAULT_MARGIN),
+                                  baseline_lr={"full": 5e-5}, decide=True, max_seeds=5, reference_grid=True, **DEFAULT_MARGIN),
     },
     "paper": {
         "common": dict(model="bert-large-cased", data=HUB_GLUE, tasks=["cola", "sst2", "mrpc", "stsb", "rte"],
                        epochs={"full": 3, "default": 10}, patience=3, eval_every=None, batch_size=32,
                        max_train_samples=None, max_eval_samples=None, device="auto", precision="auto"),
-        "01_change_analysis": dict(seeds=[0, 1, 2, 3, 4], lr=2e-5, layernorm_lr=1e-3),
+        "01_change_analysis": dict(seeds=[0, 1, 2, 3, 4], lr=2e-5, layernorm_lr=1e-3, revert_per_layer=True),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]},
                                    comparators=WHY_METHODS, method_tasks={}, decide=True, max_seeds=8, **DEFAULT_MARGIN),
         "03_fisher_subsets": dict(seeds=[0, 1, 2, 3, 4], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
                                   control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
-                                  cv_fractions=[1, 5, 20], folds=3, lr=3e-3, masked_lrs=[1e-3, 3e-3, 1e-2, 3e-2],
+                                  cv_fractions=[1, 5, 20], folds=3, lr=3e-3, masked_lrs=[1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
                                   rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
                                   fisher_points=["pretrained", "head-warmup", "finetuned"], relabel_seed=0,
-                                  baseline_lr={"full": 2e-5}, decide=True, max_seeds=8, **DEFAULT_MARGIN),
+                                  baseline_lr={"full": 2e-5}, decide=True, max_seeds=8, reference_grid=True, **DEFAULT_MARGIN),
     },
 }
 
@@ -315,6 +330,10 @@ SCHEMA: dict[str, Spec] = {
     "margin_reason": Spec("a text: where the margin comes from (None: the profile's, or 'set by the user')", _text),
     # notebook 1
     "layernorm_lr": Spec("a finite number > 0", _rate),
+    # the revert test (lnft.revert): every component in every layer at once, and with this also layer by layer
+    # (one dev evaluation per component × layer and run: ~50 more per run; quick and standard revert whole
+    # components only, to stay in their time budgets on 2 CPU cores)
+    "revert_per_layer": Spec("True or False", lambda v: isinstance(v, bool)),
     # notebook 2
     "methods": Spec(f"a non-empty list of distinct methods ({_METHOD_NAMES})", lambda v: _list(v, _method)),
     "method_tasks": Spec("{method: a non-empty list of distinct task names} (a method runs on those tasks only; "
@@ -340,6 +359,9 @@ SCHEMA: dict[str, Spec] = {
     "rules": Spec("a non-empty list of distinct subset rules (fisher-global, fisher-per-module, random)",
                   lambda v: _list(v, _choice("fisher-global", "fisher-per-module", "random"))),
     "baseline_lr": Spec("{'full': a finite number > 0, ...}", lambda v: _per_method(v, _rate) and "full" in v),
+    # claim 3 as a curve (lnft.curve): the all-LayerNorm reference also at every rate of masked_lrs, choosing on
+    # validation like the subset rules (False: one run at lr)
+    "reference_grid": Spec("True or False", lambda v: isinstance(v, bool)),
 }
 
 # What one notebook needs of its values together (each: check of the values, what is allowed).
@@ -356,9 +378,10 @@ _DECIDE_RULES = [
 NOTEBOOK_RULES = {
     "02_peft_comparison": [
         *_DECIDE_RULES,
-        (lambda v: set(v.get("method_tasks", {})) <= set(v["methods"]) - {"layernorm", "head"}
+        (lambda v: set(v.get("method_tasks", {})) <= (set(v["methods"]) | set(v.get("comparators", []))) - {"layernorm", "head"}
          and all(set(ts) <= set(v["tasks"]) for ts in v.get("method_tasks", {}).values()),
-         "method_tasks may restrict methods other than 'layernorm' and 'head' to tasks of the profile's tasks"),
+         "method_tasks may restrict methods and comparators other than 'layernorm' and 'head' to tasks of the "
+         "profile's tasks"),
         (lambda v: {"layernorm", "head"} <= set(v["methods"]) and len(v["methods"]) >= 2,
          "methods must include 'layernorm' (compared with every other method) and 'head' (the control)"),
         (lambda v: "default" in v["lr_grid"] or set(v["methods"]) <= set(v["lr_grid"]),
@@ -491,7 +514,8 @@ def resolve(notebook: str, profile: str, **overrides) -> Params:
                             f"(the spec's task {task.name!r} replaces them)")
         values.update(tasks=[task.name], task_spec=task.spec.path)
     if "method_tasks" in values and overrides.get("method_tasks") is None:
-        values["method_tasks"] = _fit_method_tasks(values["method_tasks"], values["methods"], values["tasks"])
+        values["method_tasks"] = _fit_method_tasks(values["method_tasks"],
+                                                   [*values["methods"], *values.get("comparators", [])], values["tasks"])
     check_values(notebook, values)
     if isinstance(values.get("epochs"), dict):
         from .methods import METHODS

@@ -33,6 +33,7 @@ def test_measures_per_kind_and_combined():
     assert row("bias", "mean_abs") == pytest.approx(0.2)
     assert row("all", "mean_abs") == pytest.approx(0.2)
     assert row("weight", "relative_l2") == pytest.approx((0.01 * 2 + 0.09 * 2) ** 0.5 / 2)
+    assert row("weight", "relative_abs") == pytest.approx(0.8 / 4)  # Σ|Δ| / Σ|θ_pre|: gains of 1
     # the bias starts at 0: its relative change is huge, the combined one is bounded by the gain's norm
     assert row("all", "relative_l2") == pytest.approx(((0.2 + 0.16) ** 0.5) / 2)
     untouched = frame[~((frame["layer"] == 1) & (frame["component"] == "output LN"))]
@@ -48,7 +49,7 @@ def test_verdict_ranks_components():
     verdict = changes.verdict(frame)
     paper = verdict[verdict["measure"] == "mean_abs (paper)"].iloc[0]
     assert paper["largest change"] == "output LN" and paper["output LN rank"] == 1
-    assert len(verdict) == 2 and paper["components"] == 7 and paper["layer components"] == 4
+    assert len(verdict) == len(changes.MEASURES) and paper["components"] == 7 and paper["layer components"] == 4
     assert paper["output LN rank in layers"] == 1 and paper["largest in layers"] == "output LN"
 
 

@@ -19,7 +19,7 @@ CORE = {"errors", "constants", "hub", "fingerprints", "tasks", "taskspec", "sour
         "methods", "config", "result", "train", "store", "locks", "progress"}
 # What reads, plans, analyses and shows runs.
 FACE = {"reports", "plots", "profiles", "cli", "plan", "decide", "experiments", "stats", "aggregate", "subsets", "sweep", "engine",
-        "record", "changes", "fisher", "__main__"}
+        "record", "changes", "fisher", "__main__", "lead", "revert", "curve"}
 
 
 def module_files(package: pathlib.Path = PACKAGE) -> dict[str, pathlib.Path]:
