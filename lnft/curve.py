@@ -73,19 +73,21 @@ def curve_frame(vs_all: pd.DataFrame) -> pd.DataFrame:
     return out[keep].sort_values(["task", "point", "rule", "fraction"]).reset_index(drop=True)
 
 
-def noninferior(vs_all: pd.DataFrame, margin: float | None = None) -> pd.DataFrame:
+def noninferior(vs_all: pd.DataFrame, margin: float | dict | None = None) -> pd.DataFrame:
     """Every row of a rule − all-LayerNorm table with ``bound`` (the one-sided bound: the subset is at most
     −bound points worse, at the row's one-sided level (1 + level) / 2), ``margin`` and ``noninferior``
     (bound > −margin), and ``in_sequence``: non-inferior at this fraction and at every larger one of the same
     task × point × rule (the fixed sequence from the largest fraction down)."""
     from . import stats
 
-    margin = stats.MARGIN if margin is None else float(margin)
+    from . import bounds
+
     out = vs_all.copy()
     out["bound"] = out["lo"]
-    out["margin"] = margin
+    # the claim's margin: points, or {task or "default": points} (the profile's, fixed before the run)
+    out["margin"] = [stats.MARGIN if margin is None else bounds.margin_for(margin, t) for t in out["task"]]
     seeds = out["a_seeds"].ge(2) if "a_seeds" in out else True  # one seed: an interval over examples only
-    out["noninferior"] = np.isfinite(out["lo"]) & (out["lo"] > -margin) & seeds
+    out["noninferior"] = np.isfinite(out["lo"]) & (out["lo"] > -out["margin"]) & seeds
     out["in_sequence"] = False
     for _, part in out.groupby(["task", "point", "a"], sort=False):
         ok = True
@@ -95,7 +97,7 @@ def noninferior(vs_all: pd.DataFrame, margin: float | None = None) -> pd.DataFra
     return out
 
 
-def verdict(vs_all: pd.DataFrame, versus: pd.DataFrame, margin: float | None = None, rule: str = FISHER,
+def verdict(vs_all: pd.DataFrame, versus: pd.DataFrame, margin: float | dict | None = None, rule: str = FISHER,
             control: str = CONTROL) -> pd.DataFrame:
     """Per task × Fisher point: the smallest fraction at which ``rule`` is non-inferior to all-LayerNorm within
     ``margin`` (fixed sequence from the largest fraction down; ``None`` when even the largest fraction fails),
@@ -155,15 +157,14 @@ def _summary(row: dict) -> str:
     return text
 
 
-def figure(frame: pd.DataFrame, margin: float | None = None):
+def figure(frame: pd.DataFrame, margin: float | dict | None = None):
     """Score against fraction (log x), one panel per task × Fisher point, a line per rule with the interval of
     its difference from all-LayerNorm drawn around its score; solid line: the all-LayerNorm score (its own
     chosen rate), dashed: all-LayerNorm − margin (the non-inferiority line). † in the legend: a flagged row."""
     import matplotlib.pyplot as plt
 
-    from . import stats
+    from . import bounds, stats
 
-    margin = stats.MARGIN if margin is None else margin
     panels = list(dict.fromkeys(zip(frame["task"], frame["point"])))
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.4 * max(1, len(panels)), 4), squeeze=False,
                              sharey=False)
@@ -175,8 +176,9 @@ def figure(frame: pd.DataFrame, margin: float | None = None):
             ax.errorbar(r["fraction"], r["score"], yerr=[r["score"] - r["score_lo"], r["score_hi"] - r["score"]],
                         fmt="-o", capsize=3, color=f"C{i}", label=f"{rule}{flagged}")
         ref = float(part["all_ln"].iloc[0])
+        m = stats.MARGIN if margin is None else bounds.margin_for(margin, task)  # the panel's task margin
         ax.axhline(ref, color="k", lw=1, label="all LayerNorm (100 %)")
-        ax.axhline(ref - margin, color="k", lw=1, ls="--", label=f"all LayerNorm − {margin:g}")
+        ax.axhline(ref - m, color="k", lw=1, ls="--", label=f"all LayerNorm − {m:g}")
         ax.set_xscale("log")
         ax.set_xlabel("fraction of LayerNorm elements trained (%)")
         ax.set_ylabel("dev score (points)")
