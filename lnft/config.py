@@ -38,6 +38,9 @@ class RunConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     validation_fraction: float = 0.1  # share of train held out for model selection
+    # held-out evaluation pool (lnft/pool.py): this many train-file rows, fixed per task by pool.RULE and never
+    # drawable for training or validation, scored once at the selected checkpoint beside dev; 0: dev only
+    pool_size: int = 0
     select_on: str = "validation"  # which split picks the best epoch: "validation" (honest) or "dev" (paper)
     group_by_length: bool = True
     standardize_targets: bool = True  # regression (STS-B): train on z-scored labels, report on the original scale
@@ -144,6 +147,14 @@ class RunConfig:
             if not 0 <= self.lora_dropout < 1:
                 raise LnftError(f"invalid lora_dropout {self.lora_dropout!r}; allowed: 0 <= x < 1")
         data_source(self.data, task).check()  # a local directory's files are read and checked here
+        if self.pool_size:  # the pool's rows and its leakage check, before any model loads
+            from . import pool
+
+            source = data_source(self.data, task)
+            pool.check(self.pool_size, task, source.load(), source.fingerprint(),
+                       validation_fraction=self.validation_fraction, max_train_samples=self.max_train_samples)
+        elif isinstance(self.pool_size, bool) or not isinstance(self.pool_size, int):
+            raise LnftError(f"invalid pool_size {self.pool_size!r}; allowed: an integer >= 0 (0: dev only)")
         model_source(self.model).check()
         methods.check_family(method, models.family(self.model, warn=False))  # warned once where it is used
         if method.masked:  # names and shapes against the model's config, before any weight is read
@@ -193,6 +204,12 @@ class RunConfig:
         payload["task_spec"] = None  # so does a task spec and its data (fingerprints' "data")
         prints = {"schema": str(STORE_SCHEMA), "code": fp.code_fingerprint(), "data": data.fingerprint(),
                   "model": model.fingerprint()}
+        if cfg.pool_size:  # the pool's rule enters the id (lnft/pool.py); without a pool the payload is as before
+            from .pool import RULE
+
+            prints["pool"] = RULE
+        else:
+            payload.pop("pool_size")
         return f"{cfg.task}-{cfg.method}-{fp.digest([payload, prints])[:12]}", prints
 
     def to_dict(self) -> dict:
