@@ -204,12 +204,10 @@ class RunConfig:
         payload["task_spec"] = None  # so does a task spec and its data (fingerprints' "data")
         prints = {"schema": str(STORE_SCHEMA), "code": fp.code_fingerprint(), "data": data.fingerprint(),
                   "model": model.fingerprint()}
-        if cfg.pool_size:  # the pool's rule enters the id (lnft/pool.py); without a pool the payload is as before
+        if cfg.pool_size:  # the pool's rule enters the id (lnft/pool.py), beside its size (payload)
             from .pool import RULE
 
             prints["pool"] = RULE
-        else:
-            payload.pop("pool_size")
         return f"{cfg.task}-{cfg.method}-{fp.digest([payload, prints])[:12]}", prints
 
     def to_dict(self) -> dict:
