@@ -34,7 +34,10 @@ CLAIMS = {
                          "of them, and beats a random subset of the same size.",
 }
 COLUMNS = ["comparison", "task", "verdict", "estimate", "lo", "hi", "unit", "flagged", "flags", "summary", "margin",
-           "interval", "seeds_needed", "seeds", "stopped", "level"]
+           "interval", "seeds_needed", "seeds", "stopped", "level",
+           # the examples a verdict rests on: dev, plus a held-out pool (lnft.pool, lnft.evidence), and the dev-only
+           # estimate and interval beside a dev ∪ pool verdict
+           "examples", "dev_examples", "pool_examples", "dev_estimate", "dev_lo", "dev_hi"]
 
 
 def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo", hi: str = "hi",
@@ -70,6 +73,12 @@ def rows(table: pd.DataFrame, comparison, *, value: str = "diff", lo: str = "lo"
                   else np.nan),
         "stopped": table["stopped"].fillna(FIXED).astype(str).to_numpy() if "stopped" in table else FIXED,
         "level": table["level"].astype(float).to_numpy() if "level" in table else 0.95,
+        "examples": table["examples"].to_numpy() if "examples" in table else np.nan,
+        "dev_examples": (table["dev_examples"] if "dev_examples" in table else
+                         table["examples"] if "examples" in table else pd.Series(np.nan, table.index)).to_numpy(),
+        "pool_examples": table["pool_examples"].to_numpy() if "pool_examples" in table else 0,
+        **{f"dev_{k}": table[f"dev_{c}"].astype(float).to_numpy() if f"dev_{c}" in table else np.nan
+           for k, c in (("estimate", "diff"), ("lo", "lo"), ("hi", "hi"))},
     }, index=range(len(table)))
     return out[COLUMNS]
 
@@ -151,7 +160,27 @@ def seeds_text(v: dict) -> str:
     seeds, stopped = v.get("seeds"), v.get("stopped")
     if not isinstance(seeds, (int, float)) or isinstance(seeds, bool):
         return ""
-    return f"{int(seeds)} seed{'s' if seeds != 1 else ''}" + (f", {stopped}" if stopped else "")
+    examples = examples_text(v)
+    return (f"{int(seeds)} seed{'s' if seeds != 1 else ''}" + (f", {examples}" if examples else "")
+            + (f", {stopped}" if stopped else ""))
+
+
+def examples_text(v: dict) -> str:
+    """``872 dev examples``, or with a held-out pool ``2,372 examples: 872 dev + 1,500 pool; dev alone −2.4 (−5.5 to
+    +0.7)``: how many examples a recorded verdict rests on, and the dev-only estimate beside a dev ∪ pool one."""
+    def count(k):
+        x = v.get(k)
+        return int(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else 0
+
+    total, pool = count("examples"), count("pool_examples")
+    if not total:
+        return ""
+    if not pool:
+        return f"{total:,} dev examples"
+    text = f"{total:,} examples: {count('dev_examples'):,} dev + {pool:,} pool"
+    alone = numbers({"estimate": v.get("dev_estimate"), "lo": v.get("dev_lo"), "hi": v.get("dev_hi"),
+                     "unit": v.get("unit"), "level": v.get("level")})
+    return text + (f"; dev alone {alone}" if alone else "")
 
 
 def margin_label(verdicts: list[dict], comparison: str) -> str:

@@ -173,3 +173,39 @@ def test_task_spec_and_data_dir_tasks_take_a_pool(tmp_path):
     shutil.copytree(os.path.join(embedded_dir(), "RTE"), tmp_path / "RTE")  # a local GLUE directory
     local = RunConfig(task="rte", data=str(tmp_path), pool_size=100).validate()
     assert len(load_task_data(local, get_task("rte"))["pool"]) == 100
+
+
+def test_verdicts_rest_on_dev_and_pool_as_one_set_of_examples(tiny, tmp_path):
+    """lnft.evidence: the verdict on dev ∪ pool (one set: the dev and pool predictions concatenated), the dev-only
+    estimate beside it, and the counts every recorded cell prints."""
+    from lnft import evidence, record, stats
+    from lnft.store import RunStore
+
+    store = RunStore(str(tmp_path / "runs"))
+    runs = [store.get_or_run(tiny(task="mrpc", method=m, seed=s, pool_size=48, max_eval_samples=24), progress=False)
+            for m in ("head", "layernorm") for s in (0, 1)]
+    dev_only = stats.method_verdicts(runs, reference="layernorm", store=store, replicates=200)
+    table = evidence.on_union(stats.method_verdicts, runs, reference="layernorm", store=store, replicates=200)
+    row, plain = table.iloc[0], dev_only.iloc[0]
+    assert (row["examples"], row["dev_examples"], row["pool_examples"]) == (24 + 48, 24, 48)
+    assert row["dev_diff"] == plain["diff"] and row["dev_lo"] == plain["lo"] and row["dev_hi"] == plain["hi"]
+    task = get_task("mrpc")
+    union = {}
+    for r in runs:  # by hand: one task score per run on the 72 examples, dev first
+        p = r.predictions()
+        union[r.run_id] = task.score(task.compute_metrics(np.r_[p["dev"].labels, p["pool"].labels],
+                                                          np.r_[p["dev"].preds, p["pool"].preds]))
+    by_method = {m: np.mean([union[r.run_id] for r in runs if r.config.method == m]) for m in ("layernorm", "head")}
+    assert row["diff"] == pytest.approx(by_method["layernorm"] - by_method["head"], abs=1e-9)
+    widths = evidence.interval_widths(table)
+    assert widths["dev_width"].iloc[0] == pytest.approx(plain["hi"] - plain["lo"])
+    recorded = record.rows(table, "layernorm − head").iloc[0].to_dict()
+    assert "72 examples: 24 dev + 48 pool; dev alone" in record.seeds_text(recorded)
+    bare = [store.get_or_run(tiny(task="mrpc", method=m, seed=s, max_eval_samples=24), progress=False)
+            for m in ("head", "layernorm") for s in (0, 1)]
+    plain_table = evidence.on_union(stats.method_verdicts, bare, reference="layernorm", store=store, replicates=200)
+    assert plain_table.iloc[0]["pool_examples"] == 0 and plain_table.iloc[0]["dev_examples"] == 24
+    assert "24 dev examples" in record.seeds_text(record.rows(plain_table, "x").iloc[0].to_dict())
+    with pytest.raises(LnftError, match="cannot pair runs"):  # a pooled run never pairs with a dev-only one
+        evidence.on_union(stats.method_verdicts, [*runs[:2], *bare[2:]], reference="layernorm", store=store,
+                          replicates=200)
