@@ -71,11 +71,11 @@ def nested_units(texts) -> list[list[int]]:
     index: dict[str, list[int]] = {}
     for i, n in enumerate(norm):
         index.setdefault(n, []).append(i)
-    contained = set()
-    for n in index:  # every proper sub-span of every distinct row that is itself a row is not a whole sentence
-        for span in _spans(n.split(), proper=True):
-            if span in index:
-                contained.add(span)
+    contained = set()  # longest first: the spans of a row inside a longer row were marked with that row's
+    for n in sorted(index, key=lambda x: -x.count(" ")):
+        if n in contained:
+            continue
+        contained.update(span for span in _spans(n.split(), proper=True) if span in index)
     return [rows for n, rows in index.items() if n not in contained and n]
 
 

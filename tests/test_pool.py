@@ -209,3 +209,35 @@ def test_verdicts_rest_on_dev_and_pool_as_one_set_of_examples(tiny, tmp_path):
     with pytest.raises(LnftError, match="cannot pair runs"):  # a pooled run never pairs with a dev-only one
         evidence.on_union(stats.method_verdicts, [*runs[:2], *bare[2:]], reference="layernorm", store=store,
                           replicates=200)
+
+
+def test_profiles_set_the_pool_per_task_and_the_reference_pools_fit():
+    """standard pools each task (its sizes leave the 2,000 training rows: validate checks every run); full and
+    paper keep the paper's protocol (dev only); an override reaches every run."""
+    from lnft import experiments, profiles
+
+    P = profiles.resolve("02_peft_comparison", "standard")
+    assert [P.run_config(task=t).pool_size for t in ("sst2", "mrpc", "stsb", "rte")] == [6000, 1400, 3400, 0]
+    experiments.validate(P)
+    for name in ("full", "paper"):
+        assert profiles.PROFILES[name]["common"]["pool_size"] == 0
+    assert profiles.resolve("01_change_analysis", "smoke", pool_size=16).run_config(task="stsb").pool_size == 16
+    with pytest.raises(LnftError, match="invalid pool_size -2; allowed: an integer >= 0, or"):
+        profiles.resolve("01_change_analysis", "smoke", pool_size=-2)
+
+
+def test_notebook_2_verdicts_rest_on_dev_and_pool(tmp_path):
+    """experiments.decide_methods (what notebook 2 calls) judges pooled runs on dev ∪ pool."""
+    from lnft import experiments, profiles, stats
+    from lnft.store import RunStore
+
+    store = RunStore(str(tmp_path / "runs"))
+    P = profiles.resolve("02_peft_comparison", "smoke", tasks=["stsb"], methods=["layernorm", "head"], comparators=[],
+                         lr_grid={"default": [1e-2]}, decide=False, max_seeds=None, pool_size=24, device="cpu")
+    results, decided, _ = experiments.decide_methods(
+        P, store, P.methods, run=lambda configs: [store.get_or_run(c, progress=False) for c in configs],
+        log=lambda *a: None)
+    assert {r.config.pool_size for r in results} == {24}
+    row = decided.iloc[0]
+    assert (row["dev_examples"], row["pool_examples"], row["examples"]) == (32, 24, 56)
+    assert np.isfinite(row["dev_lo"]) and row["dev_verdict"] in stats.VERDICTS
