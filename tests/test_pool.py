@@ -241,3 +241,19 @@ def test_notebook_2_verdicts_rest_on_dev_and_pool(tmp_path):
     row = decided.iloc[0]
     assert (row["dev_examples"], row["pool_examples"], row["examples"]) == (32, 24, 56)
     assert np.isfinite(row["dev_lo"]) and row["dev_verdict"] in stats.VERDICTS
+
+
+def test_the_fishers_held_out_rows_lie_outside_the_pool():
+    """Notebook 3's Fisher reads train-file rows the run did not fit: never pool rows (lnft.fisher, lnft.subsets)."""
+    from lnft import fisher, subsets
+
+    task = get_task("rte")
+    pool = P.task_pool(load_raw("embedded", task), task, 300)
+    cfg = RunConfig(task="rte", max_train_samples=200, pool_size=300).validate()
+    rows = fisher.held_out_indices(cfg)
+    assert set(rows) <= set(pool.drawable) and not set(rows) & set(pool.rows)
+    assert len(rows) == len(pool.drawable) - 200 - round(0.1 * len(pool.drawable))
+    make = lambda **kw: RunConfig(**{"max_train_samples": None, "pool_size": 300, **kw})  # noqa: E731
+    start = subsets.start_config("finetuned", make, "rte", 0, held_out=64)  # cross-fitted inside the rows left
+    held = fisher.held_out_indices(start)
+    assert len(held) == 64 and set(held) <= set(pool.drawable)
