@@ -151,6 +151,11 @@ def test_a_run_scores_the_pool_once_at_the_selected_checkpoint(tiny, tmp_path):
     assert result.pool_metrics["score"] == pytest.approx(get_task("mrpc").score(
         get_task("mrpc").compute_metrics(predictions["pool"].labels, predictions["pool"].preds)))
     assert recompute_metrics(result, predictions) == {}
+    from lnft import sweep
+
+    frame = sweep.results_frame([result])  # tidy: the pool is one more split beside dev and validation
+    assert set(frame["split"]) == {"dev", "validation", "pool"}
+    assert frame.query("split == 'pool' and metric == 'score'")["value"].item() == result.pool_metrics["score"]
     tampered = {**result.pool_metrics, "score": result.pool_metrics["score"] + 1}
     result.pool_metrics = tampered
     assert "pool score" in recompute_metrics(result, predictions)
