@@ -103,12 +103,15 @@ def pair_units(first, second) -> list[list[int]]:
 
 
 # ------------------------------------------------------------------ the pool
-def build(first, second=None, size: int = 0) -> Pool:
+def build(first, second=None, size: int = 0, units: list[list[int]] | None = None) -> Pool:
     """The pool of ``size`` rows (fewer when the units that fit run out) of a train file's texts (``second``:
-    the pair's second texts, or None for a single-text task), and the rows left to draw from (module docstring)."""
+    the pair's second texts, or None for a single-text task), and the rows left to draw from (module docstring).
+    ``units``: the file's units when already computed (``nested_units`` / ``pair_units``: they do not depend on
+    ``size``)."""
     n = len(first)
     pair = second is not None and any(str(t) for t in second)
-    units = pair_units(first, second) if pair else nested_units(first)
+    if units is None:
+        units = pair_units(first, second) if pair else nested_units(first)
     order = np.random.default_rng(RULE_SEED).permutation(len(units))
     taken, rows = [], []
     for u in order:

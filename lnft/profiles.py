@@ -114,7 +114,7 @@ PROFILES = {
     "full": {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs={"full": 3, "default": 10},
                        patience=3, eval_every=None, batch_size=32, max_train_samples=None, max_eval_samples=None,
-                       device="auto", precision="auto", pool_size=0),  # the paper's protocol: whole train sets, dev only
+                       device="auto", precision="auto", pool_size=0),  # the paper's protocol: dev only
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
         # Leaner (issue 25; `lnft plan --profile full`): 750 M training examples × epochs before (4,800 runs; the
         # issue counted 222 M / 1,455 runs when it was filed, before notebook 3 gave every rule a four-rate grid),
@@ -469,6 +469,13 @@ def resolve(notebook: str, profile: str, **overrides) -> Params:
             raise LnftError(f"tasks {overrides['tasks']!r} cannot be combined with a task spec; allowed: no tasks "
                             f"(the spec's task {task.name!r} replaces them)")
         values.update(tasks=[task.name], task_spec=task.spec.path)
+    if isinstance(values.get("pool_size"), dict):  # per task: every key a task (a spec's is registered by now)
+        bad = sorted(k for k in values["pool_size"] if k != "default" and not _task(k))
+        if bad:
+            raise LnftError(f"pool_size names unknown task(s) {bad}; allowed: task names and 'default'")
+        from .tasks import get_task
+
+        values["pool_size"] = {k if k == "default" else get_task(k).name: v for k, v in values["pool_size"].items()}
     if "method_tasks" in values and overrides.get("method_tasks") is None:
         values["method_tasks"] = _fit_method_tasks(values["method_tasks"], values["methods"], values["tasks"])
     check_values(notebook, values)

@@ -20,13 +20,13 @@ def training_rows(pool: P.Pool, fraction: float) -> int:
     return left - max(1, int(round(fraction * left)))
 
 
-def largest(first, second, train: int, fraction: float, most: int) -> P.Pool:
+def largest(first, second, train: int, fraction: float, most: int, units) -> P.Pool:
     """The largest pool (by bisection over sizes; drawable rows shrink as the pool grows) leaving ``train``
     training rows."""
-    lo, hi, best = 0, most, P.build(first, second, 0)
+    lo, hi, best = 0, most, P.build(first, second, 0, units)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        pool = P.build(first, second, mid)
+        pool = P.build(first, second, mid, units)
         if training_rows(pool, fraction) >= train:
             lo, best = mid, pool
         else:
@@ -48,8 +48,9 @@ def main(argv=None) -> int:
         raw = load_raw(EMBEDDED, task)
         first = raw["train"]["sentence1"][:]
         second = raw["train"]["sentence2"][:] if task.is_pair else None
-        every = P.build(first, second, len(first))
-        pool = largest(first, second, args.train, args.validation_fraction, len(every.rows))
+        units = P.pair_units(first, second) if task.is_pair else P.nested_units(first)
+        every = P.build(first, second, len(first), units)
+        pool = largest(first, second, args.train, args.validation_fraction, len(every.rows), units)
         take = lambda col, idx: None if col is None else [col[i] for i in idx]  # noqa: E731
         found = P.leaks(take(first, pool.rows), take(second, pool.rows), take(first, pool.drawable),
                         take(second, pool.drawable))

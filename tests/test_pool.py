@@ -229,6 +229,13 @@ def test_profiles_set_the_pool_per_task_and_the_reference_pools_fit():
     assert profiles.resolve("01_change_analysis", "smoke", pool_size=16).run_config(task="stsb").pool_size == 16
     with pytest.raises(LnftError, match="invalid pool_size -2; allowed: an integer >= 0, or"):
         profiles.resolve("01_change_analysis", "smoke", pool_size=-2)
+    with pytest.raises(LnftError, match=r"pool_size names unknown task\(s\) \['nosuch'\]"):
+        profiles.resolve("01_change_analysis", "smoke", pool_size={"nosuch": 10, "default": 0})
+    aliased = profiles.resolve("01_change_analysis", "smoke", pool_size={"sts-b": 10, "default": 0})
+    assert aliased.run_config(task="stsb").pool_size == 10  # an alias names its task
+    spec = os.path.join(HERE, "reviews.yaml")
+    assert profiles.resolve("01_change_analysis", "smoke", task_spec=spec,
+                            pool_size={"reviews": 30}).run_config(task="reviews").pool_size == 30
 
 
 def test_notebook_2_verdicts_rest_on_dev_and_pool(tmp_path):
