@@ -68,6 +68,8 @@ def _train_args(sub):
     p.add_argument("--seed", type=int, default=RunConfig.seed)
     p.add_argument("--max-train-samples", type=int)
     p.add_argument("--max-eval-samples", type=int)
+    p.add_argument("--pool-size", type=int, default=RunConfig.pool_size,
+                   help="score a held-out pool of this many train-file rows beside dev (lnft/pool.py; 0: dev only)")
     p.add_argument("--select-on", default=RunConfig.select_on, help="validation (held out from train) or dev")
     p.add_argument("--lora-r", type=int, default=RunConfig.lora_r)
     p.add_argument("--lora-alpha", type=int, default=RunConfig.lora_alpha)
@@ -115,7 +117,7 @@ def cmd_train(args) -> int:
                     patience=args.patience, eval_every=args.eval_every, lr=args.lr, batch_size=args.batch_size,
                     seed=args.seed,
                     max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
-                    select_on=args.select_on, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+                    pool_size=args.pool_size, select_on=args.select_on, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                     lora_dropout=args.lora_dropout, lora_targets=tuple(args.lora_targets),
                     mask_path=args.mask_path, device=args.device, precision=args.precision)
     cfg.validate()
@@ -139,6 +141,9 @@ def cmd_train(args) -> int:
     stop = "stopped early" if s["stopped_early"] else "budget used up"
     print(f"  dev: {metrics}  (step {s['best_step']} of {s['steps']}, epoch {s['best_epoch']}, chosen on "
           f"{cfg.select_on}; {stop})")
+    if result.pool_metrics:
+        pooled = ", ".join(f"{k}={v:.4f}" for k, v in result.pool_metrics.items())
+        print(f"  pool: {pooled}  ({cfg.pool_size} held-out train-file rows, the same checkpoint)")
     ending = end_of_budget(s["still_improving"], last_gain(result))
     if ending:
         print(f"  {ending}")

@@ -41,6 +41,9 @@ class RunConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     validation_fraction: float = 0.1  # share of train held out for model selection
+    # held-out evaluation pool (lnft/pool.py): this many train-file rows, fixed per task by pool.RULE and never
+    # drawable for training or validation, scored once at the selected checkpoint beside dev; 0: dev only
+    pool_size: int = 0
     select_on: str = "validation"  # which split picks the best epoch: "validation" (honest) or "dev" (paper)
     group_by_length: bool = True
     standardize_targets: bool = True  # regression (STS-B): train on z-scored labels, report on the original scale
@@ -150,6 +153,14 @@ class RunConfig:
             if not 0 <= self.lora_dropout < 1:
                 raise LnftError(f"invalid lora_dropout {self.lora_dropout!r}; allowed: 0 <= x < 1")
         data_source(self.data, task).check()  # a local directory's files are read and checked here
+        if self.pool_size:  # the pool's rows and its leakage check, before any model loads
+            from . import pool
+
+            source = data_source(self.data, task)
+            pool.check(self.pool_size, task, source.load(), source.fingerprint(),
+                       validation_fraction=self.validation_fraction, max_train_samples=self.max_train_samples)
+        elif isinstance(self.pool_size, bool) or not isinstance(self.pool_size, int):
+            raise LnftError(f"invalid pool_size {self.pool_size!r}; allowed: an integer >= 0 (0: dev only)")
         from .data import check_eval_splits
 
         check_eval_splits(self, task)  # a metric undefined on a validation or dev split: refused before any work
@@ -197,6 +208,10 @@ class RunConfig:
         data, model = data_source(cfg.data, task), model_source(cfg.model)
         prints = {"schema": str(STORE_SCHEMA), "code": fp.code_fingerprint(), "data": data.fingerprint(),
                   "model": model.fingerprint()}
+        if cfg.pool_size:  # the pool's rule enters the id (lnft/pool.py), beside its size (payload)
+            from .pool import RULE
+
+            prints["pool"] = RULE
         return cfg.hashed_id(data.id_name, model.id_name, resolve_device(cfg.device).type, task, prints), prints
 
     def hashed_id(self, data_name: str, model_name: str, device: str, task, prints: dict[str, str]) -> str:

@@ -91,10 +91,19 @@ def check_eval_splits(cfg, task: Task) -> None:
 
 
 def load_task_data(cfg, task: Task) -> DatasetDict:
-    raw = load_raw(cfg.data, task)
+    """The run's splits; with ``cfg.pool_size`` the pool (``lnft.pool``) is held out of the train file first,
+    the other splits are drawn from the rest, and the pool is split ``pool``."""
+    raw, pool = load_raw(cfg.data, task), None
+    if getattr(cfg, "pool_size", 0):
+        from .pool import SPLIT, hold_out
+        from .sources import data_source
+
+        raw, pool = hold_out(raw, task, cfg.pool_size, data_source(cfg.data, task).fingerprint())
     splits = make_splits(raw, task, data_seed=cfg.data_seed, validation_fraction=cfg.validation_fraction,
                          max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples)
     check_scoreable({s: splits[s]["label"][:] for s in ("validation", *task.dev_files)}, task, cfg)
+    if pool is not None:
+        splits[SPLIT] = pool
     return splits
 
 

@@ -174,7 +174,7 @@ def decide_methods(P, store, methods, reference: str = "layernorm", *, run, log=
     look (``aggregate.select_lr``). An arm is (task, method): all its rates for one seed. ``run(configs)`` trains
     or reads them (``sweep.run_all``). Returns (results of every run trained, the verdict frame with
     ``seeds``/``stopped``/``looks``, the seeds each (task, method) ended with)."""
-    from . import aggregate, stats, sweep
+    from . import aggregate, evidence, stats, sweep
     from .decide import design, until_decided
 
     plan = design(P.seeds, P.values.get("decide", False), P.values.get("max_seeds"))
@@ -194,8 +194,10 @@ def decide_methods(P, store, methods, reference: str = "layernorm", *, run, log=
                 and (task == "average" or r.config.task == task)]
         frame = sweep.results_frame(keep)
         chosen = aggregate.select_lr(frame, on=P.select_on)  # from the look's seeds only
-        table = stats.method_verdicts(keep, chosen, reference=reference, others=[b], store=store, level=level,
-                                      needed_level=needed_level, average=task == "average", **margins(P))
+        table = evidence.on_union(stats.method_verdicts, keep, chosen, reference=reference, others=[b], store=store,
+                                  level=level, needed_level=needed_level, average=task == "average",
+                                  **margins(P))
+        # judged on dev ∪ pool where the runs scored a pool (lnft.evidence), the dev-only estimate beside it
         # † flags from the runs this look used (its seeds, its chosen rates), frozen with the verdict
         table = aggregate.flag_verdicts(table, aggregate.summarize(frame, chosen))
         row = table[table["task"] == task].iloc[0].to_dict()
@@ -217,6 +219,7 @@ def decide_subsets(P, store, fishers_for, mask_dir: str, run, *, log=print):
     masked run, the Fisher − random rows, the rule − all-LayerNorm rows (each at the look that stopped it, with
     ``seeds``/``stopped``/``looks``), the seeds each task ended with)."""
     from . import decide
+    from .evidence import on_union
     from .subsets import (SELECTIONS, at_chosen_rates, choose_rates, fisher_vs_random, scores_frame,
                           versus_all_layernorm)
 
@@ -249,8 +252,8 @@ def decide_subsets(P, store, fishers_for, mask_dir: str, run, *, log=print):
                 part = part[part["task"] == task]
             scores = at_chosen_rates(part, choose_rates(part))
             options = {"level": level, "needed_level": needed_level, **margins(P)}
-            tables[cached] = (fisher_vs_random(scores, store, **options) if kind == "versus"
-                              else versus_all_layernorm(scores, store, **options))
+            judge_on = fisher_vs_random if kind == "versus" else versus_all_layernorm
+            tables[cached] = on_union(judge_on, scores, store=store, **options)  # dev ∪ pool (lnft.evidence)
         table = tables[cached]
         row = table[(table["task"] == task) & (table["point"] == point) & (table["fraction"] == fraction)
                     & (table["a"] == rule)]

@@ -296,14 +296,14 @@ def held_out_indices(cfg) -> np.ndarray:
     """Rows of the task's train file that a run of ``cfg`` neither trains on nor selects its checkpoint on
     (``lnft.data.make_splits`` takes validation first, then ``max_train_samples`` of the rest, from one
     permutation seeded by ``data_seed``; the rows after those), in that permutation's order."""
-    from .data import load_raw
-    from .tasks import get_task
+    from .pool import drawable_rows
 
-    n = len(load_raw(cfg.data, get_task(cfg.task))["train"])
+    rows = drawable_rows(cfg)  # the whole file, or the rows outside a held-out pool (lnft.pool): never the pool
+    n = len(rows)
     order = np.random.default_rng(cfg.data_seed).permutation(n)
     n_validation = max(1, int(round(cfg.validation_fraction * n)))
     used = len(order[n_validation:][: cfg.max_train_samples or None])
-    return order[n_validation + used:]
+    return rows[order[n_validation + used:]]
 
 
 def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empirical", at: str = "pretrained",

@@ -1,6 +1,7 @@
 """``lnft plan``: what a profile will cost before it runs — runs per notebook, training examples × epochs
 (the budget; early stopping only shortens it), how many runs are in the store already, and hours on this
-machine from measured throughput (the store's own records, or a short calibration run per method).
+machine from measured throughput (the store's own records, or a short calibration run per method), including
+the scoring of a held-out pool (``lnft.pool``: ``pool examples``, ``pool hours``) once per run.
 
 The configs are the notebooks' own: ``lnft.experiments`` builds each notebook's runs, and the notebooks
 call the same functions. Notebook 3's masked runs depend on Fisher values that do not exist before
@@ -30,6 +31,12 @@ MODEL_MPARAMS = {"embedded": 22.7, "bert-base-cased": 108.3, "bert-base-uncased"
                  "bert-large-uncased": 335.1, "roberta-base": 124.6, "roberta-large": 355.4}
 
 
+# Scoring one example (a forward pass, no backward, no optimizer) against one training example-step: an ASSUMPTION
+# used for a held-out pool's scoring time (lnft.pool) until the store holds pooled runs, whose measured
+# ``pool_seconds`` replace it (``scoring_rates_from_store``).
+SCORING_SHARE = 1 / 3
+
+
 def notebook_configs(notebook: str, profile: str) -> list[Planned]:
     """The runs one notebook trains under a profile, in the notebook's order (``lnft.experiments``)."""
     from . import profiles
@@ -57,6 +64,17 @@ def rates_from_store(results) -> dict[tuple[str, str, str, str], float]:
         if r.steps and r.total_seconds:
             key = (r.config.model, r.device, r.config.precision, r.config.method)
             samples.setdefault(key, []).append(r.total_seconds / (r.steps * r.config.batch_size))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def scoring_rates_from_store(results) -> dict[tuple[str, str, str], float]:
+    """Measured seconds to score one held-out pool example at the selected checkpoint, (model, device, precision)
+    -> median over stored pooled runs (``RunResult.pool_seconds`` / ``pool_size``)."""
+    samples: dict[tuple[str, str, str], list[float]] = {}
+    for r in results:
+        if r.config.pool_size and r.pool_seconds:
+            samples.setdefault((r.config.model, r.device, r.config.precision), []).append(
+                r.pool_seconds / r.config.pool_size)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -96,9 +114,10 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
     if unknown:
         raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
     planned = [p for nb in notebooks for p in notebook_configs(nb, profile)]
-    rates = dict(rates or {})
+    rates, scoring = dict(rates or {}), {}
     if store is not None:
-        rates = {**rates_from_store(store.results()), **rates}
+        stored = store.results()
+        rates, scoring = {**rates_from_store(stored), **rates}, scoring_rates_from_store(stored)
     seen, sizes, rows = set(), {}, []
     for p in planned:
         cfg = p.config
@@ -115,16 +134,21 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
             rate = rates.get(rate_key(cfg, "layernorm"))
         todo = new and not stored
         gpu = gpu_rate if gpu_rate is not None else _gpu_rate(cfg.model)
+        pooled = cfg.pool_size if todo else 0  # held-out pool rows scored once at the selected checkpoint
+        score_rate = scoring.get(rate_key(cfg)[:3], rate * SCORING_SHARE if rate is not None else None)
+        pool_hours = (score_rate * pooled / 3600 if score_rate is not None else math.nan) if pooled else 0.0
         rows.append({"notebook": p.notebook, "task": cfg.task, "group": p.group, "runs": 1, "new": int(new),
                      "in store": int(stored), "to train": int(todo),
                      "examples x epochs": sizes[key] * cfg.epochs if todo else 0,
-                     "max steps": steps if todo else 0,
-                     "hours": (rate * steps * cfg.batch_size / 3600 if rate is not None else math.nan) if todo else 0.0,
-                     "GPU hours": gpu * steps * cfg.batch_size / 3600 if todo else 0.0})
+                     "max steps": steps if todo else 0, "pool examples": pooled, "pool hours": pool_hours,
+                     "hours": ((rate * steps * cfg.batch_size / 3600 + pool_hours) if rate is not None else math.nan)
+                     if todo else 0.0,
+                     "GPU hours": gpu * (steps * cfg.batch_size + SCORING_SHARE * pooled) / 3600 if todo else 0.0})
     frame = pd.DataFrame(rows)
     return (frame.groupby(["notebook", "task", "group"], sort=False, as_index=False)
             .agg({"runs": "sum", "new": "sum", "in store": "sum", "to train": "sum", "examples x epochs": "sum",
-                  "max steps": "sum", "hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan,
+                  "max steps": "sum", "pool examples": "sum",
+                  "pool hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan, "hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan,
                   "GPU hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan}))
 
 
@@ -190,7 +214,9 @@ def cmd_plan(args) -> int:
     hours = frame["hours"].sum(min_count=1) if frame["hours"].notna().all() else math.nan
     print(f"profile {args.profile}: {total['new']} distinct runs, {total['in store']} in the store ({store.root}), "
           f"{total['to train']} to train ({total['examples x epochs']:,} examples × epochs); estimated "
-          + (f"{hours:.2f} hours here at most (early stopping shortens it; Fisher passes not counted)"
+          + (f"{hours:.2f} hours here at most (early stopping shortens it; Fisher passes not counted"
+             + (f"; {frame['pool examples'].sum():,} held-out pool examples scored: "
+                f"{frame['pool hours'].sum():.2f} of those hours" if frame["pool examples"].sum() else "") + ")"
              if not math.isnan(hours) else "hours: unknown for some methods (no stored run of them here; "
              "run with --calibrate)")
           + f"; one GPU: {frame['GPU hours'].sum(min_count=1):.2f} hours ("

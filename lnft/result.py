@@ -75,6 +75,8 @@ class RunResult:
     fingerprints: dict[str, str] = field(default_factory=dict)  # data, model, code, mask, schema (in the run id)
     checksums: dict[str, dict] = field(default_factory=dict)  # file name -> {"bytes", "sha256"} at write time
     created: str = ""  # when the store wrote it (UTC, ISO 8601)
+    pool_metrics: dict[str, float] = field(default_factory=dict)  # the held-out pool (lnft.pool) at the selected
+    pool_seconds: float = 0.0  # checkpoint, plus "score"; empty without a pool. Scoring the pool, once
 
     def predictions(self) -> dict[str, Predictions]:
         """Per-example predictions of the selected epoch: split name ("validation", "dev", or MNLI's
@@ -117,6 +119,7 @@ class RunResult:
             "trainable_percent": self.trainable_percent, "train_seconds": round(self.train_seconds, 3),
             "samples_per_second": round(self.samples_per_second, 2), "peak_memory_mb": round(self.peak_memory_mb, 1),
             "device": self.device, "precision": cfg.precision, "run_dir": self.run_dir,
+            **({"pool_size": cfg.pool_size, "pool_metrics": self.pool_metrics} if self.pool_metrics else {}),
         }
 
     def to_dict(self) -> dict:
@@ -142,7 +145,8 @@ def nonfinite(result: "RunResult | None" = None, trained: dict | None = None,
     import torch
 
     if result is not None:
-        for where, values in (("dev metric", result.metrics), ("validation metric", result.validation_metrics)):
+        for where, values in (("dev metric", result.metrics), ("validation metric", result.validation_metrics),
+                              ("pool metric", result.pool_metrics)):
             for key, value in values.items():
                 if not isinstance(value, (int, float)) or not math.isfinite(value):
                     return f"{where} {key} is {value!r}"
@@ -200,13 +204,21 @@ def recompute_metrics(result: "RunResult", predictions: dict[str, Predictions]) 
         validation = task.compute_metrics(p.labels, p.preds, None)
         validation["score"] = 100.0 * float(np.mean(list(validation.values())))
         found.update({("validation", k): v for k, v in validation.items()})
+    if result.pool_metrics or "pool" in predictions:  # the held-out pool (lnft.pool)
+        if "pool" not in predictions:
+            return {"pool predictions": (float("nan"), float("nan"))}
+        p = predictions["pool"]
+        pool = task.compute_metrics(p.labels, p.preds, None)
+        pool["score"] = task.score(pool)
+        found.update({("pool", k): v for k, v in pool.items()})
+    recorded_by = {"dev": result.metrics, "validation": result.validation_metrics, "pool": result.pool_metrics}
     differ = {}
     for (where, key), value in found.items():
-        recorded = (result.metrics if where == "dev" else result.validation_metrics).get(key)
+        recorded = recorded_by[where].get(key)
         if not isinstance(recorded, (int, float)) or not abs(recorded - value) <= 1e-9 * max(1.0, abs(value)):
             differ[f"{where} {key}"] = (recorded, value)
-    for where, recorded_metrics in (("dev", result.metrics), ("validation", result.validation_metrics)):
+    for where, recorded_metrics in recorded_by.items():
         for key in recorded_metrics:  # a metric added to the record that the predictions do not give
-            if (where, key) not in found and (where == "dev" or "validation" in predictions):
+            if (where, key) not in found and (where == "dev" or where in predictions):
                 differ[f"{where} {key}"] = (recorded_metrics[key], float("nan"))
     return differ

@@ -658,10 +658,9 @@ def start_config(point: str, make_config, task: str, seed: int, held_out: int = 
     spare = len(held_out_indices(cfg)) if held_out else 0
     if spare >= held_out:
         return cfg
-    from .data import load_raw
-    from .tasks import get_task
+    from .pool import drawable_rows
 
-    n = len(load_raw(cfg.data, get_task(task))["train"])
+    n = len(drawable_rows(cfg))  # train-file rows outside a held-out pool (lnft.pool)
     trained = n - max(1, int(round(cfg.validation_fraction * n))) - spare  # rows the run trains on now
     keep = max(trained - (held_out - spare), -(-trained // 2))  # it keeps at least half of them
     if keep >= trained:

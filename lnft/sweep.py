@@ -90,11 +90,12 @@ def _labels(r: RunResult) -> dict:
 
 
 def results_frame(results: list[RunResult]) -> pd.DataFrame:
-    """Long format: one row per run × split (dev, validation) × metric (``score`` is in points)."""
+    """Long format: one row per run × split (dev, validation, and ``pool`` for a run that scored a held-out pool,
+    ``lnft.pool``) × metric (``score`` is in points)."""
     rows = []
     for r in results:
         base = _labels(r)
-        for split, metrics in (("dev", r.metrics), ("validation", r.validation_metrics)):
+        for split, metrics in (("dev", r.metrics), ("validation", r.validation_metrics), ("pool", r.pool_metrics)):
             rows += [{**base, "split": split, "metric": m, "value": v} for m, v in metrics.items()]
     return pd.DataFrame(rows)
 

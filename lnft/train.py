@@ -21,6 +21,7 @@ from .config import RunConfig
 from .data import Collator, iterate, length_grouped_batches, load_task_data, random_batches, target_scale, tokenize
 from .errors import RunFailed
 from .models import accepts, autocast, display_name, load_model, load_tokenizer, resolve_device
+from .pool import SPLIT as POOL
 from .progress import progress_bar
 from .result import Predictions, RunResult, examples_digest, nonfinite
 from .tasks import Task, get_task
@@ -31,7 +32,7 @@ class FinetuneOutput:
     result: RunResult
     trained: dict[str, torch.Tensor]  # the trainable tensors of the best checkpoint (all of them for full)
     model: torch.nn.Module  # the trained model, holding the best checkpoint's weights
-    predictions: dict[str, Predictions] = None  # per-example, best checkpoint: validation and dev split(s)
+    predictions: dict[str, Predictions] = None  # per-example, best checkpoint: validation, dev split(s), pool
 
 
 def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = None) -> FinetuneOutput:
@@ -135,6 +136,12 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
     else:
         dev = evaluate_dev(model, splits, task, collate, device, cfg.eval_batch_size, best_predictions,
                            precision=cfg.precision)
+    pool_metrics, pool_seconds = {}, 0.0
+    if POOL in splits:  # the held-out pool (lnft.pool): the selected checkpoint only, once; selection never sees it
+        tick = time.perf_counter()
+        metrics = evaluate(model, splits[POOL], task, collate, device, cfg.eval_batch_size, keep=best_predictions,
+                           name=POOL, precision=cfg.precision)
+        pool_metrics, pool_seconds = {**metrics, "score": task.score(metrics)}, time.perf_counter() - tick
     result = RunResult(
         run_id=run_id or cfg.run_id(),
         config=cfg,
@@ -156,6 +163,8 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
         device=device.type,
         versions=versions(),
         model_name=display_name(cfg.model),
+        pool_metrics=pool_metrics,
+        pool_seconds=pool_seconds,
     )
     predictions = {split: Predictions(preds, labels, examples_digest(raw[split]))
                    for split, (preds, labels) in best_predictions.items()}

@@ -160,3 +160,18 @@ def test_plan_command_counts_the_store(tiny, tmp_path, capsys):
     row = frame[frame["group"] == first.method].iloc[0]  # measured: this method has a rate, so hours are known
     assert row["to train"] == 0 or row["hours"] > 0
     assert frame[frame["group"] == "lora"]["hours"].isna().all()  # no record of lora here: unknown, not guessed
+
+
+def test_plan_counts_the_held_out_pools_scoring(tiny):
+    """standard pools every task (lnft.pool): each run to train scores its task's pool once, counted at the
+    stated share of a training example-step until pooled runs in the store measure it."""
+    planned = plan.notebook_configs("02_peft_comparison", "standard")
+    methods = {p.config.method for p in planned}
+    rates = {plan.rate_key(planned[0].config, m): 0.01 for m in methods}
+    frame = plan.plan_frame("standard", ["02_peft_comparison"], rates=rates)
+    sizes = {"sst2": 6000, "mrpc": 1400, "stsb": 3400}
+    for _, row in frame.iterrows():
+        assert row["pool examples"] == sizes[row["task"]] * row["new"]  # every new run scores its pool once
+        assert row["pool hours"] == pytest.approx(0.01 * plan.SCORING_SHARE * sizes[row["task"]] * row["new"] / 3600)
+    quick = plan.plan_frame("quick", ["02_peft_comparison"], rates=rates)
+    assert quick["pool examples"].sum() == 0 and quick["pool hours"].sum() == 0
