@@ -5,6 +5,12 @@ class LnftError(ValueError):
     """A user-facing problem with the input (bad value, missing file, no network...)."""
 
 
+def short_repr(value, limit: int = 60) -> str:
+    """``repr(value)``, cut so that an error line stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
+
+
 class RunFailed(RuntimeError):
     """A run that cannot produce a result (e.g. its training loss became NaN): recorded as failed, not stored."""
 

@@ -226,12 +226,11 @@ def check(size, task, raw, fingerprint: str = "", *, validation_fraction: float 
 def drawable_rows(cfg) -> np.ndarray:
     """Train-file row indices a run of ``cfg`` draws its training subset and validation split from: all rows
     without a pool, else the pool's drawable rows (``lnft.fisher.held_out_indices`` reads its held-out rows here)."""
-    from .data import load_raw
     from .sources import data_source
     from .tasks import get_task
 
     task = get_task(cfg.task)
-    raw = load_raw(cfg.data, task)
+    raw = data_source(cfg.data, task).load()  # = lnft.data.load_raw, without importing the module above this one
     if not getattr(cfg, "pool_size", 0):
         return np.arange(len(raw["train"]))
     return task_pool(raw, task, cfg.pool_size, data_source(cfg.data, task).fingerprint()).drawable

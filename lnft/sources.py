@@ -28,7 +28,7 @@ from importlib import resources
 from . import fingerprints as fp
 from .constants import (EMBEDDED, EMBEDDED_NAME, EMBEDDED_TASKS, MODEL_FILES, PATH_PREFIXES, TOKENIZER_FILES,
                         WEIGHT_FILES, WEIGHT_SUFFIXES)
-from .errors import LnftError
+from .errors import LnftError, short_repr
 from .tasks import Task
 
 
@@ -527,12 +527,6 @@ def check_config_values(name: str, config: dict) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not math.isfinite(value) or value < 0):
             raise LnftError(f"{where} has {key} {short_repr(value)}; allowed: a finite number >= 0")
-
-
-def short_repr(value, limit: int = 60) -> str:
-    """``repr(value)``, cut so that an error line stays one short line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
 
 
 def _unreadable(path: str) -> str:

@@ -32,7 +32,7 @@ import pandas as pd
 
 from .errors import LnftError
 from .fingerprints import digest, file_hash, hub_revision
-from .sources import short_repr
+from .errors import short_repr
 from .tasks import METRIC_FUNCTIONS, Task, register
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}

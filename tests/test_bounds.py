@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from lnft import LnftError, bounds, jackknife, profiles, stats
+from lnft import retention, LnftError, bounds, jackknife, profiles, stats
 
 
 def test_bound_text_margins_and_words():
@@ -57,7 +57,7 @@ def test_retention_share_and_its_fieller_bound():
     a, b, f = 90 + rng.normal(0, 1, 4), 100 + rng.normal(0, 1, 4), 50 + rng.normal(0, 1, 4)
     reps = lambda x: x[None, :] + rng.normal(0, 0.3, (300, 1))  # noqa: E731  shared example noise per replicate
     ra, rb, rf = reps(a), reps(b), reps(f)
-    out = bounds.retention(a, b, f, ra, rb, rf)
+    out = retention.retention(a, b, f, ra, rb, rf)
     assert out["share"] == pytest.approx((a.mean() - f.mean()) / (b.mean() - f.mean()))
     assert 0.6 < out["share_lo"] < out["share"] and out["level"] == 0.975
     r = out["share_lo"]
