@@ -35,7 +35,8 @@ def make_splits(raw: DatasetDict, task: Task, *, data_seed: int, validation_frac
     for split in task.dev_files:
         dev = raw[split]
         if max_eval_samples and max_eval_samples < len(dev):
-            dev = dev.select(np.sort(rng.permutation(len(dev))[:max_eval_samples]))
+            # the dev subset never follows data_seed: every seed of a comparison is scored on the same dev examples
+            dev = dev.select(np.sort(np.random.default_rng(0).permutation(len(dev))[:max_eval_samples]))
         splits[split] = dev
     return DatasetDict(splits)
 

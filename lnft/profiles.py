@@ -32,17 +32,27 @@ PEFT_METHODS = ["full", "layernorm", "layernorm-output", "bitfit", "lora", "head
 WHY_METHODS = ["layernorm-gain", "layernorm-bias", "random-channels", "ia3"]
 FULL_LRS = [2e-5, 5e-5, 1e-4]
 PEFT_LRS = [1e-3, 3e-3, 1e-2]
+# The claim-2 protocol (issue 32): every arm picks its body rate on validation from its own grid of 3 rates around
+# its known-good region (MiniLM-L6: full fine-tuning 3e-5-3e-4; LoRA 3e-4-3e-3; LayerNorm, BitFit, IA³, the head
+# 3e-3-3e-2); the task head trains at one rate, HEAD_LR, in every arm (a second AdamW group, RunConfig.head_lr; the
+# head-only arm's grid is its head's rate); every arm has the same maximum budget (one ``epochs`` for all: early
+# stopping ends runs); rates are chosen on the first seed's validation (``tune_seeds=1``) and every further seed
+# runs the chosen rate; the head reads the checkpoint's own pooling (RunConfig.pooling "auto": the mean over tokens
+# for the embedded model, lnft.pooling); the training draw follows the seed (RunConfig.data_seed None).
+TUNED_GRID = {"full": [3e-5, 1e-4, 3e-4], "lora": [3e-4, 1e-3, 3e-3], "default": [3e-3, 1e-2, 3e-2]}
+HEAD_LR = 1e-2
+PROTOCOL = dict(head_lr=HEAD_LR, pooling="auto")  # the shared run settings of the protocol (every notebook's runs)
 
 PROFILES = {
     "smoke": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs={"full": 1, "default": 2},
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs=2,
                        patience=2, eval_every=1, batch_size=16, max_train_samples=32, max_eval_samples=32,
-                       device="auto", precision="auto"),
+                       device="auto", precision="auto", **PROTOCOL),
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS, method_tasks={"lora": ["sst2"]},
                                    decide=True, max_seeds=3,
                                    lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]},
-                                   comparators=["random-channels", "ia3"]),
+                                   comparators=["random-channels", "ia3"], tune_seeds=1),
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[20, 100], control_fractions=[5, 20], cv_fractions=[],
                                   fisher_samples=16, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
                                   rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
@@ -52,18 +62,20 @@ PROFILES = {
     "quick": {
         # 500 examples = 16 steps per epoch: full ≤ 96 steps, the others ≤ 192; the step arithmetic that
         # keeps notebook 2 under 10 minutes is in the README ("Profiles")
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs={"full": 6, "default": 12},
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs=12,
                        patience=3, eval_every=24, batch_size=32, max_train_samples=500, max_eval_samples=400,
-                       device="auto", precision="auto"),
+                       device="auto", precision="auto", **PROTOCOL),
         # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's full runs (same configs)
         "01_change_analysis": dict(seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2),
         # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
         # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3.
         # "Why LayerNorm" in quick: random-channels only (the same element count as LayerNorm, drawn anywhere
         # among biases and LayerNorms: the sharpest test of "is it where the parameters sit?"; 4 runs, ~2-3 min)
+        # issue 32: every arm tunes 3 rates on seed 0, seed 1 runs the chosen one (4 runs per arm, 2 before); quick
+        # pays for it by dropping the "why LayerNorm" comparator (random-channels: smoke, full, paper)
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=["full", "layernorm", "head"],
-                                   method_tasks={}, lr_grid={"full": [1e-4], "default": [1e-2]},
-                                   comparators=["random-channels"], decide=False, max_seeds=None),
+                                   method_tasks={}, lr_grid=TUNED_GRID, tune_seeds=1,
+                                   comparators=[], decide=False, max_seeds=None),
         # nb 3: every rule picks its rate from masked_lrs on validation, so quick trims the rules instead:
         # Fisher global and random only (per-module: smoke, full, paper) = (2 points x 2 seeds + 2 random
         # seeds shared by the points) x 1 fraction x 2 rates = 12 masked runs; the all-LayerNorm, head and
@@ -92,13 +104,13 @@ PROFILES = {
     # Notebook 3 on SST-2 at the pretrained Fisher point (the paper's) and 1 %, Fisher top-k and random-k each
     # choosing its rate from a two-rate grid. Measured on the first (killed) attempt: a full run 50-100 s.
     "standard": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb"], epochs={"full": 5, "default": 8},
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb"], epochs=8,
                        patience=3, eval_every=None, batch_size=32, max_train_samples=2000, max_eval_samples=1500,
-                       device="auto", precision="auto"),
+                       device="auto", precision="auto", **PROTOCOL),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=["full", "layernorm", "bitfit", "lora", "head"],
                                    method_tasks={"bitfit": ["sst2"], "lora": ["sst2"]},
-                                   lr_grid={"full": [1e-4], "lora": [1e-3], "default": [1e-2]}, comparators=[],
+                                   lr_grid=TUNED_GRID, tune_seeds=1, comparators=[],
                                    decide=True, max_seeds=5),
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1, 2], fractions=[1, 100], control_fractions=[1, 10],
                                   cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
@@ -107,9 +119,9 @@ PROFILES = {
                                   decide=True, max_seeds=5),
     },
     "full": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs={"full": 3, "default": 10},
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs=10,
                        patience=3, eval_every=None, batch_size=32, max_train_samples=None, max_eval_samples=None,
-                       device="auto", precision="auto"),
+                       device="auto", precision="auto", **PROTOCOL),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=5e-5, layernorm_lr=1e-3),
         # Leaner (issue 25; `lnft plan --profile full`): 750 M training examples × epochs before (4,800 runs; the
         # issue counted 222 M / 1,455 runs when it was filed, before notebook 3 gave every rule a four-rate grid),
@@ -121,7 +133,7 @@ PROFILES = {
         # method reached its quick-profile scores with; a rate chosen at a grid edge is flagged †, so a grid that
         # is too narrow shows); full fine-tuning keeps its 3 rates (cheap: 3 epochs).
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=PEFT_METHODS, method_tasks={},
-                                   lr_grid={"full": FULL_LRS, "default": PEFT_LRS[1:]},
+                                   lr_grid=TUNED_GRID, tune_seeds=1,
                                    comparators=["layernorm-gain", "random-channels"], decide=True, max_seeds=5),
         # Notebook 3 cut to what its verdicts read: two fractions (1 % and 10 %: the paper's "small subset" and
         # where Fisher and random should meet), the two rules the Fisher − random verdict compares, two Fisher
@@ -137,12 +149,13 @@ PROFILES = {
     },
     "paper": {
         "common": dict(model="bert-large-cased", data=HUB_GLUE, tasks=["cola", "sst2", "mrpc", "stsb", "rte"],
-                       epochs={"full": 3, "default": 10}, patience=3, eval_every=None, batch_size=32,
-                       max_train_samples=None, max_eval_samples=None, device="auto", precision="auto"),
+                       epochs=10, patience=3, eval_every=None, batch_size=32,
+                       max_train_samples=None, max_eval_samples=None, device="auto", precision="auto",
+                       head_lr=1e-3, pooling="auto"),  # BERT-large: its pre-trained NSP pooler ("auto" -> "pooler")
         "01_change_analysis": dict(seeds=[0, 1, 2, 3, 4], lr=2e-5, layernorm_lr=1e-3),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]},
-                                   comparators=WHY_METHODS, method_tasks={}, decide=True, max_seeds=8),
+                                   comparators=WHY_METHODS, method_tasks={}, decide=True, max_seeds=8, tune_seeds=None),
         "03_fisher_subsets": dict(seeds=[0, 1, 2, 3, 4], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
                                   control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
                                   cv_fractions=[1, 5, 20], folds=3, lr=3e-3, masked_lrs=[1e-3, 3e-3, 1e-2, 3e-2],
@@ -276,6 +289,10 @@ SCHEMA: dict[str, Spec] = {
     "max_seeds": Spec("an integer from 2 to 20 (None: the seeds; decide mode adds seeds up to it)",
                       lambda v: _is_int(v, 2, 20), nullable=True),
     "lr": Spec("a finite number > 0", _rate),
+    "head_lr": Spec("a finite number > 0: the task head's rate in every arm (None: each run's lr)", _rate, nullable=True),
+    "pooling": Spec("auto, pooler, mean (lnft.pooling)", _choice("auto", "pooler", "mean")),
+    "tune_seeds": Spec("an integer >= 1: rates are chosen on the first this many seeds' validation, the other seeds "
+                       "run the chosen rate (None: every seed runs every rate)", lambda v: _is_int(v, 1), nullable=True),
     # notebook 1
     "layernorm_lr": Spec("a finite number > 0", _rate),
     # notebook 2
@@ -326,6 +343,8 @@ NOTEBOOK_RULES = {
          "methods must include 'layernorm' (compared with every other method) and 'head' (the control)"),
         (lambda v: "default" in v["lr_grid"] or set(v["methods"]) <= set(v["lr_grid"]),
          "lr_grid needs a 'default' entry or one for every method"),
+        (lambda v: v.get("tune_seeds") is None or v["tune_seeds"] <= len(v["seeds"]),
+         "tune_seeds must not exceed the number of seeds (the rates are chosen on the first tune_seeds seeds)"),
     ],
     "03_fisher_subsets": [
         *_DECIDE_RULES,
@@ -361,7 +380,7 @@ def check_values(notebook: str, values: dict) -> None:
 
 
 RUN_FIELDS = ("task_spec", "model", "data", "batch_size", "max_train_samples", "max_eval_samples", "patience", "eval_every",
-              "device", "precision")
+              "device", "precision", "head_lr", "pooling")
 
 
 def method_epochs(epochs, method: str) -> int:
