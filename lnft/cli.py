@@ -123,6 +123,8 @@ def _methods_args(sub):
     p = sub.add_parser("methods", help="list the methods and their trainable parameters on a model")
     p.add_argument("--model", default=EMBEDDED)
     p.add_argument("--num-labels", type=int, default=2)
+    p.add_argument("--pooling", default="auto", help="what the head reads: auto (the model's own pooling; "
+                   "lnft.pooling), pooler, mean")
     p.set_defaults(func=cmd_methods)
 
 
@@ -134,13 +136,23 @@ def cmd_methods(args) -> int:
     if args.num_labels < 1:
         raise LnftError(f"invalid num-labels {args.num_labels}; allowed: an integer >= 1 (1: regression)")
     model_source(args.model).check()
+    from .models import auto_pooling
+    from .pooling import POOLINGS
+
+    if args.pooling not in POOLINGS:
+        raise LnftError(f"invalid pooling {args.pooling!r}; allowed: {', '.join(POOLINGS)}")
+    pooling = auto_pooling(args.model) if args.pooling == "auto" else args.pooling
+    reads = {"mean": "a linear classifier on the mean over tokens (the encoder's pooler removed)",
+             "pooler": "the model class's own head (BERT: the pre-trained pooler on [CLS])"}[pooling]
+    print(f"pooling {pooling!r}{' (auto)' if args.pooling == 'auto' else ''}: the head reads {reads}")
     print(f"{'method':<22}{'trainable':>12}{'share %':>10}  what trains (+ the task head)")
     for name, method in methods.METHODS.items():
         if method.masked:
             print(f"{name:<22}{'(mask)':>12}{'':>10}  {method.summary}")
             continue
         try:
-            prepared = methods.prepare(load_model(args.model, args.num_labels), RunConfig(method=name))
+            prepared = methods.prepare(load_model(args.model, args.num_labels, pooling),
+                                       RunConfig(method=name, pooling=pooling))
         except LnftError as exc:  # e.g. layernorm-output on a model type without a component map
             print(f"{name:<22}{'—':>12}{'':>10}  not available: {str(exc).split(';')[0]}")
             continue

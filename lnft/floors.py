@@ -212,3 +212,28 @@ def versus_floors(summary: pd.DataFrame, found: list[Floor]) -> pd.DataFrame:
         if kind in out:
             out[f"over {kind}"] = out["score_mean"] - out[kind]
     return out.reset_index(drop=True)
+
+
+def floor_configs(P, seeds_by_arm: dict | None = None, method: str = "head") -> list[RunConfig]:
+    """One config per task × seed whose data the floors are computed on: the seeds ``method`` ran with
+    (``seeds_by_arm``: (task, method) -> seeds, as ``experiments.decide_methods`` returns them; default: the
+    profile's seeds), each with its own training draw."""
+    seeds = lambda t: (seeds_by_arm or {}).get((t, method), P.seeds)  # noqa: E731
+    return [P.run_config(task=t, method=method, seed=s) for t in P.tasks for s in seeds(t)]
+
+
+def head_versus_probe(results, chosen: pd.DataFrame, found: list[Floor], store=None, **options) -> pd.DataFrame:
+    """Head-only fine-tuning (each seed at its chosen rate) minus the linear probe on the same training draws,
+    per task: ``lnft.stats.compare`` on per-example dev predictions (the probe's from ``found``). Head-only
+    should reach the probe within noise: an interval below 0 says its training fell short."""
+    from . import stats
+
+    heads = [r for r in results if r.config.method == "head"]
+    rate = {(t, m): lr for t, m, lr in zip(chosen["task"], chosen["method"], chosen["lr"])}
+    rows = [{"run_id": r.run_id, "seed": r.config.seed, "method": "head", "task": r.config.task} for r in heads
+            if rate.get((r.config.task, "head")) == r.config.lr]
+    rows += [{"run_id": f.run_id, "seed": f.seed, "method": f.kind, "task": f.task} for f in found
+             if f.kind == "linear probe"]
+    frame = pd.DataFrame(rows, columns=["run_id", "seed", "method", "task"])
+    return stats.compare(frame, "head", "linear probe", store=store, predictions=predictions(found), average=False,
+                         **options)

@@ -300,3 +300,33 @@ def test_costs_frame():
     assert frame.loc["layernorm", "storage_ratio"] == pytest.approx(0.01)
     table = costs.costs_table(costs.costs_frame(runs), ["full", "layernorm"])
     assert list(table.index) == ["full", "layernorm"] and table.loc["layernorm", "step vs full"] == "0.80×"
+
+
+def test_head_only_pairs_with_the_linear_probe_on_the_same_draws(tmp_path):
+    from lnft import aggregate, sweep
+    from lnft.store import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    configs = [RunConfig(task="sst2", method="head", seed=s, lr=1e-2, **SMALL) for s in (0, 1)]
+    results = sweep.run_all(configs, store, progress=False)
+    found = floors.floors(configs, store)
+    assert {f.seed for f in found} == {0, 1} and len({f.run_id for f in found}) == 4  # a floor per draw
+    chosen = aggregate.select_lr(sweep.results_frame(results))
+    row = floors.head_versus_probe(results, chosen, found, store).iloc[0]
+    assert (row["a"], row["b"], row["a_seeds"], row["b_seeds"]) == ("head", "linear probe", 2, 2)
+    assert np.isfinite(row["diff"]) and row["lo"] <= row["diff"] <= row["hi"]
+    probe = np.mean([f.metrics["score"] for f in found if f.kind == "linear probe"])
+    head = np.mean([r.metrics["score"] for r in results])
+    assert row["diff"] == pytest.approx(head - probe, abs=1e-6)
+
+
+def test_lnft_methods_names_the_pooling(capsys):
+    from lnft.cli import main
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("pooling 'mean' (auto)") and "22,566,146" in out  # no pooler on the mean path
+    assert main(["methods", "--pooling", "pooler"]) == 0
+    assert "22,713,986" in capsys.readouterr().out
+    assert main(["methods", "--pooling", "cls"]) == 2
+    assert "invalid pooling 'cls'; allowed: auto, pooler, mean" in capsys.readouterr().err
