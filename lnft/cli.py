@@ -34,6 +34,12 @@ def _train_args(sub):
     p.add_argument("--eval-every", type=int, default=RunConfig.eval_every,
                    help="evaluate every this many steps (default: once per epoch)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the method's)")
+    p.add_argument("--head-lr", type=float, default=None,
+                   help="the task head's rate, a second AdamW group (default: --lr; method head: its --lr)")
+    p.add_argument("--pooling", default=RunConfig.pooling,
+                   help="what the head reads: auto (the checkpoint's own pooling; lnft.pooling), pooler, mean")
+    p.add_argument("--data-seed", type=int, default=None,
+                   help="the training subset's draw and validation split (default: --seed)")
     p.add_argument("--batch-size", type=int, default=RunConfig.batch_size)
     p.add_argument("--seed", type=int, default=RunConfig.seed)
     p.add_argument("--max-train-samples", type=int)
@@ -80,7 +86,7 @@ def cmd_train(args) -> int:
     data = os.path.abspath(args.data_dir) if args.data_dir else args.data
     cfg = RunConfig(task=args.task or RunConfig.task, task_spec=task_spec, method=args.method, model=args.model, data=data, epochs=args.epochs,
                     patience=args.patience, eval_every=args.eval_every, lr=args.lr, batch_size=args.batch_size,
-                    seed=args.seed,
+                    seed=args.seed, head_lr=args.head_lr, pooling=args.pooling, data_seed=args.data_seed,
                     max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
                     select_on=args.select_on, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                     lora_dropout=args.lora_dropout, lora_targets=tuple(args.lora_targets),

@@ -330,3 +330,16 @@ def test_lnft_methods_names_the_pooling(capsys):
     assert "22,713,986" in capsys.readouterr().out
     assert main(["methods", "--pooling", "cls"]) == 2
     assert "invalid pooling 'cls'; allowed: auto, pooler, mean" in capsys.readouterr().err
+
+
+def test_lnft_train_takes_the_protocol_options(tmp_path, capsys):
+    from lnft.cli import main
+
+    args = ["train", "--task", "sst2", "--method", "head", "--max-train-samples", "16", "--max-eval-samples", "8",
+            "--epochs", "1", "--batch-size", "8", "--seed", "2", "--data-seed", "5", "--pooling", "pooler",
+            "--head-lr", "0.01", "--device", "cpu", "--no-progress", "--out", str(tmp_path), "--json"]
+    assert main(args) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "-s2-d5-" in s["run_id"] and s["trainable_params"] == 770
+    record = json.load(open(os.path.join(s["run_dir"], "record.json")))
+    assert record["config"]["pooling"] == "pooler" and record["config"]["data_seed"] == 5
