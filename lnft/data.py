@@ -43,7 +43,8 @@ def make_splits(raw: DatasetDict, task: Task, *, data_seed: int, validation_frac
 
 def load_task_data(cfg, task: Task) -> DatasetDict:
     raw = load_raw(cfg.data, task)
-    return make_splits(raw, task, data_seed=cfg.data_seed, validation_fraction=cfg.validation_fraction,
+    data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed  # None: follows the seed (RunConfig)
+    return make_splits(raw, task, data_seed=data_seed, validation_fraction=cfg.validation_fraction,
                        max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples)
 
 

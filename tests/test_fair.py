@@ -343,3 +343,12 @@ def test_lnft_train_takes_the_protocol_options(tmp_path, capsys):
     assert "-s2-d5-" in s["run_id"] and s["trainable_params"] == 770
     record = json.load(open(os.path.join(s["run_dir"], "record.json")))
     assert record["config"]["pooling"] == "pooler" and record["config"]["data_seed"] == 5
+
+
+def test_an_unvalidated_config_draws_the_same_data_as_its_validated_self():
+    from lnft.data import load_task_data
+    from lnft.tasks import get_task
+
+    cfg = RunConfig(seed=7, **SMALL)
+    raw, done = load_task_data(cfg, get_task("sst2")), load_task_data(cfg.validate(), get_task("sst2"))
+    assert raw["train"]["sentence1"][:] == done["train"]["sentence1"][:]
