@@ -52,7 +52,7 @@ PROFILES = {
         "01_change_analysis": dict(seeds=[0], lr=1e-4, layernorm_lr=1e-2),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=PEFT_METHODS, method_tasks={"lora": ["sst2"]},
                                    decide=True, max_seeds=3,
-                                   lr_grid={"full": [1e-4], "head": [1e-2, 3e-3], "default": [1e-2]},
+                                   lr_grid={"full": [1e-4], "head": [3e-3, 1e-2], "default": [1e-2]},
                                    comparators=["random-channels", "ia3"], tune_seeds=1),
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[20, 100], control_fractions=[5, 20], cv_fractions=[],
                                   fisher_samples=16, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
