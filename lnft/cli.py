@@ -150,7 +150,6 @@ def cmd_methods(args) -> int:
     pooling = auto_pooling(args.model) if args.pooling == "auto" else args.pooling
     reads = {"mean": "a linear classifier on the mean over tokens (the encoder's pooler removed)",
              "pooler": "the model class's own head (BERT: the pre-trained pooler on [CLS])"}[pooling]
-    print(f"pooling {pooling!r}{' (auto)' if args.pooling == 'auto' else ''}: the head reads {reads}")
     print(f"{'method':<22}{'trainable':>12}{'share %':>10}  what trains (+ the task head)")
     for name, method in methods.METHODS.items():
         if method.masked:
@@ -164,6 +163,7 @@ def cmd_methods(args) -> int:
             continue
         share = 100 * prepared.trainable_params / prepared.total_params
         print(f"{name:<22}{prepared.trainable_params:>12,}{share:>10.4f}  {method.summary}")
+    print(f"pooling {pooling!r}{' (auto)' if args.pooling == 'auto' else ''}: the head reads {reads}")
     return 0
 
 
