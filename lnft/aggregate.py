@@ -52,7 +52,7 @@ def lr_flag(lr: float, at_edge: bool, rates: int) -> str:
     """The learning-rate note of one chosen rate: at the edge of a grid of two or more rates, or untested."""
     if at_edge:
         return f"lr {lr:g} at the edge of its grid ({rates} rates)"
-    return "one lr tried" if rates == 1 else ""
+    return "one lr tried (untuned)" if rates == 1 else ""
 
 
 def join_texts(parts) -> str:
@@ -136,8 +136,11 @@ def flags(row) -> str:
 
 
 def undertrained(row) -> bool:
-    """Possibly undertrained: some seed still improving at the end, or the chosen rate at a grid edge."""
-    return bool(row.get("still_improving", 0)) or bool(row.get("lr_at_edge", False))
+    """Possibly undertrained: some seed still improving at the end, the chosen rate at a grid edge, or an arm
+    given one rate only (its rate was never tuned: ``lr_rates`` = 1)."""
+    rates = row.get("lr_rates", float("nan"))
+    untuned = bool(pd.notna(rates) and int(rates) == 1)
+    return bool(row.get("still_improving", 0)) or bool(row.get("lr_at_edge", False)) or untuned
 
 
 def summarize(frame: pd.DataFrame, chosen: pd.DataFrame | None = None) -> pd.DataFrame:

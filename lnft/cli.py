@@ -64,6 +64,12 @@ def _train_args(sub):
                    help="evaluate every this many steps (default: once per epoch)")
     p.add_argument("--lr", type=_number("lr", positive=True), default=None,
                    help="peak learning rate (default: the method's)")
+    p.add_argument("--head-lr", type=_number("head_lr", positive=True), default=None,
+                   help="the task head's rate, a second AdamW group (default: --lr; method head: its --lr)")
+    p.add_argument("--pooling", default=RunConfig.pooling,
+                   help="what the head reads: auto (the checkpoint's own pooling; lnft.pooling), pooler, mean")
+    p.add_argument("--data-seed", type=int, default=None,
+                   help="the training subset's draw and validation split (default: --seed)")
     p.add_argument("--batch-size", type=int, default=RunConfig.batch_size)
     p.add_argument("--seed", type=int, default=RunConfig.seed)
     p.add_argument("--max-train-samples", type=int)
@@ -115,7 +121,7 @@ def cmd_train(args) -> int:
     data = os.path.abspath(args.data_dir) if args.data_dir else (args.data or EMBEDDED)
     cfg = RunConfig(task=args.task or RunConfig.task, task_spec=task_spec, method=args.method, model=args.model, data=data, epochs=args.epochs,
                     patience=args.patience, eval_every=args.eval_every, lr=args.lr, batch_size=args.batch_size,
-                    seed=args.seed,
+                    seed=args.seed, head_lr=args.head_lr, pooling=args.pooling, data_seed=args.data_seed,
                     max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
                     pool_size=args.pool_size, select_on=args.select_on, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                     lora_dropout=args.lora_dropout, lora_targets=tuple(args.lora_targets),
@@ -161,6 +167,8 @@ def _methods_args(sub):
     p = sub.add_parser("methods", help="list the methods and their trainable parameters on a model")
     p.add_argument("--model", default=EMBEDDED)
     p.add_argument("--num-labels", type=int, default=2)
+    p.add_argument("--pooling", default="auto", help="what the head reads: auto (the model's own pooling; "
+                   "lnft.pooling), pooler, mean")
     p.set_defaults(func=cmd_methods)
 
 
@@ -173,18 +181,28 @@ def cmd_methods(args) -> int:
         raise LnftError(f"invalid num-labels {args.num_labels}; allowed: an integer from 1 (regression) to "
                         f"{MAX_NUM_LABELS:,}")
     model_source(args.model).check()
+    from .models import auto_pooling
+    from .pooling import POOLINGS
+
+    if args.pooling not in POOLINGS:
+        raise LnftError(f"invalid pooling {args.pooling!r}; allowed: {', '.join(POOLINGS)}")
+    pooling = auto_pooling(args.model) if args.pooling == "auto" else args.pooling
+    reads = {"mean": "a linear classifier on the mean over tokens (the encoder's pooler removed)",
+             "pooler": "the model class's own head (BERT: the pre-trained pooler on [CLS])"}[pooling]
     print(f"{'method':<22}{'trainable':>12}{'share %':>10}  what trains (+ the task head)")
     for name, method in methods.METHODS.items():
         if method.masked:
             print(f"{name:<22}{'(mask)':>12}{'':>10}  {method.summary}")
             continue
         try:
-            prepared = methods.prepare(load_model(args.model, args.num_labels), RunConfig(method=name))
+            prepared = methods.prepare(load_model(args.model, args.num_labels, pooling),
+                                       RunConfig(method=name, pooling=pooling))
         except LnftError as exc:  # e.g. layernorm-output on a model type without a component map
             print(f"{name:<22}{'—':>12}{'':>10}  not available: {str(exc).split(';')[0]}")
             continue
         share = 100 * prepared.trainable_params / prepared.total_params
         print(f"{name:<22}{prepared.trainable_params:>12,}{share:>10.4f}  {method.summary}")
+    print(f"pooling {pooling!r}{' (auto)' if args.pooling == 'auto' else ''}: the head reads {reads}")
     return 0
 
 

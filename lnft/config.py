@@ -27,11 +27,20 @@ class RunConfig:
     data: str = EMBEDDED  # "embedded", a hub dataset name (nyu-mll/glue) or a local GLUE directory
     task_spec: str | None = None  # your own task: a spec file (lnft/taskspec.py); task and data come from it
     seed: int = 42  # initialisation of the head, dropout, batch order
-    data_seed: int = 0  # subsets and the validation split: fixed across seeds so seeds measure training noise
+    # the training subset and the validation split; None: the seed (validate resolves it), so the seeds' spread
+    # covers the draw of training examples as well as training noise; an integer fixes the draw across seeds
+    data_seed: int | None = None
     epochs: int = 3  # the maximum budget; early stopping (patience) may end a run sooner
     patience: int = 0  # stop after this many evaluations without improvement on the selection split; 0: never
     eval_every: int | None = None  # evaluate every this many optimisation steps; None: at the end of every epoch
     lr: float | None = None  # None: the method's default rate
+    # the task head's rate (a second AdamW group); None: lr. Every arm shares one head rate, so only the body's
+    # rate differs between methods; method "head" has no body: its lr is the head's and head_lr is unused
+    head_lr: float | None = None
+    # what the head reads (lnft.pooling): "auto" resolves by validate() to "mean" (a checkpoint whose pooler was
+    # never pre-trained: a sentence-transformers pooling config beside the weights, or a BERT/ALBERT pooler
+    # missing or with zero bias) or "pooler" (the model class's own head: BERT's pre-trained pooler, the paper's)
+    pooling: str = "auto"
     batch_size: int = 32
     eval_batch_size: int = 32  # small batches of similar length are fastest on CPU
     max_seq_length: int = 128
@@ -101,15 +110,23 @@ class RunConfig:
         _positive_int("max_seq_length", self.max_seq_length)
         for name in ("seed", "data_seed"):
             value = getattr(self, name)
+            if name == "data_seed" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
                 raise LnftError(f"invalid {name} {value!r}; allowed: an integer from 0 to {2**32 - 1}")
-        for name in ("lr", "validation_fraction", "warmup_ratio", "weight_decay", "max_grad_norm", "lora_dropout"):
+        for name in ("lr", "head_lr", "validation_fraction", "warmup_ratio", "weight_decay", "max_grad_norm", "lora_dropout"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value)):
                 raise LnftError(f"invalid {name} {value!r}; allowed: a finite number")
         if self.lr is not None and not self.lr > 0:
             raise LnftError(f"invalid lr {self.lr!r}; allowed: a finite number > 0")
+        if self.head_lr is not None and not self.head_lr > 0:
+            raise LnftError(f"invalid head_lr {self.head_lr!r}; allowed: a finite number > 0 (None: lr)")
+        from .pooling import POOLINGS
+
+        if self.pooling not in POOLINGS:
+            raise LnftError(f"invalid pooling {self.pooling!r}; allowed: {', '.join(POOLINGS)}")
         if self.max_grad_norm < 0:
             raise LnftError(f"invalid max_grad_norm {self.max_grad_norm!r}; allowed: >= 0 (0: no clipping)")
         for name in ("max_train_samples", "max_eval_samples"):
@@ -187,7 +204,11 @@ class RunConfig:
         elif ia3 or feedforward:
             raise LnftError(f"ia3_targets/ia3_feedforward are only allowed with method 'ia3', not {method.name!r}")
         lr = self.lr if self.lr is not None else method.default_lr
+        head_lr = float(lr) if self.head_lr is None or method.name == "head" else float(self.head_lr)
+        pooling = models.auto_pooling(self.model) if self.pooling == "auto" else self.pooling
+        data_seed = self.seed if self.data_seed is None else self.data_seed
         return dataclasses.replace(self, task=task.name, method=method.name, lr=float(lr), mask_digest=digest,
+                                   head_lr=head_lr, pooling=pooling, data_seed=data_seed,
                                    lora_targets=tuple(targets), ia3_targets=tuple(ia3),
                                    ia3_feedforward=tuple(feedforward), precision=precision, **spec_fields)
 
@@ -224,7 +245,8 @@ class RunConfig:
         payload["data"], payload["model"] = data_name, model_name  # a local directory enters by content
         payload.update(_ignored(self, task))
         payload["task_spec"] = None  # so does a task spec and its data (fingerprints' "data")
-        return f"{self.task}-{self.method}-{fp.digest([payload, prints])[:12]}"
+        # the id spells out the seed and the data seed (the training subset's draw), then the content hash
+        return f"{self.task}-{self.method}-s{self.seed}-d{self.data_seed}-{fp.digest([payload, prints])[:12]}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -44,7 +44,9 @@ def split_indices(n_train: int, dev_sizes: dict[str, int], *, data_seed: int, va
     out = {"train": np.sort(order[n_validation:][: max_train_samples or None]),
            "validation": np.sort(order[:n_validation][: max_eval_samples or None])}
     for split, n in dev_sizes.items():
-        out[split] = np.sort(rng.permutation(n)[:max_eval_samples]) if max_eval_samples and max_eval_samples < n else None
+        # the dev subset never follows data_seed: every seed of a comparison is scored on the same dev examples
+        dev_order = np.random.default_rng(0).permutation(n)
+        out[split] = np.sort(dev_order[:max_eval_samples]) if max_eval_samples and max_eval_samples < n else None
     return out
 
 
@@ -73,13 +75,15 @@ def check_eval_splits(cfg, task: Task) -> None:
     source = data_source(cfg.data, task)
     if source.kind == "hub":
         return
-    key = (source.fingerprint(), task.name, task.metrics, cfg.data_seed, cfg.validation_fraction,
+    key = (source.fingerprint(), task.name, task.metrics, cfg.seed if cfg.data_seed is None else cfg.data_seed,
+           cfg.validation_fraction,
            cfg.max_train_samples, cfg.max_eval_samples)
     if key in _CHECKED:
         return
     raw = source.load()
     train = np.asarray(raw["train"]["label"][:])
-    idx = split_indices(len(train), {s: len(raw[s]) for s in task.dev_files}, data_seed=cfg.data_seed,
+    data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed  # None: follows the seed
+    idx = split_indices(len(train), {s: len(raw[s]) for s in task.dev_files}, data_seed=data_seed,
                         validation_fraction=cfg.validation_fraction, max_train_samples=cfg.max_train_samples,
                         max_eval_samples=cfg.max_eval_samples)
     labels = {"validation": train[idx["validation"]]}
@@ -99,7 +103,8 @@ def load_task_data(cfg, task: Task) -> DatasetDict:
         from .sources import data_source
 
         raw, pool = hold_out(raw, task, cfg.pool_size, data_source(cfg.data, task).fingerprint())
-    splits = make_splits(raw, task, data_seed=cfg.data_seed, validation_fraction=cfg.validation_fraction,
+    data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed  # None: follows the seed (RunConfig)
+    splits = make_splits(raw, task, data_seed=data_seed, validation_fraction=cfg.validation_fraction,
                          max_train_samples=cfg.max_train_samples, max_eval_samples=cfg.max_eval_samples)
     check_scoreable({s: splits[s]["label"][:] for s in ("validation", *task.dev_files)}, task, cfg)
     if pool is not None:

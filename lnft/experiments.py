@@ -53,21 +53,74 @@ def method_tasks(P, method: str) -> list[str]:
     return [t for t in P.tasks if t in only.get(method, P.tasks)]
 
 
-def method_configs(P, methods, seeds_by_arm: dict | None = None) -> list[RunConfig]:
+def tuning_seeds(P) -> list[int]:
+    """The seeds whose validation scores choose each arm's rate: the first ``tune_seeds`` of the profile's seeds
+    (profile key; None: every seed, each look's seeds)."""
+    n = P.values.get("tune_seeds")
+    return list(P.seeds) if n is None else list(P.seeds[:n])
+
+
+def lr_grid(P, method: str) -> list[float]:
+    """``method``'s rates in notebook 2: its own ``lr_grid`` entry, else the ``default`` one."""
+    return list(P.lr_grid.get(method, P.lr_grid["default"]))
+
+
+def method_configs(P, methods, seeds_by_arm: dict | None = None, chosen: dict | None = None) -> list[RunConfig]:
     """Notebook 2's runs of ``methods``: every (task, method) arm at every rate of its grid for its seeds
-    (default: the profile's, the first look), task by task."""
-    grid = lambda m: P.lr_grid.get(m, P.lr_grid["default"])  # noqa: E731
+    (default: the profile's, the first look), task by task. With ``tune_seeds`` (profile key) only the tuning
+    seeds run the whole grid; every other seed runs the rate its arm chose on them (``chosen``: (task, method)
+    -> lr, from ``chosen_rates``; None: the grid's middle rate, a stand-in for planning before any run exists)."""
+    tune = tuning_seeds(P) if P.values.get("tune_seeds") else None
     seeds_of = lambda t, m: P.seeds if seeds_by_arm is None else seeds_by_arm.get((t, m), [])  # noqa: E731
+
+    def rates(t, m, s):
+        grid = lr_grid(P, m)
+        if tune is None or s in tune:
+            return grid
+        return [chosen[(t, m)]] if chosen is not None else [grid[len(grid) // 2]]
+
     return [P.run_config(task=t, method=m, seed=s, lr=lr, select_on=P.select_on)
-            for t in P.tasks for m in methods if t in method_tasks(P, m) for lr in grid(m) for s in seeds_of(t, m)]
+            for t in P.tasks for m in methods if t in method_tasks(P, m) for s in seeds_of(t, m)
+            for lr in rates(t, m, s)]
+
+
+def choose_rates(P, frame):
+    """Each (task, method)'s rate, chosen on the selection split from the tuning seeds' runs in ``frame`` (a
+    ``sweep.results_frame``): ``aggregate.select_lr`` on those seeds (with ``lr_rates`` and ``lr_at_edge``)."""
+    from . import aggregate
+
+    return aggregate.select_lr(frame[frame["seed"].isin(tuning_seeds(P))], on=P.select_on)
+
+
+def chosen_rates(P, results) -> dict:
+    """(task, method) -> the rate chosen on the tuning seeds' validation, from trained runs."""
+    from . import sweep
+
+    chosen = choose_rates(P, sweep.results_frame(results))
+    return {(t, m): float(lr) for t, m, lr in zip(chosen["task"], chosen["method"], chosen["lr"])}
+
+
+def run_tuned(P, methods, run, seeds_by_arm: dict | None = None):
+    """Train (or read back) notebook 2's runs of ``methods``: with ``tune_seeds``, first the tuning seeds at every
+    rate, then every other seed at its arm's chosen rate; otherwise every seed at every rate. ``run(configs)``:
+    ``sweep.run_all``. Returns its results (every run, tuning runs included)."""
+    if not P.values.get("tune_seeds"):
+        return run(method_configs(P, methods, seeds_by_arm))
+    tune = set(tuning_seeds(P))
+    base = {(t, m): P.seeds for t in P.tasks for m in methods} if seeds_by_arm is None else seeds_by_arm
+    first = run(method_configs(P, methods, {arm: [s for s in seeds if s in tune] for arm, seeds in base.items()}))
+    return run(method_configs(P, methods, seeds_by_arm, chosen_rates(P, first)))
 
 
 def peft_comparison(P, seeds_by_arm: dict | None = None) -> list[Planned]:
     """Notebook 2's runs: ``P.methods`` (group: the method), then ``P.comparators`` (group "why LayerNorm:
     <method>"); ``seeds_by_arm`` as in ``method_configs`` (default: the first look; decide mode may add seeds)."""
     nb = "02_peft_comparison"
-    return ([Planned(nb, c, c.method) for c in method_configs(P, P.methods, seeds_by_arm)]
-            + [Planned(nb, c, f"why LayerNorm: {c.method}") for c in method_configs(P, P.comparators, seeds_by_arm)])
+    tune = tuning_seeds(P) if P.values.get("tune_seeds") else None
+    known = lambda c: tune is None or c.seed in tune  # noqa: E731 — other seeds' rate is chosen once tuning ran
+    return ([Planned(nb, c, c.method, known(c)) for c in method_configs(P, P.methods, seeds_by_arm)]
+            + [Planned(nb, c, f"why LayerNorm: {c.method}", known(c))
+               for c in method_configs(P, P.comparators, seeds_by_arm)])
 
 
 # ------------------------------------------------------------------ notebook 3
@@ -186,14 +239,14 @@ def decide_methods(P, store, methods, reference: str = "layernorm", *, run, log=
                         for b in others if len(runs_on(b)) > 1})
 
     def train(seeds_by_arm):
-        return run(method_configs(P, [reference, *others], seeds_by_arm))
+        return run_tuned(P, [reference, *others], run, seeds_by_arm)
 
     def judge(results, key, seeds, level, needed_level):
         task, b = key
         keep = [r for r in results if r.config.method in (reference, b) and r.config.seed in seeds
                 and (task == "average" or r.config.task == task)]
         frame = sweep.results_frame(keep)
-        chosen = aggregate.select_lr(frame, on=P.select_on)  # from the look's seeds only
+        chosen = choose_rates(P, frame)  # from the look's seeds only (its tuning seeds, with tune_seeds)
         table = evidence.on_union(stats.method_verdicts, keep, chosen, reference=reference, others=[b], store=store,
                                   level=level, needed_level=needed_level, average=task == "average",
                                   **margins(P))

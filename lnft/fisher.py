@@ -300,7 +300,7 @@ def held_out_indices(cfg) -> np.ndarray:
 
     rows = drawable_rows(cfg)  # the whole file, or the rows outside a held-out pool (lnft.pool): never the pool
     n = len(rows)
-    order = np.random.default_rng(cfg.data_seed).permutation(n)
+    order = np.random.default_rng(cfg.seed if cfg.data_seed is None else cfg.data_seed).permutation(n)
     n_validation = max(1, int(round(cfg.validation_fraction * n)))
     used = len(order[n_validation:][: cfg.max_train_samples or None])
     return rows[order[n_validation + used:]]
@@ -382,7 +382,7 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
         pool, order = tokenize(held, tokenizer, task, cfg.max_seq_length)["train"], np.arange(len(rows_))
     per_fold = min(n_samples, len(pool) // folds)
     seed_everything(cfg.seed)
-    model = load_model(cfg.model, task.num_labels)
+    model = load_model(cfg.model, task.num_labels, cfg.pooling)
     if start is not None:
         trained = store.tensors(store.get_or_run(start, progress=progress))
         unexpected = model.load_state_dict(trained, strict=False).unexpected_keys

@@ -161,6 +161,22 @@ def prepare(model: nn.Module, cfg) -> Prepared:
     return Prepared(model, trainable, masks, no_decay, count, total)
 
 
+def param_groups(prepared: Prepared, cfg) -> list[dict]:
+    """AdamW's parameter groups: the body at ``cfg.lr`` and the task head at ``cfg.head_lr`` (validated: lr when
+    unset), each split by weight decay (``no_decay``). Empty groups are left out."""
+    infos = describe_model(prepared.model)
+    head_lr = cfg.lr if cfg.head_lr is None else cfg.head_lr
+    groups = []
+    for is_head, lr in ((False, cfg.lr), (True, head_lr)):
+        for decays in (True, False):
+            params = [p for n, p in prepared.trainable.items()
+                      if (infos[n].group == "head") == is_head and (n not in prepared.no_decay) == decays]
+            if params:
+                groups.append({"params": params, "lr": lr, "weight_decay": cfg.weight_decay if decays else 0.0,
+                               "name": ("head" if is_head else "body") + ("" if decays else " (no decay)")})
+    return groups
+
+
 # methods that select a component by its label: the generic rule (unknown model type) has no labels
 NEEDS_MAP = ("layernorm-output", "layernorm-attention")
 

@@ -206,18 +206,52 @@ def autocast(precision: str, device):
     return nullcontext()
 
 
-def load_model(name: str, num_labels: int):
-    """A sequence-classification model; regression when ``num_labels == 1`` (STS-B).
+def load_model(name: str, num_labels: int, pooling: str = "auto"):
+    """A sequence-classification model; regression when ``num_labels == 1`` (STS-B). ``pooling``: what the
+    head reads (``lnft.pooling``): "pooler" (the model class's own head) or "mean" (a linear classifier on
+    the mean over tokens; the encoder's pooler removed) or "auto" (``auto_pooling``, as ``RunConfig`` resolves it).
 
     The checkpoint is read once per process; each call gets a fresh copy whose task head is initialised
     from the current torch RNG state, so a seeded caller gets the same head every time."""
     import copy
 
+    if pooling == "auto":
+        pooling = auto_pooling(name)
+    if pooling not in ("pooler", "mean"):
+        raise LnftError(f"invalid pooling {pooling!r}; allowed: auto, pooler, mean")
     with torch.random.fork_rng(devices=[]):  # a first (uncached) load must not move the caller's RNG
         pretrained = _load_pretrained(name, num_labels)
     model = copy.deepcopy(pretrained)
+    if pooling == "mean":
+        from .pooling import mean_pooled
+
+        model = mean_pooled(model, num_labels)
     init_head(model)
     return model
+
+
+@functools.lru_cache(maxsize=8)
+def auto_pooling(name: str) -> str:
+    """What ``pooling="auto"`` resolves to for a model (``lnft.pooling.detect``: a sentence-transformers mean
+    pooling config beside the weights, or an untrained BERT/ALBERT pooler -> "mean"; else "pooler"). A hub
+    model is read from the local cache where it is there; otherwise "pooler"."""
+    from .pooling import detect
+
+    source = model_source(name)
+    directory = source.path
+    if not os.path.isdir(directory):
+        directory = _cached_hub_dir(name)
+    return detect(directory, model_type(name)) if directory else "pooler"
+
+
+def _cached_hub_dir(name: str) -> str | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(name, "config.json")
+        return os.path.dirname(found) if isinstance(found, str) else None
+    except Exception:  # noqa: BLE001 — no cache, no directory: the model class's own head
+        return None
 
 
 def init_head(model) -> None:

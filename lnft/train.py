@@ -52,14 +52,11 @@ def finetune(config: RunConfig, *, progress: bool = True, run_id: str | None = N
 
     # ---- model and method
     seed_everything(cfg.seed)  # the head's initialisation does not depend on data loading
-    prepared = methods.prepare(load_model(cfg.model, task.num_labels), cfg)
+    prepared = methods.prepare(load_model(cfg.model, task.num_labels, cfg.pooling), cfg)
     model = prepared.model.to(device)
     inputs = {k for k in (*Collator.MODEL_KEYS, "labels") if accepts(model, k)}  # DistilBERT: no token types
     params = list(prepared.trainable.values())
-    decay = [p for n, p in prepared.trainable.items() if n not in prepared.no_decay]
-    no_decay = [p for n, p in prepared.trainable.items() if n in prepared.no_decay]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
+    optimizer = torch.optim.AdamW(methods.param_groups(prepared, cfg), lr=cfg.lr,
                                   fused=all(p.dtype == torch.float32 for p in params))  # one kernel, not a loop
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     max_steps = steps_per_epoch * cfg.epochs  # the budget; the schedule decays over all of it

@@ -392,7 +392,7 @@ def test_train_json_in_a_subprocess(tmp_path):
     for key in ("task", "method", "model", "seed", "metrics", "trainable_params", "total_params",
                 "train_seconds", "peak_memory_mb", "run_id"):
         assert key in record
-    assert record["trainable_params"] == 10_754 and record["total_params"] == 22_713_986
+    assert record["trainable_params"] == 10_754 and record["total_params"] == 22_713_986 - 384 * 384 - 384  # no pooler
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert "(cached)" in again.stdout and json.loads(again.stdout.splitlines()[-1])["metrics"] == record["metrics"]
 

@@ -67,9 +67,11 @@ def test_a_run_cut_off_while_improving_is_flagged_everywhere(tiny, monkeypatch, 
     assert not ok.still_improving
 
     frame = sweep.results_frame([r, ok])
-    summary = aggregate.summarize(frame, aggregate.select_lr(frame))
+    # as if each arm had been tuned inside a 3-rate grid (a one-rate arm is a † of its own: test_lr_at_the_edge...)
+    summary = aggregate.summarize(frame, aggregate.select_lr(frame).assign(lr_rates=3))
     flagged = summary.set_index("method")
     assert flagged.loc["layernorm", "undertrained"] and not flagged.loc["full", "undertrained"]
+    assert aggregate.summarize(frame, aggregate.select_lr(frame))["undertrained"].all()  # one rate each: both †
     assert "still improving" in flagged.loc["layernorm", "flags"]
     table = aggregate.glue_table(summary)
     assert table.loc["layernorm", "sst2"].endswith("†") and not table.loc["full", "sst2"].endswith("†")
@@ -120,7 +122,7 @@ def test_a_run_that_annealed_to_the_end_is_noted_not_flagged(tiny, monkeypatch):
     assert aggregate.end_state(rising.still_improving, aggregate.last_gain(rising)) == "improving"
     assert aggregate.end_state(True, float("inf")) == "improving" and aggregate.end_state(False, 9.0) == ""
     frame = sweep.results_frame([flat, rising])
-    summary = aggregate.summarize(frame, aggregate.select_lr(frame)).set_index("method")
+    summary = aggregate.summarize(frame, aggregate.select_lr(frame).assign(lr_rates=3)).set_index("method")
     assert not summary.loc["layernorm", "undertrained"] and summary.loc["layernorm", "annealed"] == 1
     assert "annealed to the end" in summary.loc["layernorm", "flags"] and "still improving" not in summary.loc["layernorm", "flags"]
     assert summary.loc["full", "undertrained"] and "still improving" in summary.loc["full", "flags"]
@@ -143,7 +145,10 @@ def test_lr_at_the_edge_of_its_grid_is_flagged():
     assert summary.loc["layernorm", "undertrained"] and "edge of its grid" in summary.loc["layernorm", "flags"]
     assert not summary.loc["full", "undertrained"] and summary.loc["full", "flags"] == ""
     one = aggregate.summarize(frame[frame["lr"] == 1e-2], aggregate.select_lr(frame[frame["lr"] == 1e-2]))
-    assert (one["flags"] == "one lr tried").all() and not one["undertrained"].any()  # said, not a †
+    # an arm given one rate only was never tuned: a † like a rate at the edge (issue 32)
+    assert (one["flags"] == "one lr tried (untuned)").all() and one["undertrained"].all()
+    table = aggregate.glue_table(one)
+    assert table["sst2"].str.endswith("†").all()
 
 
 def test_patience_and_eval_every_enter_the_run_id(tiny):
@@ -181,7 +186,9 @@ def test_cli_flags_and_bad_values(tmp_path, capsys):
 def test_profiles_give_each_method_its_budget():
     p = profiles.resolve("02_peft_comparison", "quick")
     full, ln = p.run_config(task="sst2", method="full"), p.run_config(task="sst2", method="layernorm")
-    assert full.epochs == profiles.method_epochs(p.epochs, "full") < ln.epochs
+    assert full.epochs == profiles.method_epochs(p.epochs, "full") == ln.epochs  # one maximum budget (issue 32)
+    per = profiles.resolve("02_peft_comparison", "quick", epochs={"full": 3, "default": 5})
+    assert per.run_config(method="full").epochs == 3 < per.run_config(method="layernorm").epochs  # still possible
     assert full.patience == ln.patience == p.patience and full.eval_every == p.eval_every
     assert p.run_config(task="sst2", method="layernorm", epochs=1).epochs == 1  # an explicit field wins
     nb1 = profiles.resolve("01_change_analysis", "quick")

@@ -14,13 +14,17 @@ LAYER_BIASES = 3 * H + H + H + FFN + H + H  # q,k,v, attn-out dense, attn LN, in
 ALL_BIASES = LAYERS * LAYER_BIASES + H + H  # + embeddings LN bias + pooler bias
 LAYER_WEIGHTS = 4 * H * H + H + H * FFN + FFN * H + H  # 4 attention matrices, 2 LN gains, FFN matrices
 TOTAL = (VOCAB + POS + TYPES) * H + 2 * H + LAYERS * (LAYER_WEIGHTS + LAYER_BIASES) + H * H + H + HEAD
+# the embedded checkpoint's pooler was never trained, so its head reads the mean over tokens (lnft.pooling) and
+# the pooler is removed: every count below is on that model (BERT's pooler path: test_head_and_pooler_rules)
+POOLER = H * H + H
+MEAN_TOTAL = TOTAL - POOLER
 
 EXPECTED = {
-    "full": TOTAL,
+    "full": MEAN_TOTAL,
     "layernorm": LN + HEAD,
     "layernorm-output": LAYERS * 2 * H + HEAD,
     "layernorm-attention": LAYERS * 2 * H + HEAD,
-    "bitfit": ALL_BIASES + HEAD,
+    "bitfit": ALL_BIASES - H + HEAD,  # no pooler bias
     "lora": LAYERS * 2 * (8 * H + H * 8) + HEAD,  # r=8 on query and value
     "head": HEAD,
     "layernorm-gain": 13 * H + HEAD,
@@ -40,7 +44,7 @@ def test_hand_computed_totals_match_the_notes():
 def test_trainable_counts(name):
     prepared = methods.prepare(load_model("embedded", 2), RunConfig(method=name))
     assert prepared.trainable_params == EXPECTED[name]
-    assert prepared.total_params == TOTAL
+    assert prepared.total_params == MEAN_TOTAL
     elements = sum(int(prepared.masks[n].sum()) if n in prepared.masks else p.numel()
                    for n, p in prepared.trainable.items())
     assert elements == EXPECTED[name]
@@ -52,8 +56,11 @@ def test_head_and_pooler_rules():
     names = set(prepared.trainable)
     assert {"classifier.weight", "classifier.bias"} <= names
     assert not any("pooler" in n for n in names)  # pooler follows the method's rule: no LN, frozen
-    bitfit = methods.prepare(load_model("embedded", 2), RunConfig(method="bitfit"))
+    bitfit = methods.prepare(load_model("embedded", 2, "pooler"), RunConfig(method="bitfit", pooling="pooler"))
     assert "bert.pooler.dense.bias" in bitfit.trainable and "bert.pooler.dense.weight" not in bitfit.trainable
+    assert bitfit.trainable_params == ALL_BIASES + HEAD and bitfit.total_params == TOTAL  # BERT's path: all of it
+    full = methods.prepare(load_model("embedded", 2, "pooler"), RunConfig(method="full", pooling="pooler"))
+    assert full.trainable_params == TOTAL
 
 
 def test_no_weight_decay_on_layernorm_or_biases():
@@ -171,7 +178,7 @@ def test_random_channels_are_reproducible_per_seed_and_differ_across_seeds():
     assert not any(n.startswith("classifier") for n in a)
     pool = {n for n, _ in load_model("embedded", 2).named_parameters()
             if not n.startswith("classifier") and (n.endswith(".bias") or "LayerNorm" in n)}
-    assert set(a) <= pool and sum(load_model("embedded", 2).get_parameter(n).numel() for n in pool) == ALL_BIASES + 13 * H
+    assert set(a) <= pool and sum(load_model("embedded", 2).get_parameter(n).numel() for n in pool) == ALL_BIASES - H + 13 * H
 
 
 def test_random_channels_leave_every_other_element_bit_identical(tiny, pretrained_state):
@@ -212,7 +219,7 @@ def test_lnft_methods_prints_the_exact_counts(capsys):
     from lnft.cli import main
 
     assert main(["methods"]) == 0
-    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:-1]}  # last: pooling
     for name, count in EXPECTED.items():
         assert rows[name] == f"{count:,}", name
     assert rows["layernorm-masked"] == "(mask)" and set(rows) == set(methods.METHODS)

@@ -72,16 +72,20 @@ def test_notebook_2_trains_the_planned_runs(profile):
     planned = plan.notebook_configs("02_peft_comparison", profile)
     assert ([p.config for p in planned]
             == experiments.method_configs(P, P.methods) + experiments.method_configs(P, P.comparators))
-    for m in P.methods:  # every method on its tasks, every rate, every seed of the first look
+    tuning = experiments.tuning_seeds(P)
+    for m in P.methods:  # every method on its tasks: every rate on the tuning seeds, one rate on every other seed
         grid = P.lr_grid.get(m, P.lr_grid["default"])
-        assert sum(p.config.method == m for p in planned) == len(experiments.method_tasks(P, m)) * len(grid) * len(P.seeds)
+        runs = len(grid) * len(tuning) + len(P.seeds) - len(tuning)
+        assert sum(p.config.method == m for p in planned) == len(experiments.method_tasks(P, m)) * runs
+        assert all(p.known == (p.config.seed in tuning) for p in planned if p.config.method == m)
     # the notebook trains through experiments.decide_methods, which builds its runs with method_configs
     import inspect
 
     code = _code("02_peft_comparison")
     assert "experiments.decide_methods(P, store, P.methods, reference=\"layernorm\", run=run)" in code
     assert "experiments.decide_methods(P, store, [\"layernorm\", *P.comparators]" in code
-    assert "run(method_configs(P, [reference, *others], seeds_by_arm))" in inspect.getsource(experiments.decide_methods)
+    assert "run_tuned(P, [reference, *others], run, seeds_by_arm)" in inspect.getsource(experiments.decide_methods)
+    assert "method_configs(P, methods, seeds_by_arm, chosen_rates(P, first))" in inspect.getsource(experiments.run_tuned)
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "standard"])

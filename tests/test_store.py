@@ -525,7 +525,8 @@ def _old_run_id(cfg):
     payload = dataclasses.asdict(cfg)
     payload["device"] = resolve_device(cfg.device).type
     payload["mask_path"] = None
-    return f"{cfg.task}-{cfg.method}-{digest([payload, cfg.identity()[1]])[:12]}"
+    # issue 32: the id spells out the seed and the data seed before the hash
+    return f"{cfg.task}-{cfg.method}-s{cfg.seed}-d{cfg.data_seed}-{digest([payload, cfg.identity()[1]])[:12]}"
 
 
 def test_options_a_method_ignores_do_not_enter_its_run_id(tiny):

@@ -35,7 +35,9 @@ def test_summary_table_and_comparison():
     assert list(table.index) == ["full", "layernorm"] and not table.isna().any().any()
     # layernorm's chosen 1e-3 is the lower edge of its two-rate grid: marked as possibly undertrained
     assert table.loc["layernorm", "sst2"] == "71.0 ± 1.4 †" and table.loc["full", "trainable"] == "100"
-    assert table.loc["full", "sst2"] == "75.0 ± 1.4" and "edge of its grid" in table.loc["layernorm", "flags"]
+    assert "edge of its grid" in table.loc["layernorm", "flags"]
+    # full fine-tuning was given one rate: untuned, a † as well (issue 32)
+    assert table.loc["full", "sst2"] == "75.0 ± 1.4 †" and "one lr tried" in table.loc["full", "flags"]
     by = summary.set_index("method")
     assert by.loc["layernorm", "score_mean"] - by.loc["full", "score_mean"] == -4
     verdicts = pd.DataFrame({"task": ["sst2"], "a": ["layernorm"], "b": ["full"]})  # as lnft.stats gives them
