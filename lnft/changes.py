@@ -28,6 +28,13 @@ def change_frame(pretrained: dict[str, torch.Tensor], finetuned: dict[str, torch
     ``finetuned`` may hold only the parameters that trained: every other parameter counts as unchanged.
     ``base_prefix``/``family`` (``lnft.components``): the encoder's; guessed from the names when not given.
     """
+    return frame_from_sums(tensor_sums(pretrained, finetuned, base_prefix=base_prefix, family=family), **labels)
+
+
+def tensor_sums(pretrained: dict[str, torch.Tensor], finetuned: dict[str, torch.Tensor], *,
+                base_prefix: str | None = None, family=None) -> list[dict]:
+    """Per encoder tensor: its component and the sums the measures are made of (Σ|Δ|, ΣΔ², Σθ_pre², elements).
+    A few kilobytes per run: the results ledger keeps them, so the change analysis needs no weights."""
     if base_prefix is None:
         base_prefix, guessed = naming(pretrained)
         family = family or guessed
@@ -41,6 +48,11 @@ def change_frame(pretrained: dict[str, torch.Tensor], finetuned: dict[str, torch
         sums.append({"group": info.group, "layer": info.layer, "component": info.component, "kind": info.kind,
                      "abs_sum": float(delta.abs().sum()), "sq_sum": float((delta ** 2).sum()),
                      "ref_sq_sum": float((before.double() ** 2).sum()), "n_elements": before.numel()})
+    return sums
+
+
+def frame_from_sums(sums: list[dict], **labels) -> pd.DataFrame:
+    """``change_frame`` from ``tensor_sums`` (computed now, or read from a run's derived data)."""
     per_tensor = pd.DataFrame(sums)
     per_tensor["layer"] = per_tensor["layer"].astype("Int64")
     keys = ["group", "layer", "component"]
@@ -92,15 +104,28 @@ def pretrained_state(model: str) -> dict[str, torch.Tensor]:
     return _pretrained_cached(model)
 
 
-def run_changes(result, store) -> pd.DataFrame:
-    """Change frame of one stored run against the pre-trained weights of its model."""
+def run_changes(result, store=None) -> pd.DataFrame:
+    """Change frame of one run against the pre-trained weights of its model: from the sums its derived data
+    holds (``lnft.derived``; a ledger run has no weights), else from its trained tensors in ``store``."""
     cfg = result.config
-    pre = pretrained_state(cfg.model)
-    scaling = cfg.lora_alpha / cfg.lora_r if cfg.method == "lora" else None
-    fine = effective_weights(store.tensors(result), pre, scaling)
-    prefix, family = encoder_naming(cfg.model)
-    return change_frame(pre, fine, base_prefix=prefix, family=family, task=cfg.task, method=cfg.method,
-                        seed=cfg.seed, run_id=result.run_id)
+    labels = dict(task=cfg.task, method=cfg.method, seed=cfg.seed, run_id=result.run_id)
+    sums = (getattr(result, "derived", None) or {}).get("changes")
+    if sums:
+        return frame_from_sums(sums, **labels)
+    if store is None:
+        from .errors import LnftError
+
+        raise LnftError(f"run {result.run_id} has no change sums in its derived data; allowed: a run store with "
+                        "its trained tensors")
+    return frame_from_sums(run_sums(cfg, store.tensors(result)), **labels)
+
+
+def run_sums(config, trained: dict[str, torch.Tensor]) -> list[dict]:
+    """``tensor_sums`` of a just-trained run (what the ledger records for the change analysis)."""
+    pre = pretrained_state(config.model)
+    scaling = config.lora_alpha / config.lora_r if config.method == "lora" else None
+    prefix, family = encoder_naming(config.model)
+    return tensor_sums(pre, effective_weights(trained, pre, scaling), base_prefix=prefix, family=family)
 
 
 def model_components(model: str) -> set[str]:

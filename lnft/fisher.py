@@ -384,7 +384,7 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
     seed_everything(cfg.seed)
     model = load_model(cfg.model, task.num_labels)
     if start is not None:
-        trained = store.tensors(store.get_or_run(start, progress=progress))
+        trained = store.trained_tensors(store.get_or_run(start, progress=progress))  # derived data or weights
         unexpected = model.load_state_dict(trained, strict=False).unexpected_keys
         if unexpected or not trained:  # a silent mismatch would give the pre-trained Fisher under another name
             raise LnftError(f"the trained tensors of run {start.run_id()} do not fit the model "

@@ -75,10 +75,15 @@ class RunResult:
     fingerprints: dict[str, str] = field(default_factory=dict)  # data, model, code, mask, schema (in the run id)
     checksums: dict[str, dict] = field(default_factory=dict)  # file name -> {"bytes", "sha256"} at write time
     created: str = ""  # when the store wrote it (UTC, ISO 8601)
+    derived: dict = field(default_factory=dict)  # small data the analyses read instead of weights (lnft.derived)
 
     def predictions(self) -> dict[str, Predictions]:
         """Per-example predictions of the selected epoch: split name ("validation", "dev", or MNLI's
-        "dev_matched"/"dev_mismatched") -> Predictions. Read from the run's directory in the store."""
+        "dev_matched"/"dev_mismatched") -> Predictions. Read from the run's directory in the store, or held
+        by a run served from the results ledger."""
+        held = self.__dict__.get("_predictions")
+        if held is not None:
+            return held
         if not self.run_dir or "predictions" not in self.files:
             raise LnftError(f"run {self.run_id} has no stored per-example predictions; re-run it "
                             f"(records from before store schema 2 are re-run automatically)")

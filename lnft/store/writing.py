@@ -43,15 +43,34 @@ class StoreWriter(FailureLog):
         problem = nonfinite(result, trained, predictions) or ("no predictions" if not predictions else "")
         if problem:  # whoever trained it (this process, a Ray worker): a diverged run is never stored
             raise RunFailed(f"run {result.run_id}: {problem}; not stored")
+        if not result.derived:  # what the analyses read instead of weights (the ledger keeps no weights)
+            from ..derived import derive
+
+            result.derived = derive(result.config, trained)
         os.makedirs(self.root, exist_ok=True)
         self.clean_leftovers()
         tmp = os.path.join(self.root, locks.owned_name(".tmp", result.run_id))
         os.makedirs(tmp)
         try:
             write_run(tmp, result, trained, predictions)
-            return self._move_into_place(tmp, result)
+            stored = self._move_into_place(tmp, result)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was moved into place
+        if self.ledger is not None and not self.ledger.has(result.run_id):
+            self.ledger.record(stored, predictions)
+        return stored
+
+    def record_in_ledger(self, result: RunResult) -> bool:
+        """Record a run served from a run directory into the ledger (its derived data computed from its
+        tensors when the record predates them); False when there is no ledger or it holds the run already."""
+        if self.ledger is None or self.ledger.has(result.run_id) or not result.run_dir:
+            return False
+        if not result.derived:
+            from ..derived import derive
+
+            result.derived = derive(result.config, self.tensors(result))
+        self.ledger.record(result, result.predictions())
+        return True
 
     def _move_into_place(self, tmp: str, result: RunResult) -> RunResult:
         final = self.run_dir(result.run_id)
