@@ -630,6 +630,8 @@ def add_cli(sub) -> None:
     p.add_argument("--notebooks-dir", default="notebooks")
     p.add_argument("--runs", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
     p.add_argument("--kernel", default=KERNEL)
+    p.add_argument("--ledger", default=None, help="results ledger: runs whose id it holds are served from it, the "
+                   "others trained and recorded into it (default: $LNFT_LEDGER; none when unset)")
     p.add_argument("--engine", default=None, help="local (default: $LNFT_ENGINE or local) or ray (one Ray task per run)")
     p.add_argument("--address", default=None, help="ray: none starts a local Ray; auto, host:port or ray://host:port "
                    "joins a running cluster")
@@ -697,7 +699,10 @@ def overrides(args) -> dict:
 
 def _cmd_reports(args) -> int:
     from .store import RunStore
+    from .store.ledger import ENV as LEDGER_ENV, Ledger
 
+    if args.ledger:  # the notebooks' kernels inherit it
+        os.environ[LEDGER_ENV] = Ledger(args.ledger).root
     store = RunStore(args.runs)
     store.check_writable()
     started = time.perf_counter()

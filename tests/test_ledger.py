@@ -134,3 +134,68 @@ def test_encode_keeps_values_exactly_in_the_smallest_dtype():
         value = encode(array)
         assert value["stored"] == stored and decode(value).dtype == array.dtype
         assert np.array_equal(decode(value), array)
+
+
+def test_reproduce_retrains_a_sample_and_compares(trained, capsys):
+    from lnft.cli import main
+
+    root, _, _, results = trained
+    assert main(["runs", "reproduce", "--ledger", str(root / "ledger"), "--sample", "1", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "identical" in out and any(r.run_id in out for r in results.values())
+    assert main(["runs", "reproduce", "--ledger", str(root / "ledger"), "--sample", "0"]) == 2
+    assert "invalid --sample 0" in capsys.readouterr().err
+
+
+def test_reproduce_says_which_runs_cannot_be_reproduced_here(trained, tmp_path):
+    import shutil
+
+    from lnft import ledger_check
+    from lnft.store.ledger import Ledger
+
+    root, _, _, results = trained
+    ledger = Ledger(tmp_path / "ledger")
+    shutil.copytree(root / "ledger", ledger.root)
+    for run_id in ledger.run_ids():  # a record made by other code: this checkout gives another id
+        with gzip.open(ledger.path(run_id), "rt") as fh:
+            record = json.load(fh)
+        record["result"]["config"]["lr"] = 0.5
+        record["run_id"] = run_id
+        with gzip.open(ledger.path(run_id), "wt") as fh:
+            json.dump(record, fh)
+    table = ledger_check.reproduce(ledger, 5)
+    assert len(table) == 2 and table["outcome"].str.startswith("not reproducible here").all()
+
+
+def test_plan_says_what_the_ledger_lacks(trained, tmp_path, capsys):
+    from lnft.cli import main
+
+    root, _, _, _ = trained
+    assert main(["plan", "--profile", "smoke", "--notebooks", "02_peft_comparison", "--runs", str(tmp_path / "none"),
+                 "--ledger", str(root / "ledger")]) == 0
+    out = capsys.readouterr().out
+    assert "in ledger" in out and f"ledger {root / 'ledger'}: 0 of " in out and "missing: 02 sst2" in out
+
+
+def test_verdicts_and_blocks_are_compared_with_a_tolerance(tmp_path):
+    import pandas as pd
+
+    from lnft import ledger_check, record
+
+    def folder(name, shift=0.0, word="inconclusive"):
+        out = tmp_path / name
+        out.mkdir()
+        table = pd.DataFrame({"task": ["sst2", "average"], "diff": [0.2 + shift, 0.1], "lo": [-8.3, -9.5],
+                              "hi": [8.9, 9.8], "verdict": [word, "inconclusive"]})
+        record.save("02_peft_comparison", [record.rows(table, "layernorm − full")], out=str(out))
+        (out / "reports.json").write_text(json.dumps({"facts": {}, "notebooks": [
+            {"name": "02_peft_comparison", "status": "ok", "seconds": 1.0, "commit": "x"}]}))
+        return str(out)
+
+    a, same, near, far, other = (folder("a"), folder("b"), folder("c", 1e-12), folder("d", 0.01),
+                                 folder("e", word="better"))
+    assert ledger_check.compare_verdicts(a, same) == [] and ledger_check.compare_verdicts(a, near) == []
+    assert any("estimate 0.2 committed, 0.21" in p for p in ledger_check.compare_verdicts(a, far))
+    assert any("verdict 'inconclusive' committed, 'better'" in p for p in ledger_check.compare_verdicts(a, other))
+    block = record.markdown(a)
+    assert ledger_check.compare_blocks(block, same) == [] and ledger_check.compare_blocks(block, far)

@@ -74,8 +74,14 @@ def environment() -> dict:
             return ""
 
     commit = git("rev-parse", "HEAD")
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
     return {"commit": commit or "unknown", "dirty": bool(git("status", "--porcelain", "--", "lnft")) if commit else None,
-            "python": sys.version.split()[0], "platform": platform.platform()}
+            "python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu}
 
 
 class Ledger:
