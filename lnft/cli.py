@@ -113,7 +113,7 @@ def cmd_train(args) -> int:
           f"({s['trainable_percent']:.4f}%)")
     print(f"  train {s['train_seconds']:.1f} s ({s['samples_per_second']:.1f} samples/s), "
           f"peak memory {s['peak_memory_mb']:.0f} MB, device {s['device']} ({s['precision']})")
-    print(f"  stored in {s['run_dir']}")
+    print(f"  stored in {s['run_dir'] or f'the ledger {store.ledger.root} (no weights)'}")
     if args.json:
         print(json.dumps(s))
     return 0

@@ -97,8 +97,9 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
         raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
     planned = [p for nb in notebooks for p in notebook_configs(nb, profile)]
     rates = dict(rates or {})
-    if store is not None:
-        rates = {**rates_from_store(store.results()), **rates}
+    if store is not None:  # the ledger's records measure throughput too (a fresh clone has no runs/)
+        recorded = store.ledger.results() if store.ledger is not None else []
+        rates = {**rates_from_store([*recorded, *store.results()]), **rates}
     seen, sizes, rows = set(), {}, []
     for p in planned:
         cfg = p.config

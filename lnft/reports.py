@@ -416,7 +416,7 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 # What may differ between the commit a report names and the working tree that made it: the outputs.
-OUTPUTS = ("reports", "README.md")
+OUTPUTS = ("reports", "README.md", "ledger")  # the ledger records what a report trained
 
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout holding this package
@@ -701,8 +701,16 @@ def _cmd_reports(args) -> int:
     from .store import RunStore
     from .store.ledger import ENV as LEDGER_ENV, Ledger
 
-    if args.ledger:  # the notebooks' kernels inherit it
+    if args.ledger:  # the notebooks' kernels inherit it (for this command only)
+        before = os.environ.get(LEDGER_ENV)
         os.environ[LEDGER_ENV] = Ledger(args.ledger).root
+        try:
+            return _cmd_reports(argparse.Namespace(**{**vars(args), "ledger": None}))
+        finally:
+            if before is None:
+                os.environ.pop(LEDGER_ENV, None)
+            else:
+                os.environ[LEDGER_ENV] = before
     store = RunStore(args.runs)
     store.check_writable()
     started = time.perf_counter()

@@ -20,7 +20,6 @@ import os
 import re
 from dataclasses import dataclass, field
 
-OUTPUTS = ("reports", "README.md")
 NOT_DECIDING = ("lnft/store", "lnft/cli.py", "lnft/plan.py", "lnft/locks.py", "lnft/progress.py", "lnft/engine.py",
                 "lnft/errors.py", "lnft/__main__.py", "lnft/staleness.py")
 INPUTS = ("lnft", "notebooks", "requirements.lock")

@@ -16,7 +16,7 @@ import torch
 from .. import locks
 from ..errors import LnftError, RunFailed
 from ..result import Predictions, RunResult, nonfinite
-from .files import BrokenRun, write_run
+from .files import BrokenRun, warn, write_run
 from .failures import FailureLog
 
 
@@ -57,7 +57,10 @@ class StoreWriter(FailureLog):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was moved into place
         if self.ledger is not None and not self.ledger.has(result.run_id):
-            self.ledger.record(stored, predictions)
+            try:
+                self.ledger.record(stored, predictions)
+            except OSError as exc:  # the run is stored; a ledger that cannot be written says so once
+                warn(f"could not record run {result.run_id} in the ledger {self.ledger.root} ({exc.strerror or exc})")
         return stored
 
     def record_in_ledger(self, result: RunResult) -> bool:
@@ -69,7 +72,11 @@ class StoreWriter(FailureLog):
             from ..derived import derive
 
             result.derived = derive(result.config, self.tensors(result))
-        self.ledger.record(result, result.predictions())
+        try:
+            self.ledger.record(result, result.predictions())
+        except OSError as exc:
+            warn(f"could not record run {result.run_id} in the ledger {self.ledger.root} ({exc.strerror or exc})")
+            return False
         return True
 
     def _move_into_place(self, tmp: str, result: RunResult) -> RunResult:
