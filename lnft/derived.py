@@ -6,8 +6,9 @@ and all-LayerNorm runs. ``derive`` computes, from the trained tensors and the pr
 - ``changes``: per encoder tensor its component and Σ|Δθ|, ΣΔθ², Σθ_pre², elements (``lnft.changes.tensor_sums``):
   the change frame of any run, a few kilobytes;
 - ``masked`` (masked methods): per mask tensor, the masked-out elements and how many of them changed;
-- ``trained`` (``START_METHODS``: the Fisher start runs' methods): the trained tensors themselves, float32,
-  exact (about 11 k elements on MiniLM).
+- ``trained``: the trained tensors themselves, float32, exact (about 11 k elements, 45 kB, for an all-LayerNorm
+  run on MiniLM): added only to the runs a Fisher pass starts from, when it first reads them (``keep_trained``;
+  head-only and all-LayerNorm runs, ``START_METHODS``), so the ledger carries no tensors nobody reads.
 A part that cannot be computed is named in ``errors`` (the run is still stored; the analysis then needs weights).
 """
 from __future__ import annotations
@@ -34,10 +35,6 @@ def derive(config, trained: dict[str, torch.Tensor]) -> dict:
             out["masked"] = masked_check(config, trained)
         except Exception as exc:  # noqa: BLE001
             errors["masked"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-    if config.method in START_METHODS and sum(t.numel() for t in trained.values()) <= MAX_TRAINED_ELEMENTS:
-        from .store.ledger import encode
-
-        out["trained"] = {n: encode(t.detach().cpu().float().numpy()) for n, t in sorted(trained.items())}
     if errors:
         out["errors"] = errors
     return out
@@ -56,6 +53,15 @@ def masked_check(config, trained: dict[str, torch.Tensor]) -> dict[str, dict]:
         after = trained.get(name, pre[name])
         out[name] = {"masked_out": int((~mask).sum()), "changed": int((after[~mask] != pre[name][~mask]).sum())}
     return out
+
+
+def keep_trained(config, trained: dict[str, torch.Tensor]) -> dict | None:
+    """The ``trained`` part of a Fisher start run's derived data (None for other methods or large tensor sets)."""
+    if config.method not in START_METHODS or sum(t.numel() for t in trained.values()) > MAX_TRAINED_ELEMENTS:
+        return None
+    from .store.ledger import encode
+
+    return {n: encode(t.detach().cpu().float().numpy()) for n, t in sorted(trained.items())}
 
 
 def trained_tensors(result) -> dict[str, torch.Tensor] | None:

@@ -39,6 +39,13 @@ def test_a_trained_run_is_recorded_and_served_without_weights(trained, monkeypat
     assert record["result"]["history"] and record["result"]["fingerprints"] and record["result"]["trainable_params"]
     assert os.path.getsize(ledger.path(results["full"].run_id)) < 40_000  # no weights: a few kilobytes
 
+    assert "trained" not in results["layernorm"].derived  # tensors only where a Fisher pass reads them
+    small = os.path.getsize(ledger.path(results["layernorm"].run_id))
+    store.trained_tensors(results["layernorm"])  # read as a Fisher start run: kept in its ledger record
+    assert os.path.getsize(ledger.path(results["layernorm"].run_id)) > small + 20_000
+    store.trained_tensors(results["full"])
+    assert os.path.getsize(ledger.path(results["full"].run_id)) < 40_000  # never a full run's tensors
+
     # no run store at all: served from the ledger, trains nothing, and the analyses need no weights
     empty = RunStore(root / "empty", ledger=ledger)
     monkeypatch.setattr("lnft.train.finetune", lambda *a, **k: pytest.fail("trained a run the ledger holds"))

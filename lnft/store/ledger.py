@@ -164,6 +164,13 @@ class Ledger:
                   "environment": environment(), "recorded": now()}
         return self._write(self.path(result.run_id), record)
 
+    def add_derived(self, run_id: str, extra: dict) -> None:
+        """Add parts to a recorded run's derived data (e.g. a Fisher start run's tensors, when first read)."""
+        with gzip.open(self.path(run_id), "rt", encoding="utf-8") as fh:
+            record = json.load(fh)
+        record["result"]["derived"] = {**record["result"].get("derived", {}), **extra}
+        self._write(self.path(run_id), record)
+
     def record_failure(self, run_id: str, config, error: str, detail: str = "") -> str | None:
         """A failed or cancelled run, apart (``failed/<run id>.json``): never served."""
         folder = os.path.join(self.root, FAILED)

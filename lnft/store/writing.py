@@ -63,6 +63,22 @@ class StoreWriter(FailureLog):
                 warn(f"could not record run {result.run_id} in the ledger {self.ledger.root} ({exc.strerror or exc})")
         return stored
 
+    def trained_tensors(self, result: RunResult) -> dict[str, torch.Tensor]:
+        """``StoreReader.trained_tensors``; a Fisher start run read from its directory also gets its tensors
+        into its ledger record (``lnft.derived.keep_trained``), so a re-render from the ledger can start there."""
+        from ..derived import keep_trained
+
+        tensors = super().trained_tensors(result)
+        if self.ledger is not None and not (result.derived or {}).get("trained"):
+            kept = keep_trained(result.config, tensors)
+            if kept is not None:
+                self.record_in_ledger(result)
+                try:
+                    self.ledger.add_derived(result.run_id, {"trained": kept})
+                except OSError as exc:
+                    warn(f"could not add the tensors of run {result.run_id} to the ledger ({exc.strerror or exc})")
+        return tensors
+
     def record_in_ledger(self, result: RunResult) -> bool:
         """Record a run served from a run directory into the ledger (its derived data computed from its
         tensors when the record predates them); False when there is no ledger or it holds the run already."""
