@@ -18,16 +18,29 @@ from __future__ import annotations
 import html
 import os
 import re
+import subprocess
 from dataclasses import dataclass, field
 
 NOT_DECIDING = ("lnft/store", "lnft/cli.py", "lnft/plan.py", "lnft/locks.py", "lnft/progress.py", "lnft/engine.py",
-                "lnft/errors.py", "lnft/__main__.py", "lnft/staleness.py")
+                "lnft/errors.py", "lnft/__main__.py", "lnft/staleness.py", "lnft/ledger_check.py")
 INPUTS = ("lnft", "notebooks", "requirements.lock")
-RUN_ID_INPUTS = ("lnft/glue_data",)  # besides the training path's modules: the embedded data's files
+# besides the training path's modules: the embedded data's files, and the derived data a run records (lnft.derived)
+RUN_ID_INPUTS = ("lnft/glue_data", "lnft/derived.py")
 REMEDY = {"run ids": "retrain", "analysis": "re-render from the ledger", "runtime": "re-run",
           "made": "regenerate"}
 MARK = "**Stale since"  # the README block's first line when stale
 BANNER_BEGIN, BANNER_END = "<!-- stale:begin -->", "<!-- stale:end -->"
+
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout holding this package
+
+
+def _git_run(*args: str, where: str | None = None) -> subprocess.CompletedProcess | None:
+    """git in ``where`` (default: the checkout holding lnft); None where git cannot run."""
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=30, cwd=where or CHECKOUT)
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 @dataclass
@@ -53,7 +66,8 @@ def kind_of(path: str) -> str | None:
         return None
     if path == "requirements.lock":
         return "runtime"
-    if path in {f"lnft/{m}.py" for m in TRAINING_PATH} or any(path.startswith(p + "/") for p in RUN_ID_INPUTS):
+    if path in {f"lnft/{m}.py" for m in TRAINING_PATH} or any(path == p or path.startswith(p + "/")
+                                                               for p in RUN_ID_INPUTS):
         return "run ids"
     return "analysis"
 
@@ -62,7 +76,6 @@ def staleness(reports: str, where: str | None = None) -> Staleness:
     """The staleness of a reports folder against HEAD of the checkout ``where`` (default: the one holding lnft);
     fresh where git is absent."""
     from .record import read_state
-    from .reports import _git_run
 
     runs = read_state(reports).get("notebooks", [])
     if not runs:
@@ -111,8 +124,6 @@ def staleness(reports: str, where: str | None = None) -> Staleness:
 
 def first_change(commit: str, where: str | None = None) -> str:
     """The first commit after ``commit`` (on the way to HEAD) that changed a file deciding the reports."""
-    from .reports import _git_run
-
     done = _git_run("log", "--reverse", "--format=%h %H", "--name-only", f"{commit}..HEAD", "--", *INPUTS,
                     where=where)
     if done is None or done.returncode != 0:
@@ -192,8 +203,6 @@ def read_banner(page: str) -> str | None:
 def mark_index(folder: str, profile: str, where: str | None = None) -> bool:
     """Write (or remove) the stale banner of ``folder/index.html`` without regenerating anything; True when
     the file changed."""
-    from .reports import _write_atomic
-
     path = os.path.join(folder, "index.html")
     if not os.path.isfile(path):
         return False
@@ -201,7 +210,10 @@ def mark_index(folder: str, profile: str, where: str | None = None) -> bool:
         page = fh.read()
     wanted = with_banner(page, banner(staleness(folder, where), profile))
     if wanted != page:
-        _write_atomic(path, wanted)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(wanted)
+        os.replace(tmp, path)
     return wanted != page
 
 

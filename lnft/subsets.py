@@ -394,11 +394,13 @@ def check_masked_runs(plan, results, store, pretrained: dict[str, torch.Tensor])
     pre-trained value; returns the number of tensors compared."""
     from safetensors.torch import load_file
 
+    from .derived import held as derived_part
+
     checked = 0
     for (_, cfg), result in zip(plan, results):
         if cfg.method != "layernorm-masked":
             continue
-        held = (result.derived or {}).get("masked")  # counted when the run was stored (lnft.derived)
+        held = derived_part(result, "masked")  # counted when the run was stored (lnft.derived)
         if held is not None:
             names = set(load_file(cfg.mask_path))
             if set(held) != names:

@@ -63,6 +63,19 @@ def test_a_trained_run_is_recorded_and_served_without_weights(trained, monkeypat
         empty.trained_tensors(served["full"])
 
 
+def test_data_derived_by_other_code_is_not_used(trained, monkeypatch):
+    from lnft import changes
+    from lnft.store import RunStore
+
+    root, store, configs, results = trained
+    served = RunStore(root / "nothing", ledger=root / "ledger").get_or_run(configs["full"], progress=False)
+    before = changes.run_changes(results["full"], store)
+    monkeypatch.setattr("lnft.derived.source_digest", lambda: "other code")
+    with pytest.raises(LnftError, match="no change sums derived by this code"):
+        changes.run_changes(served)  # a ledger run: no weights to fall back on
+    assert changes.run_changes(results["full"], store).equals(before)  # a stored run: from its weights
+
+
 def test_derived_change_sums_equal_the_weights_analysis(trained):
     """The sums recorded at train time give exactly the frame computed from the stored weights."""
     from lnft import changes

@@ -78,6 +78,7 @@ def test_what_decides_a_report():
     from lnft.staleness import kind_of
 
     assert kind_of("lnft/train.py") == "run ids" and kind_of("lnft/glue_data/SST-2/dev.tsv") == "run ids"
+    assert kind_of("lnft/derived.py") == "run ids"  # what a run records beside its predictions
     assert kind_of("lnft/stats.py") == "analysis" and kind_of("notebooks/01_change_analysis.ipynb") == "analysis"
     assert kind_of("requirements.lock") == "runtime"
     for unrelated in ("lnft/store/files.py", "lnft/cli.py", "lnft/engine.py", "docs/index.md", "tests/test_x.py",

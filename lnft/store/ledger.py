@@ -17,7 +17,6 @@ into the ledger when one is configured.
 """
 from __future__ import annotations
 
-import base64
 import functools
 import gzip
 import io
@@ -29,6 +28,7 @@ import sys
 
 import numpy as np
 
+from ..derived import decode, encode  # noqa: F401 — compact, exact arrays (re-exported)
 from ..errors import LnftError
 from ..result import Predictions, RunResult, nonfinite, recompute_metrics
 from .files import BrokenRun, finite, now, warn
@@ -38,27 +38,6 @@ ONLY_ENV = "LNFT_LEDGER_ONLY"  # "1": a run that is neither stored nor in the le
 FORMAT = 1
 SUFFIX = ".json.gz"
 FAILED = "failed"
-
-
-def encode(array) -> dict:
-    """An array as JSON: the smallest dtype that holds its values exactly (int8/int16/int32, float16/float32),
-    little-endian bytes in base64."""
-    array = np.asarray(array)
-    candidates = {"i": ("int8", "int16", "int32"), "u": ("int8", "int16", "int32"), "b": ("int8",),
-                  "f": ("float16", "float32")}.get(array.dtype.kind, ())
-    chosen = array.dtype.newbyteorder("<")
-    for name in candidates:
-        small = array.astype(name)
-        if np.array_equal(small.astype(array.dtype), array, equal_nan=array.dtype.kind == "f"):
-            chosen = np.dtype(name).newbyteorder("<")
-            break
-    return {"dtype": array.dtype.str.lstrip("<>|="), "stored": chosen.str, "shape": list(array.shape),
-            "data": base64.b64encode(np.ascontiguousarray(array.astype(chosen)).tobytes()).decode("ascii")}
-
-
-def decode(value: dict) -> np.ndarray:
-    raw = np.frombuffer(base64.b64decode(value["data"]), dtype=np.dtype(value["stored"]))
-    return raw.astype(value["dtype"]).reshape(value["shape"])
 
 
 @functools.lru_cache(maxsize=1)

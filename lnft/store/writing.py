@@ -84,9 +84,9 @@ class StoreWriter(FailureLog):
         tensors when the record predates them); False when there is no ledger or it holds the run already."""
         if self.ledger is None or self.ledger.has(result.run_id) or not result.run_dir:
             return False
-        if not result.derived:
-            from ..derived import derive
+        from ..derived import derive, source_digest
 
+        if (result.derived or {}).get("source") != source_digest():  # none yet, or derived by other code
             result.derived = derive(result.config, self.tensors(result))
         try:
             self.ledger.record(result, result.predictions())
