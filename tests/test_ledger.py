@@ -219,3 +219,15 @@ def test_verdicts_and_blocks_are_compared_with_a_tolerance(tmp_path):
     assert any("verdict 'inconclusive' committed, 'better'" in p for p in ledger_check.compare_verdicts(a, other))
     block = record.markdown(a)
     assert ledger_check.compare_blocks(block, same) == [] and ledger_check.compare_blocks(block, other)
+
+
+def test_runs_record_copies_a_store_into_a_ledger(trained, tmp_path, capsys):
+    from lnft.cli import main
+    from lnft.store.ledger import Ledger
+
+    root, _, _, results = trained
+    assert main(["runs", "record", "--runs", str(root / "runs"), "--ledger", str(tmp_path / "l")]) == 0
+    assert "2 run(s) recorded" in capsys.readouterr().out
+    assert Ledger(tmp_path / "l").run_ids() == sorted(r.run_id for r in results.values())
+    assert main(["runs", "record", "--runs", str(root / "runs"), "--ledger", str(tmp_path / "l")]) == 0
+    assert "0 run(s) recorded" in capsys.readouterr().out  # what it holds already is kept
