@@ -43,9 +43,12 @@ test: $(STAMP) $(CHROMIUM)
 $(CHROMIUM):
 	$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; }
 
+# Runs come from the committed results ledger (ledger/) when it holds their id; what it lacks trains and is
+# recorded there (docs/concepts/run-store.md#ledger). LEDGER= (empty) trains into runs/ only.
+LEDGER ?= ledger
 reports: $(STAMP)
 	mkdir -p .cache/ipython .cache/matplotlib
-	HF_HUB_OFFLINE=1 $(VENV)/bin/lnft reports --profile $(PROFILE)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/lnft reports --profile $(PROFILE) $(if $(LEDGER),--ledger $(LEDGER))
 
 # The documentation site (mkdocs-material): docs/ plus generated pages (CLI and API reference, the executed
 # notebooks of $(DOCS_REPORTS) as chapters), built with `mkdocs build --strict` into site/ (git-ignored).
@@ -57,7 +60,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/run.py $(BENCH_ARGS)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(if $(LEDGER),LNFT_LEDGER=$(CURDIR)/$(LEDGER)) $(VENV)/bin/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) .cache site

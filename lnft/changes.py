@@ -10,17 +10,18 @@ The task head is new, not pre-trained, and is left out.
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pandas as pd
 import torch
 
-from .components import COMPONENT_ORDER, clean_name, describe, naming
+from .components import COMPONENT_ORDER
+# the sums of a run's change, its effective weights and the pre-trained state: computed when a run is stored
+# (lnft.derived, core), so a run in the results ledger needs no weights
+from .derived import (GROUP_ORDER, effective_weights, encoder_naming, pretrained_state, run_sums,  # noqa: F401
+                      tensor_sums)
 
 MEASURES = ("mean_abs", "relative_abs", "relative_l2")
 PAPER_MEASURE = "mean_abs"
-GROUP_ORDER = ("embeddings", "layer", "pooler")
 
 
 def change_frame(pretrained: dict[str, torch.Tensor], finetuned: dict[str, torch.Tensor], *,
@@ -30,20 +31,11 @@ def change_frame(pretrained: dict[str, torch.Tensor], finetuned: dict[str, torch
     ``finetuned`` may hold only the parameters that trained: every other parameter counts as unchanged.
     ``base_prefix``/``family`` (``lnft.components``): the encoder's; guessed from the names when not given.
     """
-    if base_prefix is None:
-        base_prefix, guessed = naming(pretrained)
-        family = family or guessed
-    sums = []
-    for name, before in pretrained.items():
-        info = describe(name, base_prefix, family)
-        if info.group not in GROUP_ORDER:
-            continue
-        after = finetuned.get(name, before)
-        delta = after.double() - before.double()
-        sums.append({"group": info.group, "layer": info.layer, "component": info.component, "kind": info.kind,
-                     "abs_sum": float(delta.abs().sum()), "sq_sum": float((delta ** 2).sum()),
-                     "ref_sq_sum": float((before.double() ** 2).sum()),
-                     "ref_abs_sum": float(before.double().abs().sum()), "n_elements": before.numel()})
+    return frame_from_sums(tensor_sums(pretrained, finetuned, base_prefix=base_prefix, family=family), **labels)
+
+
+def frame_from_sums(sums: list[dict], **labels) -> pd.DataFrame:
+    """``change_frame`` from ``tensor_sums`` (computed now, or read from a run's derived data)."""
     per_tensor = pd.DataFrame(sums)
     per_tensor["layer"] = per_tensor["layer"].astype("Int64")
     keys = ["group", "layer", "component"]
@@ -67,44 +59,22 @@ def _categories(frame) -> list[str]:
     return known + sorted(set(frame["component"]) - set(known))
 
 
-def effective_weights(trained: dict[str, torch.Tensor], pretrained: dict[str, torch.Tensor],
-                      lora_scaling: float | None = None) -> dict[str, torch.Tensor]:
-    """Trained tensors under plain model names; LoRA factors are merged into their base weight."""
-    out = {}
-    for name, tensor in trained.items():
-        if ".lora_A." in name or ".lora_B." in name:
-            continue
-        out[clean_name(name)] = tensor
-    for name, a in trained.items():
-        if ".lora_A." not in name:
-            continue
-        b = trained[name.replace(".lora_A.", ".lora_B.")]
-        base = clean_name(name.split(".lora_A.")[0]) + ".weight"
-        out[base] = pretrained[base] + (b.double() @ a.double()).to(pretrained[base].dtype) * (lora_scaling or 1.0)
-    return out
-
-
-@functools.lru_cache(maxsize=2)
-def _pretrained_cached(model: str) -> dict[str, torch.Tensor]:
-    from .models import load_model
-
-    return {n: p.detach().clone() for n, p in load_model(model, 2).named_parameters()}
-
-
-def pretrained_state(model: str) -> dict[str, torch.Tensor]:
-    """The pre-trained encoder's parameters (the head, freshly initialised, is ignored downstream)."""
-    return _pretrained_cached(model)
-
-
-def run_changes(result, store) -> pd.DataFrame:
-    """Change frame of one stored run against the pre-trained weights of its model."""
+def run_changes(result, store=None) -> pd.DataFrame:
+    """Change frame of one run against the pre-trained weights of its model: from the sums its derived data
+    holds (``lnft.derived``; a ledger run has no weights), else from its trained tensors in ``store``."""
     cfg = result.config
-    pre = pretrained_state(cfg.model)
-    scaling = cfg.lora_alpha / cfg.lora_r if cfg.method == "lora" else None
-    fine = effective_weights(store.tensors(result), pre, scaling)
-    prefix, family = encoder_naming(cfg.model)
-    return change_frame(pre, fine, base_prefix=prefix, family=family, task=cfg.task, method=cfg.method,
-                        seed=cfg.seed, run_id=result.run_id)
+    labels = dict(task=cfg.task, method=cfg.method, seed=cfg.seed, run_id=result.run_id)
+    from .derived import held
+
+    sums = held(result, "changes")
+    if sums:
+        return frame_from_sums(sums, **labels)
+    if store is None or not result.run_dir:
+        from .errors import LnftError
+
+        raise LnftError(f"run {result.run_id} has no change sums derived by this code (lnft.derived) and no "
+                        "weights here; allowed: a run store holding its trained tensors (retrain it there)")
+    return frame_from_sums(run_sums(cfg, store.tensors(result)), **labels)
 
 
 def model_components(model: str) -> set[str]:
@@ -114,14 +84,6 @@ def model_components(model: str) -> set[str]:
     from .models import _load_pretrained
 
     return {i.component for i in describe_model(_load_pretrained(model, 2)).values() if i.group != "head"}
-
-
-def encoder_naming(model: str):
-    """(encoder prefix, component map) of a model, from the loaded model itself (cached by models)."""
-    from .components import base_prefix
-    from .models import _load_pretrained, family
-
-    return base_prefix(_load_pretrained(model, 2)), family(model)
 
 
 def layer_average(frame: pd.DataFrame) -> pd.DataFrame:

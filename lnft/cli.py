@@ -157,7 +157,7 @@ def cmd_train(args) -> int:
           f"({s['trainable_percent']:.4f}%)")
     print(f"  train {s['train_seconds']:.1f} s ({s['samples_per_second']:.1f} samples/s), "
           f"peak memory {s['peak_memory_mb']:.0f} MB, device {s['device']} ({s['precision']})")
-    print(f"  stored in {s['run_dir']}")
+    print(f"  stored in {s['run_dir'] or f'the ledger {store.ledger.root} (no weights)'}")
     if args.json:
         print(json.dumps(s))
     return 0
@@ -207,7 +207,7 @@ def cmd_methods(args) -> int:
 
 
 def _runs_args(sub):
-    p = sub.add_parser("runs", help="list, verify or prune the run store")
+    p = sub.add_parser("runs", help="list, verify or prune the run store; record, reproduce or re-render the ledger")
     actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     for name, text in (("list", "every run: task, method, seed, lr, dev score, date, status (ok/stale/broken/unknown)"),
                        ("verify", "read every record and file (sha256, tensors), recompute the metrics from the stored "
@@ -219,12 +219,18 @@ def _runs_args(sub):
             a.add_argument("--stale", action="store_true", help="runs made by other code, data or model than now")
             a.add_argument("--broken", action="store_true", help="unreadable records or files")
             a.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+    from .ledger_check import add_actions  # the results ledger: reproduce, rerender, record
+
+    add_actions(actions, _Parser)
     p.set_defaults(func=cmd_runs)
 
 
 def cmd_runs(args) -> int:
+    from . import ledger_check
     from .store import RunStore
 
+    if args.action in ledger_check.ACTIONS:
+        return ledger_check.cmd(args)
     if args.action == "prune" and not (args.stale or args.broken):
         raise LnftError("runs prune needs --stale and/or --broken; allowed: --stale, --broken, --dry-run")
     store = RunStore(args.runs)

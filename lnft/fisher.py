@@ -353,6 +353,8 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
                             f"got {start.method!r}, task {start.task!r}, seed {start.seed}")
     key = json.dumps([cfg.run_id(), n_samples, folds, kind, at, start.run_id() if start else None,
                       relabel, examples, per_example, algorithm, batch_size, _source_digest()], sort_keys=True)
+    if start is not None and getattr(store, "ledger", None) is not None:  # cached or not, the ledger keeps the
+        store.trained_tensors(store.get_or_run(start, progress=progress))  # start tensors a re-render needs
     cache_dir = store.fisher_dir if store is not None else None
     stem = hashlib.sha256(key.encode()).hexdigest()[:16]
     if cache_dir and all(os.path.isfile(os.path.join(cache_dir, f"{stem}-{f}.safetensors")) for f in range(folds)):
@@ -384,7 +386,7 @@ def fisher_for_task(cfg, *, n_samples: int, folds: int = 1, kind: str = "empiric
     seed_everything(cfg.seed)
     model = load_model(cfg.model, task.num_labels, cfg.pooling)
     if start is not None:
-        trained = store.tensors(store.get_or_run(start, progress=progress))
+        trained = store.trained_tensors(store.get_or_run(start, progress=progress))  # derived data or weights
         unexpected = model.load_state_dict(trained, strict=False).unexpected_keys
         if unexpected or not trained:  # a silent mismatch would give the pre-trained Fisher under another name
             raise LnftError(f"the trained tensors of run {start.run_id()} do not fit the model "

@@ -115,8 +115,9 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
         raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
     planned = [p for nb in notebooks for p in notebook_configs(nb, profile)]
     rates, scoring = dict(rates or {}), {}
-    if store is not None:
-        stored = store.results()
+    if store is not None:  # the ledger's records measure throughput too (a fresh clone has no runs/)
+        recorded = store.ledger.results() if store.ledger is not None else []
+        stored = [*recorded, *store.results()]
         rates, scoring = {**rates_from_store(stored), **rates}, scoring_rates_from_store(stored)
     seen, sizes, rows = set(), {}, []
     for p in planned:
@@ -125,6 +126,7 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
         new = run_id is None or run_id not in seen
         seen.add(run_id)
         stored = bool(new and run_id and store is not None and store.load(run_id) is not None)
+        ledgered = bool(new and run_id and store is not None and store.ledger is not None and store.ledger.has(run_id))
         key = (cfg.task, cfg.data, cfg.max_train_samples, cfg.data_seed, cfg.validation_fraction)
         if key not in sizes:
             sizes[key] = train_examples(cfg)
@@ -138,7 +140,7 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
         score_rate = scoring.get(rate_key(cfg)[:3], rate * SCORING_SHARE if rate is not None else None)
         pool_hours = (score_rate * pooled / 3600 if score_rate is not None else math.nan) if pooled else 0.0
         rows.append({"notebook": p.notebook, "task": cfg.task, "group": p.group, "runs": 1, "new": int(new),
-                     "in store": int(stored), "to train": int(todo),
+                     "in store": int(stored), "in ledger": int(ledgered), "to train": int(todo),
                      "examples x epochs": sizes[key] * cfg.epochs if todo else 0,
                      "max steps": steps if todo else 0, "pool examples": pooled, "pool hours": pool_hours,
                      "hours": ((rate * steps * cfg.batch_size / 3600 + pool_hours) if rate is not None else math.nan)
@@ -146,7 +148,7 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
                      "GPU hours": gpu * (steps * cfg.batch_size + SCORING_SHARE * pooled) / 3600 if todo else 0.0})
     frame = pd.DataFrame(rows)
     return (frame.groupby(["notebook", "task", "group"], sort=False, as_index=False)
-            .agg({"runs": "sum", "new": "sum", "in store": "sum", "to train": "sum", "examples x epochs": "sum",
+            .agg({"runs": "sum", "new": "sum", "in store": "sum", "in ledger": "sum", "to train": "sum", "examples x epochs": "sum",
                   "max steps": "sum", "pool examples": "sum",
                   "pool hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan, "hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan,
                   "GPU hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan}))
@@ -178,6 +180,8 @@ def add_cli(sub) -> None:
     p.add_argument("--profile", default="quick", help="smoke, quick, standard, full or paper")
     p.add_argument("--notebooks", nargs="+", metavar="NAME", help="notebook names (default: all)")
     p.add_argument("--runs", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
+    p.add_argument("--ledger", default=None, help="results ledger (default: $LNFT_LEDGER; none when unset): what it "
+                   "lacks is what a report must train")
     p.add_argument("--gpu-rate", type=float, default=None, metavar="SECONDS",
                    help="one GPU's seconds per training example-step (default: an assumption scaled by model size, "
                         "lnft.plan.GPU_SECONDS_PER_EXAMPLE_STEP_PER_MPARAM; benchmarks/gpu.sh measures it)")
@@ -195,7 +199,7 @@ def cmd_plan(args) -> int:
     unknown = [n for n in args.notebooks or () if n not in NOTEBOOKS]
     if unknown:
         raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
-    store = RunStore(args.runs)
+    store = RunStore(args.runs, ledger=args.ledger)
     rates = {}
     if args.calibrate:
         common = PROFILES[args.profile]["common"]
@@ -221,6 +225,20 @@ def cmd_plan(args) -> int:
              "run with --calibrate)")
           + f"; one GPU: {frame['GPU hours'].sum(min_count=1):.2f} hours ("
           + ("--gpu-rate" if args.gpu_rate is not None else "assumed rate, not measured: pass --gpu-rate") + ")")
+    if store.ledger is not None:
+        print(ledger_note(frame, store.ledger))
     print(decide_note(args.profile, args.notebooks))
     return 0
+
+
+def ledger_note(frame: pd.DataFrame, ledger) -> str:
+    """What the ledger holds of the plan, what it lacks and what that costs (the runs to train)."""
+    missing = frame[frame["to train"] > 0]
+    hours = missing["hours"].sum(min_count=1) if missing["hours"].notna().all() else math.nan
+    where = ", ".join(f"{r['notebook'][:2]} {r['task']} {r['group']}: {r['to train']}"
+                      for _, r in missing.iterrows()) or "nothing"
+    return (f"ledger {ledger.root}: {int(frame['in ledger'].sum())} of {int(frame['new'].sum())} distinct runs "
+            f"({len(ledger.run_ids())} records, {ledger.size() / 1e6:.2f} MB); missing: {where}; to train: "
+            f"{int(frame['to train'].sum())} runs, "
+            + (f"{hours:.2f} hours here at most" if not math.isnan(hours) else "hours unknown (run with --calibrate)"))
 

@@ -457,7 +457,7 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 # What may differ between the commit a report names and the working tree that made it: the outputs.
-OUTPUTS = ("reports", "README.md")
+OUTPUTS = ("reports", "README.md", "ledger")  # the ledger records what a report trained
 
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout holding this package
@@ -489,44 +489,18 @@ def git_commit(where: str | None = None) -> str:
     return commit + (" (uncommitted changes)" if dirty else "")
 
 
-# What decides a report's numbers: a change here since the reports' commit makes them stale. Training-path
-# modules change every run id (their source is in the code fingerprint); the others decide the tables.
+# What decides a report's numbers: a change here since the reports' commit makes them stale
+# (``lnft.staleness`` sorts the changes: run ids, analysis, runtime; serving, storing and the CLI do not count).
 REPORT_INPUTS = ("lnft", "notebooks", "requirements.lock")
 
 
 def stale_reasons(reports: str, where: str | None = None) -> list[str]:
     """Why a reports folder is not what HEAD of the checkout ``where`` would make (empty: it is, or git is
-    absent): it names no clean commit, several, or one from which HEAD differs in ``REPORT_INPUTS``."""
-    from .record import read_state
+    absent): it names no clean commit, several, or one from which HEAD differs in what decides it
+    (``lnft.staleness.staleness``, the one home of the check)."""
+    from .staleness import staleness
 
-    runs = read_state(reports).get("notebooks", [])
-    if not runs:
-        return [f"{reports}/reports.json lists no notebooks"]
-    problems = []
-    commits = {str(r.get("commit") or "unknown") for r in runs}
-    if len(commits) > 1:
-        problems.append(f"the reports were made at different commits: {sorted(commits)}")
-    if where is not None and not os.path.isdir(where):
-        return problems + [f"the checkout {where!r} to compare the reports with does not exist"]
-    for commit in sorted(commits):
-        if commit == "unknown":
-            problems.append(f"{reports}/reports.json records no commit (made before reports named theirs, or "
-                            "outside git): run make reports")
-            continue
-        if "uncommitted" in commit:
-            problems.append(f"the reports name commit {commit!r}, not a clean commit")
-            continue
-        changed = _git_run("diff", "--name-only", commit, "HEAD", "--", where=where)
-        if changed is None:
-            continue  # no git: nothing to compare with
-        if changed.returncode != 0:
-            problems.append(f"commit {commit} is not in this repository: {changed.stderr.strip()}")
-            continue
-        others = [f for f in changed.stdout.split() if any(f == o or f.startswith(o + "/") for o in REPORT_INPUTS)]
-        if others:
-            problems.append(f"the reports were made at {commit}, but HEAD differs from it in what decides them "
-                            f"({', '.join(REPORT_INPUTS)}): {', '.join(others[:8])}{' …' if len(others) > 8 else ''}")
-    return problems
+    return staleness(reports, where).reasons
 
 
 # The docs site (``make docs`` builds it into site/) as seen from reports/<profile>/index.html
@@ -606,6 +580,9 @@ look's (above 95 %: the error rate is spent across the looks). Terms: the
 {rows}
 </table></body></html>
 """
+    from . import staleness  # the first line of the body says when the reports no longer follow from HEAD
+
+    page = staleness.with_banner(page, staleness.banner(staleness.staleness(target), profile))
     path = os.path.join(target, "index.html")
     _write_atomic(path, page)
     return path
@@ -709,6 +686,8 @@ def add_cli(sub) -> None:
     p.add_argument("--notebooks-dir", default="notebooks")
     p.add_argument("--runs", default=None, help="runs directory (default: $LNFT_RUNS or ./runs)")
     p.add_argument("--kernel", default=KERNEL)
+    p.add_argument("--ledger", default=None, help="results ledger: runs whose id it holds are served from it, the "
+                   "others trained and recorded into it (default: $LNFT_LEDGER; none when unset)")
     p.add_argument("--engine", default=None, help="local (default: $LNFT_ENGINE or local) or ray (one Ray task per run)")
     p.add_argument("--address", default=None, help="ray: none starts a local Ray; auto, host:port or ray://host:port "
                    "joins a running cluster")
@@ -776,7 +755,18 @@ def overrides(args) -> dict:
 
 def _cmd_reports(args) -> int:
     from .store import RunStore
+    from .store.ledger import ENV as LEDGER_ENV, Ledger
 
+    if args.ledger:  # the notebooks' kernels inherit it (for this command only)
+        before = os.environ.get(LEDGER_ENV)
+        os.environ[LEDGER_ENV] = Ledger(args.ledger).root
+        try:
+            return _cmd_reports(argparse.Namespace(**{**vars(args), "ledger": None}))
+        finally:
+            if before is None:
+                os.environ.pop(LEDGER_ENV, None)
+            else:
+                os.environ[LEDGER_ENV] = before
     store = RunStore(args.runs)
     store.check_writable()
     started = time.perf_counter()

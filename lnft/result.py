@@ -77,10 +77,15 @@ class RunResult:
     created: str = ""  # when the store wrote it (UTC, ISO 8601)
     pool_metrics: dict[str, float] = field(default_factory=dict)  # the held-out pool (lnft.pool) at the selected
     pool_seconds: float = 0.0  # checkpoint, plus "score"; empty without a pool. Scoring the pool, once
+    derived: dict = field(default_factory=dict)  # small data the analyses read instead of weights (lnft.derived)
 
     def predictions(self) -> dict[str, Predictions]:
         """Per-example predictions of the selected epoch: split name ("validation", "dev", or MNLI's
-        "dev_matched"/"dev_mismatched") -> Predictions. Read from the run's directory in the store."""
+        "dev_matched"/"dev_mismatched") -> Predictions. Read from the run's directory in the store, or held
+        by a run served from the results ledger."""
+        held = self.__dict__.get("_predictions")
+        if held is not None:
+            return held
         if not self.run_dir or "predictions" not in self.files:
             raise LnftError(f"run {self.run_id} has no stored per-example predictions; re-run it "
                             f"(records from before store schema 2 are re-run automatically)")

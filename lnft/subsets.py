@@ -394,9 +394,22 @@ def check_masked_runs(plan, results, store, pretrained: dict[str, torch.Tensor])
     pre-trained value; returns the number of tensors compared."""
     from safetensors.torch import load_file
 
+    from .derived import held as derived_part
+
     checked = 0
     for (_, cfg), result in zip(plan, results):
         if cfg.method != "layernorm-masked":
+            continue
+        held = derived_part(result, "masked")  # counted when the run was stored (lnft.derived)
+        if held is not None:
+            names = set(load_file(cfg.mask_path))
+            if set(held) != names:
+                raise AssertionError(f"{result.run_id}: its masked-out check covers {sorted(held)[:3]}, "
+                                     f"not the mask's tensors {sorted(names)[:3]}")
+            for name, counts in held.items():
+                if counts["changed"]:
+                    raise AssertionError(f"{result.run_id}: {counts['changed']} masked-out elements of {name} changed")
+                checked += 1
             continue
         trained = store.tensors(result)
         for name, mask in load_file(cfg.mask_path).items():

@@ -46,5 +46,5 @@ def smoke_reports(tmp_path_factory):
     notebooks = os.path.join(os.path.dirname(__file__), "..", "notebooks")
     runs = os.environ.get("LNFT_RUNS") or str(tmp_path_factory.mktemp("runs"))
     assert main(["reports", "--profile", "smoke", "--out", str(out), "--notebooks-dir", notebooks,
-                 "--runs", runs]) == 0
+                 "--runs", runs, "--ledger", str(out / "ledger")]) == 0  # its runs recorded: tests/test_ledger_check.py
     return out / "smoke"

@@ -16,11 +16,11 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "lnft"
 
 # A run: its definition, where its data and model come from, training, its result, the store that keeps it.
 CORE = {"errors", "constants", "hub", "fingerprints", "tasks", "taskspec", "sources", "data", "models", "components",
-        "methods", "config", "result", "train", "store", "locks", "progress", "paths", "pool", "pooling"}
+        "methods", "config", "result", "train", "store", "locks", "progress", "paths", "pool", "pooling", "derived"}
 # What reads, plans, analyses and shows runs.
 FACE = {"reports", "plots", "profiles", "cli", "plan", "decide", "experiments", "stats", "aggregate", "subsets", "sweep", "engine",
         "record", "changes", "fisher", "__main__", "lead", "revert", "curve", "bounds", "jackknife", "sequential",
-        "evidence", "retention", "floors", "costs"}
+        "evidence", "retention", "floors", "costs", "staleness", "ledger_check"}
 
 
 def module_files(package: pathlib.Path = PACKAGE) -> dict[str, pathlib.Path]:

@@ -25,11 +25,13 @@ The package, one concept a module: ``files`` (the record format: writing a run's
 back with its checks, ``BrokenRun``), ``lookup`` (finding and serving runs, their status for ``lnft runs``),
 ``failures`` (``.failed/`` records), ``writing`` (atomic ``put``, replacing and removing, leftovers) and
 ``runstore`` (``RunStore.get_or_run``: serve, or train under the run's lock). ``fisher/`` and ``masks/``
-beside the runs are not runs (``lookup.SIDE_DIRS``).
+beside the runs are not runs (``lookup.SIDE_DIRS``). ``ledger`` is the results ledger: one compact committed
+record per run without weights (``$LNFT_LEDGER``), served when no run directory holds the run.
 """
 from .files import RECORD, TRAINED, BrokenRun
 from .failures import FAILED
+from .ledger import Ledger
 from .lookup import DEFAULT_ROOT, SIDE_DIRS, Entry
 from .runstore import RunStore
 
-__all__ = ["RunStore", "BrokenRun", "Entry", "DEFAULT_ROOT", "RECORD", "TRAINED", "FAILED", "SIDE_DIRS"]
+__all__ = ["RunStore", "Ledger", "BrokenRun", "Entry", "DEFAULT_ROOT", "RECORD", "TRAINED", "FAILED", "SIDE_DIRS"]

@@ -22,6 +22,8 @@ class FailureLog(StoreReader):
         """Note a run that failed (``.failed/<run id>.json``: config, error, traceback); never served as a
         result, removed when the run later succeeds. Returns the record's path, or None when it could not
         be written (one warning; no temp file left behind)."""
+        if getattr(self, "ledger", None) is not None:  # recorded apart in the ledger too: never served
+            self.ledger.record_failure(run_id, config, error, detail)
         folder = os.path.join(self.root, FAILED)
         path = os.path.join(folder, f"{run_id}.json")
         record = {"run_id": run_id, "config": config.to_dict(), "error": error, "detail": detail, "when": now()}

@@ -38,11 +38,18 @@ class Entry:
 class StoreReader:
     """The reading half of ``RunStore``: a root directory and the runs in it."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, ledger=None):
+        """``ledger``: a ``ledger.Ledger`` or its folder; None: ``$LNFT_LEDGER`` (none when unset); False: none."""
+        from .ledger import Ledger
+
         self.root = os.path.abspath(os.path.expanduser(str(root or os.environ.get("LNFT_RUNS", DEFAULT_ROOT))))
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise LnftError(f"runs directory {self.root!r} is a file; allowed: a directory (or a path to create)")
         check_dir_path(self.root, "runs directory")  # a symbolic link loop would fail only once work started
+        if ledger is None:
+            self.ledger = Ledger.from_env()
+        else:  # False: none, whatever the environment says
+            self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger) if ledger is not False else None
 
     def __repr__(self) -> str:
         return f"RunStore({self.root!r})"
@@ -65,14 +72,27 @@ class StoreReader:
         return self.load(config.run_id())
 
     def load(self, run_id: str) -> RunResult | None:
-        """The stored run, or None if absent or broken (broken: one warning line, once per process)."""
-        if not os.path.lexists(self.run_dir(run_id)):
-            return None
-        try:
-            return self.read(run_id)
-        except BrokenRun as exc:
-            warn(f"run directory {self.run_dir(run_id)} is broken ({exc}); treated as absent")
-            return None
+        """The stored run (its directory, else its ledger record), or None if absent or broken (broken: one
+        warning line, once per process)."""
+        if os.path.lexists(self.run_dir(run_id)):
+            try:
+                return self.read(run_id)
+            except BrokenRun as exc:
+                warn(f"run directory {self.run_dir(run_id)} is broken ({exc}); treated as absent")
+        return self.ledger.load(run_id) if self.ledger is not None else None
+
+    def trained_tensors(self, result: RunResult) -> dict[str, torch.Tensor]:
+        """A run's trained tensors: from its derived data when it holds them (a ledger run has no weights),
+        else from its directory."""
+        from ..derived import trained_tensors
+
+        held = trained_tensors(result)
+        if held is not None:
+            return held
+        if not result.run_dir:
+            raise LnftError(f"run {result.run_id} was served from the ledger, which keeps no weights of a "
+                            f"{result.config.method!r} run; allowed: a run store holding it (train it there)")
+        return self.tensors(result)
 
     def read(self, run_id: str, *, deep: bool = False) -> RunResult:
         """Read and check one run; ``deep`` also hashes and parses every file. Raises BrokenRun."""

@@ -36,7 +36,10 @@ class RunStore(StoreWriter):
         run_id, prints = config.identity()  # validates the config
         found = self.load(run_id)
         if found is not None:
+            if found.run_dir:  # served from a run directory: the ledger (when configured) records it too
+                self.record_in_ledger(found)
             return found, False
+        self._refuse_training(config, run_id)
         self.check_writable()
         created = not os.path.isdir(self.root)
         os.makedirs(self.root, exist_ok=True)
@@ -58,6 +61,16 @@ class RunStore(StoreWriter):
                 except OSError:
                     pass
 
+    def _refuse_training(self, config: RunConfig, run_id: str) -> None:
+        """``$LNFT_LEDGER_ONLY``: a run neither stored nor in the ledger is an error, before any work."""
+        from .ledger import ONLY_ENV, only_ledger
+
+        if only_ledger():
+            where = self.ledger.root if self.ledger is not None else "no ledger ($LNFT_LEDGER unset)"
+            raise LnftError(f"run {run_id} ({config.task}, {config.method}, seed {config.seed}, lr {config.lr:g}) is "
+                            f"not in the ledger {where!r} nor in {self.root!r}, and ${ONLY_ENV} forbids training; "
+                            "allowed: a ledger that holds every run the notebooks use")
+
     @staticmethod
     def _wait_for(lock: locks.RunLock, run_id: str) -> None:
         """Take the run's lock, saying once (on stderr) who holds it while waiting."""
@@ -78,7 +91,11 @@ class RunStore(StoreWriter):
             output = finetune(config, progress=progress, run_id=run_id)
             output.result.fingerprints = prints
             return self.put(output.result, output.trained, output.predictions)
-        except (LnftError, KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
+            if self.ledger is not None:  # a cancelled run is recorded apart, never served
+                self.ledger.record_failure(run_id, config, "cancelled (KeyboardInterrupt)")
+            raise
+        except (LnftError, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 — recorded, then raised as it was
             exc.lnft_failure_record = self.record_failure(run_id, config, *error_text(exc))

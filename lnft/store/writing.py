@@ -16,7 +16,7 @@ from .. import locks
 from ..errors import LnftError, RunFailed
 from ..paths import check_writable_dir
 from ..result import Predictions, RunResult, nonfinite
-from .files import BrokenRun, own_id, write_run
+from .files import BrokenRun, own_id, warn, write_run
 from .failures import FailureLog
 
 
@@ -37,15 +37,57 @@ class StoreWriter(FailureLog):
         own = own_id(result)
         if own not in (None, result.run_id):  # it would read back as broken: a record's config is its run id's
             raise LnftError(f"run {result.run_id}: its config and fingerprints hash to {own!r}; not stored")
+        if not result.derived:  # what the analyses read instead of weights (the ledger keeps no weights)
+            from ..derived import derive
+
+            result.derived = derive(result.config, trained)
         os.makedirs(self.root, exist_ok=True)
         self.clean_leftovers()
         tmp = os.path.join(self.root, locks.owned_name(".tmp", result.run_id))
         os.makedirs(tmp)
         try:
             write_run(tmp, result, trained, predictions)
-            return self._move_into_place(tmp, result)
+            stored = self._move_into_place(tmp, result)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was moved into place
+        if self.ledger is not None and not self.ledger.has(result.run_id):
+            try:
+                self.ledger.record(stored, predictions)
+            except OSError as exc:  # the run is stored; a ledger that cannot be written says so once
+                warn(f"could not record run {result.run_id} in the ledger {self.ledger.root} ({exc.strerror or exc})")
+        return stored
+
+    def trained_tensors(self, result: RunResult) -> dict[str, torch.Tensor]:
+        """``StoreReader.trained_tensors``; a Fisher start run read from its directory also gets its tensors
+        into its ledger record (``lnft.derived.keep_trained``), so a re-render from the ledger can start there."""
+        from ..derived import keep_trained
+
+        tensors = super().trained_tensors(result)
+        if self.ledger is not None and not (result.derived or {}).get("trained"):
+            kept = keep_trained(result.config, tensors)
+            if kept is not None:
+                self.record_in_ledger(result)
+                try:
+                    self.ledger.add_derived(result.run_id, {"trained": kept})
+                except OSError as exc:
+                    warn(f"could not add the tensors of run {result.run_id} to the ledger ({exc.strerror or exc})")
+        return tensors
+
+    def record_in_ledger(self, result: RunResult) -> bool:
+        """Record a run served from a run directory into the ledger (its derived data computed from its
+        tensors when the record predates them); False when there is no ledger or it holds the run already."""
+        if self.ledger is None or self.ledger.has(result.run_id) or not result.run_dir:
+            return False
+        from ..derived import derive, source_digest
+
+        if (result.derived or {}).get("source") != source_digest():  # none yet, or derived by other code
+            result.derived = derive(result.config, self.tensors(result))
+        try:
+            self.ledger.record(result, result.predictions())
+        except OSError as exc:
+            warn(f"could not record run {result.run_id} in the ledger {self.ledger.root} ({exc.strerror or exc})")
+            return False
+        return True
 
     def _move_into_place(self, tmp: str, result: RunResult) -> RunResult:
         final = self.run_dir(result.run_id)
