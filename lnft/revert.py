@@ -30,6 +30,7 @@ import torch
 from .errors import LnftError
 
 REVERT_FILE = "revert.npz"
+LEDGER_KEY = "revert"  # the reverts in a run's ledger record (lnft.store.ledger: derived data)
 NONE = "none"  # the unit with nothing reverted
 EVERY_LAYER = -1  # a unit's layer when the component is reverted in every layer (or has one instance)
 FORMAT = 1  # of the revert file: bump when what a revert computes changes
@@ -129,11 +130,14 @@ def predictions(result, store, *, per_layer: bool = False, progress: bool = Fals
         except (OSError, ValueError, KeyError):
             arrays = None  # unreadable: made again below
     if arrays is None:
+        arrays = _from_ledger(result, version)
+    if arrays is None:
         arrays = compute(result, store, per_layer=per_layer, progress=progress)
         if path:
             tmp = f"{path}.tmp-{os.getpid()}.npz"
             np.savez_compressed(tmp, version=np.array(version), **arrays)
             os.replace(tmp, path)
+        _to_ledger(result, store, version, arrays)
     cfg = result.config
     parts = []
     for key in arrays:
@@ -150,6 +154,31 @@ def predictions(result, store, *, per_layer: bool = False, progress: bool = Fals
     for column, value in reversed([("run_id", result.run_id), ("task", cfg.task), ("seed", cfg.seed)]):
         frame.insert(0, column, value)
     return frame
+
+
+def _from_ledger(result, version: str) -> dict | None:
+    """The reverts kept in the run's ledger record (its derived data), when made by this code."""
+    from .derived import decode
+
+    kept = (getattr(result, "derived", None) or {}).get(LEDGER_KEY)
+    if not isinstance(kept, dict) or kept.get("version") != version:
+        return None
+    try:
+        return {k: decode(v) for k, v in kept["arrays"].items()}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _to_ledger(result, store, version: str, arrays: dict) -> None:
+    """Keep the reverts in the run's ledger record, so a re-render from the ledger needs no weights."""
+    from .derived import encode
+
+    ledger = getattr(store, "ledger", None)
+    if ledger is None or not ledger.has(result.run_id):
+        return
+    kept = {"version": version, "arrays": {k: encode(v) for k, v in arrays.items()}}
+    ledger.add_derived(result.run_id, {LEDGER_KEY: kept})
+    result.derived = {**(getattr(result, "derived", None) or {}), LEDGER_KEY: kept}
 
 
 def revert_frame(results, store, *, per_layer: bool = False, progress: bool = False) -> pd.DataFrame:

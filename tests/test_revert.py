@@ -85,7 +85,8 @@ def test_revert_reproduces_the_run_and_is_kept_in_the_run_directory(tiny, tmp_pa
             for s in (0, 1)]
     frame = revert.revert_frame(runs, store)
     units = set(frame["component"])
-    assert revert.NONE in units and "output LN" in units and len(units) == 1 + 13  # every changed component
+    assert revert.NONE in units and "output LN" in units and len(units) == 1 + 12  # every changed component
+    # (12: the embedded model reads the mean over tokens, so it has no pooler: lnft.pooling)
     assert (frame["layer"] == revert.EVERY_LAYER).all()
     again = revert.reproduced(frame, runs)
     assert (again["same"] == 1.0).all()  # the fine-tuned model re-evaluated: the run's own predictions
@@ -96,12 +97,12 @@ def test_revert_reproduces_the_run_and_is_kept_in_the_run_directory(tiny, tmp_pa
                                   .reset_index(drop=True))
     assert __import__("os").path.getmtime(path) == stamp  # read back, not computed again
     table = revert.losses(frame, replicates=200)
-    assert len(table) == 13 and (table["lo"] <= table["hi"]).all()
+    assert len(table) == 12 and (table["lo"] <= table["hi"]).all()
     ln = table.set_index("component").loc["output LN"]
     assert ln["lost"] == pytest.approx(ln["fine_tuned"] - ln["reverted"])
     verdict = revert.lead(frame, replicates=200)
     assert len(verdict) == 1 and verdict["verdict"].iloc[0] in set(stats.LEAD_WORDS.values())
-    assert verdict["others"].iloc[0] == 12
+    assert verdict["others"].iloc[0] == 11
 
 
 def test_revert_per_layer_units(tiny, tmp_path):
@@ -116,3 +117,23 @@ def test_revert_per_layer_units(tiny, tmp_path):
     assert len(units) == 1 + 3 + 2 * 6
     none = frame[frame["component"] == revert.NONE]
     assert (none["pred"].to_numpy() == run.predictions()["dev"].preds).all()
+
+
+def test_reverts_are_kept_in_the_ledger_and_read_back_without_weights(tiny, tmp_path, monkeypatch):
+    """A run served from the results ledger has no weights: its reverts, computed once where the weights were,
+    are kept in its ledger record (derived data) and read back from there."""
+    from lnft.store import RunStore
+    from lnft.store.ledger import Ledger
+
+    store = RunStore(tmp_path / "runs", ledger=tmp_path / "ledger")
+    run = store.get_or_run(tiny(task="sst2", method="full", lr=1e-3, seed=0, precision="fp32"), progress=False)
+    frame = revert.predictions(run, store)
+    served = Ledger(tmp_path / "ledger").load(run.run_id)  # as a fresh clone reads it: no run directory
+    assert served is not None and revert.LEDGER_KEY in served.derived
+    served.run_dir = None
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the reverts were computed again instead of read from the ledger")
+
+    monkeypatch.setattr(revert, "compute", no_weights)
+    pd.testing.assert_frame_equal(revert.predictions(served, store), frame)
