@@ -76,11 +76,15 @@ def check_eval_splits(cfg, task: Task) -> None:
     if source.kind == "hub":
         return
     key = (source.fingerprint(), task.name, task.metrics, cfg.seed if cfg.data_seed is None else cfg.data_seed,
-           cfg.validation_fraction,
+           cfg.validation_fraction, getattr(cfg, "pool_size", 0),
            cfg.max_train_samples, cfg.max_eval_samples)
     if key in _CHECKED:
         return
     raw = source.load()
+    if getattr(cfg, "pool_size", 0):  # the splits training draws: from the rows left once the pool is held out
+        from .pool import hold_out
+
+        raw, _ = hold_out(raw, task, cfg.pool_size, source.fingerprint())
     train = np.asarray(raw["train"]["label"][:])
     data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed  # None: follows the seed
     idx = split_indices(len(train), {s: len(raw[s]) for s in task.dev_files}, data_seed=data_seed,

@@ -14,8 +14,8 @@ import json
 import os
 
 # The modules whose source decides a result (the store, CLI, notebooks and analyses do not).
-TRAINING_PATH = ("components", "config", "constants", "data", "hub", "methods", "models", "pool", "result", "sources",
-                 "tasks", "taskspec", "train")
+TRAINING_PATH = ("components", "config", "constants", "data", "fingerprints", "hub", "methods", "models", "pool",
+                 "pooling", "result", "sources", "tasks", "taskspec", "train")
 
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
 

@@ -127,7 +127,7 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
         seen.add(run_id)
         stored = bool(new and run_id and store is not None and store.load(run_id) is not None)
         ledgered = bool(new and run_id and store is not None and store.ledger is not None and store.ledger.has(run_id))
-        key = (cfg.task, cfg.data, cfg.max_train_samples, cfg.data_seed, cfg.validation_fraction)
+        key = (cfg.task, cfg.data, cfg.max_train_samples, cfg.data_seed, cfg.validation_fraction, cfg.pool_size)
         if key not in sizes:
             sizes[key] = train_examples(cfg)
         steps = math.ceil(sizes[key] / cfg.batch_size) * cfg.epochs

@@ -214,6 +214,11 @@ def check(size, task, raw, fingerprint: str = "", *, validation_fraction: float 
         raise LnftError(f"pool_size {size} for task {task.name!r}: its train file offers {pool.candidates} "
                         f"{pool.kind} units, which give at most {len(pool.rows)} pool rows; allowed: at most "
                         f"{len(pool.rows)}")
+    labels = np.asarray(raw["train"]["label"][:])[np.asarray(pool.rows, dtype=np.int64)]
+    why = task.undefined_metrics(labels)  # the pool is scored once: every metric must be defined on it
+    if why:
+        raise LnftError(f"pool_size {size} for task {task.name!r} cannot be scored ({len(labels)} row(s)): {why}; "
+                        "allowed: a larger pool_size (pool rows whose labels vary)")
     left = len(pool.drawable)
     train_rows = left - max(1, int(round(validation_fraction * left)))
     if left < 2 or (max_train_samples and train_rows < max_train_samples):

@@ -28,11 +28,13 @@ def _matthews(labels, preds):
 
 
 def _pearson(labels, preds):
-    return float(pearsonr(preds, labels)[0]) if np.std(preds) > 0 else 0.0
+    # a constant prediction scores 0 by convention; exact test (np.std of a constant float array can be 1e-17, and
+    # scipy then returns NaN)
+    return float(pearsonr(preds, labels)[0]) if np.ptp(preds) > 0 else 0.0
 
 
 def _spearman(labels, preds):
-    return float(spearmanr(preds, labels)[0]) if np.std(preds) > 0 else 0.0
+    return float(spearmanr(preds, labels)[0]) if np.ptp(preds) > 0 else 0.0
 
 
 METRIC_FUNCTIONS = {

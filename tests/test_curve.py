@@ -106,7 +106,11 @@ def test_profiles_run_why_layernorm_and_the_curve_in_the_reference_report(tmp_pa
     groups = Counter(p.group for p in experiments.peft_comparison(P))
     assert {"random-channels", "layernorm-output", "layernorm-gain", "ia3"} <= set(P.comparators)
     for m in P.comparators:
-        assert groups[f"why LayerNorm: {m}"] == len(experiments.method_tasks(P, m)) * len(P.seeds) >= 2 * len(P.seeds)
+        # every rate on the tuning seeds, the chosen rate on the others (issue 32), on at least two tasks
+        tune = len(experiments.tuning_seeds(P))
+        per_task = tune * len(experiments.lr_grid(P, m)) + len(P.seeds) - tune
+        assert groups[f"why LayerNorm: {m}"] == len(experiments.method_tasks(P, m)) * per_task
+        assert len(experiments.method_tasks(P, m)) >= 2
     with pytest.raises(LnftError, match="method_tasks"):
         profiles.resolve("02_peft_comparison", "standard", method_tasks={"layernorm": ["sst2"]})
     P3 = profiles.resolve("03_fisher_subsets", "standard")

@@ -231,3 +231,25 @@ def test_runs_record_copies_a_store_into_a_ledger(trained, tmp_path, capsys):
     assert Ledger(tmp_path / "l").run_ids() == sorted(r.run_id for r in results.values())
     assert main(["runs", "record", "--runs", str(root / "runs"), "--ledger", str(tmp_path / "l")]) == 0
     assert "0 run(s) recorded" in capsys.readouterr().out  # what it holds already is kept
+
+
+def test_a_ledger_record_whose_config_was_edited_is_never_served(trained, tmp_path, capsys):
+    """Issue 31 defect 2 on the ledger path: a record's config must hash to its own run id."""
+    import shutil
+
+    from lnft.store import RunStore
+    from lnft.store.ledger import Ledger
+
+    root, _, configs, results = trained
+    ledger = Ledger(tmp_path / "ledger")
+    shutil.copytree(root / "ledger", ledger.root, dirs_exist_ok=True)
+    run_id = results["full"].run_id
+    assert ledger.load(run_id) is not None
+    with gzip.open(ledger.path(run_id), "rt") as fh:
+        record = json.load(fh)
+    record["result"]["config"]["lr"] = 0.003
+    record["result"]["config"]["seed"] = 7
+    with gzip.open(ledger.path(run_id), "wt") as fh:
+        json.dump(record, fh)
+    assert ledger.load(run_id) is None and "edited after it was recorded" in capsys.readouterr().err
+    assert RunStore(tmp_path / "empty", ledger=ledger).get(configs["full"]) is None

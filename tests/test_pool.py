@@ -269,3 +269,11 @@ def test_the_fishers_held_out_rows_lie_outside_the_pool():
     start = subsets.start_config("finetuned", make, "rte", 0, held_out=64)  # cross-fitted inside the rows left
     held = fisher.held_out_indices(start)
     assert len(held) == 64 and set(held) <= set(pool.drawable)
+
+
+def test_a_pool_whose_metric_is_undefined_is_refused_before_any_work():
+    """Issue 31 defect 6 on the pool split: a one-row STS-B pool would store Pearson 0.0 as if scored."""
+    from lnft.config import RunConfig
+
+    with pytest.raises(LnftError, match="cannot be scored"):
+        RunConfig(task="stsb", method="head", pool_size=1, max_train_samples=64).validate()

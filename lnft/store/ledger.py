@@ -31,7 +31,7 @@ import numpy as np
 from ..derived import decode, encode  # noqa: F401 — compact, exact arrays (re-exported)
 from ..errors import LnftError
 from ..result import Predictions, RunResult, nonfinite, recompute_metrics
-from .files import BrokenRun, finite, now, warn
+from .files import BrokenRun, finite, now, own_id, warn
 
 ENV = "LNFT_LEDGER"
 ONLY_ENV = "LNFT_LEDGER_ONLY"  # "1": a run that is neither stored nor in the ledger is an error, never trained
@@ -114,6 +114,10 @@ class Ledger:
             raise BrokenRun(f"unreadable: {type(exc).__name__}: {str(exc)[:80]}") from None
         if result.run_id != run_id:
             raise BrokenRun(f"it is the record of run {result.run_id!r}")
+        own = own_id(result)  # a record whose config was edited would be served for that config otherwise
+        if own not in (None, run_id):
+            raise BrokenRun(f"its config and fingerprints hash to run id {own!r}, not its own: edited after it was "
+                            "recorded")
         problem = nonfinite(result, None, predictions) or ("no predictions" if not predictions else "")
         if problem:
             raise BrokenRun(problem)

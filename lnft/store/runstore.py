@@ -67,7 +67,8 @@ class RunStore(StoreWriter):
 
         if only_ledger():
             where = self.ledger.root if self.ledger is not None else "no ledger ($LNFT_LEDGER unset)"
-            raise LnftError(f"run {run_id} ({config.task}, {config.method}, seed {config.seed}, lr {config.lr:g}) is "
+            lr = "the method's" if config.lr is None else f"{config.lr:g}"  # unvalidated: None is the default
+            raise LnftError(f"run {run_id} ({config.task}, {config.method}, seed {config.seed}, lr {lr}) is "
                             f"not in the ledger {where!r} nor in {self.root!r}, and ${ONLY_ENV} forbids training; "
                             "allowed: a ledger that holds every run the notebooks use")
 
