@@ -77,13 +77,17 @@ def run_changes(result, store=None) -> pd.DataFrame:
     return frame_from_sums(run_sums(cfg, store.tensors(result)), **labels)
 
 
-def model_components(model: str) -> set[str]:
+def model_components(model: str, pooling: str = "auto") -> set[str]:
     """The component labels of a model's encoder (its family's map): what a change frame of a full
-    fine-tuning run of it must show (13 for BERT; DistilBERT has no token types and no pooler)."""
+    fine-tuning run of it must show (13 for BERT; DistilBERT has no token types and no pooler; a model whose
+    head reads the mean over tokens has no pooler either: ``lnft.pooling``)."""
     from .components import describe_model
-    from .models import _load_pretrained
+    from .models import _load_pretrained, auto_pooling
 
-    return {i.component for i in describe_model(_load_pretrained(model, 2)).values() if i.group != "head"}
+    found = {i.component for i in describe_model(_load_pretrained(model, 2)).values() if i.group != "head"}
+    if (auto_pooling(model) if pooling == "auto" else pooling) == "mean":
+        found.discard("pooler")  # removed from the model the runs train (lnft.pooling)
+    return found
 
 
 def layer_average(frame: pd.DataFrame) -> pd.DataFrame:

@@ -205,7 +205,8 @@ def test_verdicts_and_blocks_are_compared_with_a_tolerance(tmp_path):
     def folder(name, shift=0.0, word="inconclusive"):
         out = tmp_path / name
         out.mkdir()
-        table = pd.DataFrame({"task": ["sst2", "average"], "diff": [0.2 + shift, 0.1], "lo": [-8.3, -9.5],
+        low = 0.1 if word == "better" else -8.3  # a recorded word must agree with its own interval (lnft.record)
+        table = pd.DataFrame({"task": ["sst2", "average"], "diff": [0.2 + shift, 0.1], "lo": [low, -9.5],
                               "hi": [8.9, 9.8], "verdict": [word, "inconclusive"]})
         record.save("02_peft_comparison", [record.rows(table, "layernorm − full")], out=str(out))
         (out / "reports.json").write_text(json.dumps({"facts": {}, "notebooks": [
