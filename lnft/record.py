@@ -237,7 +237,11 @@ def verdict_problem(v: dict) -> str:
             return f"says {word!r} but its equivalence interval lies inside ±{margin:g}: {stats.equivalent_word(margin)}"
         return "" if lo > -margin else f"says {word!r} but {interval} does not lie above −{margin:g}"
     # inconclusive
-    if word == stats.INCONCLUSIVE and ref == 0.0:
+    # a ranking (is a component larger than every other? lnft.lead, lnft.revert) shows the interval against the
+    # largest other, but its word needs a lead over every component (or a Holm-corrected deficit): its
+    # inconclusive may exclude 0
+    ranking = "largest other" in str(v.get("comparison", ""))
+    if word == stats.INCONCLUSIVE and ref == 0.0 and not ranking:
         if (lo > 0 or hi < 0) and lo < hi:
             return f"says {word!r} but {interval} excludes 0: {stats.BETTER if lo > 0 else stats.WORSE}"
         if inside and margin is not None and lo <= 0 <= hi:
