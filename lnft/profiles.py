@@ -41,21 +41,24 @@ FULL_LRS = [2e-5, 5e-5, 1e-4]
 PEFT_LRS = [1e-3, 3e-3, 1e-2]
 # Margins (points) of each claim, fixed before the run, with their reason (lnft.bounds; every verdict row and the
 # reports show both). The default: 1 point, not derived from data. The standard (reference) profile's are
-# retention margins, "keeps at least 90 % of the reference's gain over the head alone", in points from the
-# quick profile's report (reports/quick at commit cdad411, made before the reference run; per-seed means):
-# SST-2 full 78.5, head 64.5 -> 0.1 x 14.0 = 1.4; STS-B full 75.2, head 11.2 -> 0.1 x 64.0 = 6.4; all LayerNorm on
-# SST-2 79.0 -> 0.1 x 14.5 = 1.45 for notebook 3. MRPC has no earlier run: the 1-point default. An average row
-# takes the mean of its tasks' margins (for retention exactly the margin of the average gain).
+# retention margins, "keeps at least 90 % of the reference's gain over the majority-class floor", in points from
+# the quick profile's report under the fair protocol of issue 32 (reports/quick at commit 8cdf878, made before the
+# reference run; SST-2, 400 dev examples, the chosen rate's per-seed means): full fine-tuning 79.75, all
+# LayerNorm 80.75, majority class 51.5 -> 0.1 x 28.25 = 2.8 (claim 2) and 0.1 x 29.25 = 2.9 (claim 3). The head
+# is no floor here: under the fair protocol head-only reached 77.25, so 90 % of full's gain over the head is
+# 0.25 points, which no seed count can decide against the dev-example noise (issue 33's review: the smallest
+# margin reachable on SST-2 is about 1.8). STS-B and MRPC have no fair earlier run (quick runs notebook 2 on
+# SST-2 only): the 1-point default until one exists. An average row takes the mean of its tasks' margins.
 DEFAULT_MARGIN = dict(margin=1.0, margin_reason="the default 1 point (not derived from data)")
-RETENTION_02 = dict(margin={"sst2": 1.4, "stsb": 6.4, "default": 1.0},
-                    margin_reason="keeps >= 90 % of full fine-tuning's gain over the head alone, in points from the "
-                                  "quick profile's report (SST-2 full 78.5, head 64.5: 1.4; STS-B 75.2, 11.2: 6.4); "
-                                  "MRPC (no earlier run) and other tasks: the 1-point default; average: the mean of its "
-                                  "tasks' margins")
-RETENTION_03 = dict(margin={"sst2": 1.45, "default": 1.0},
-                    margin_reason="keeps >= 90 % of all-LayerNorm training's gain over the head alone, in points from "
-                                  "the quick profile's report (SST-2 all LayerNorm 79.0, head 64.5: 1.45); other tasks: "
-                                  "the 1-point default")
+RETENTION_02 = dict(margin={"sst2": 2.8, "default": 1.0},
+                    margin_reason="keeps >= 90 % of full fine-tuning's gain over the majority class, in points from "
+                                  "the quick profile's report under the fair protocol (SST-2: full 79.75, majority "
+                                  "51.5: 2.8); STS-B, MRPC (no fair earlier run): the 1-point default; average: the "
+                                  "mean of its tasks' margins")
+RETENTION_03 = dict(margin={"sst2": 2.9, "default": 1.0},
+                    margin_reason="keeps >= 90 % of all-LayerNorm training's gain over the majority class, in points "
+                                  "from the quick profile's report under the fair protocol (SST-2: all LayerNorm "
+                                  "80.75, majority 51.5: 2.9); other tasks: the 1-point default")
 # The claim-2 protocol (issue 32): every arm picks its body rate on validation from its own grid of 3 rates around
 # its known-good region (MiniLM-L6: full fine-tuning 3e-5-3e-4; LoRA 3e-4-3e-3; LayerNorm, BitFit, IA³, the head
 # 3e-3-3e-2); the task head trains at one rate, HEAD_LR, in every arm (a second AdamW group, RunConfig.head_lr; the
