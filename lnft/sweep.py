@@ -64,6 +64,9 @@ def run_all(configs: list[RunConfig], store: RunStore, *, engine=None, address: 
             bar.close()
     failed = {f.run_id for f in failures}
     results = [store.load(run_id) for run_id, _ in identities if run_id not in failed]
+    for r in results:  # served from a run directory: the ledger (when configured) records it too, as get_or_run does
+        if r is not None and r.run_dir:
+            store.record_in_ledger(r)
     if failures and not allow_failures:
         lines = "; ".join(f.line() for f in failures[:5]) + (f"; ... ({len(failures) - 5} more)" if len(failures) > 5 else "")
         raise RunsFailed(f"{len(failures)} of {unique} runs failed (the other runs are stored; details in "
