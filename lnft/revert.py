@@ -137,7 +137,7 @@ def predictions(result, store, *, per_layer: bool = False, progress: bool = Fals
             tmp = f"{path}.tmp-{os.getpid()}.npz"
             np.savez_compressed(tmp, version=np.array(version), **arrays)
             os.replace(tmp, path)
-        _to_ledger(result, store, version, arrays)
+    _to_ledger(result, store, version, arrays)  # computed now or read from the run directory: kept in the ledger
     cfg = result.config
     parts = []
     for key in arrays:
@@ -175,6 +175,9 @@ def _to_ledger(result, store, version: str, arrays: dict) -> None:
 
     ledger = getattr(store, "ledger", None)
     if ledger is None or not ledger.has(result.run_id):
+        return
+    recorded = ledger.load(result.run_id)  # already kept there (e.g. read now from the run directory's file)
+    if recorded is not None and _from_ledger(recorded, version) is not None:
         return
     kept = {"version": version, "arrays": {k: encode(v) for k, v in arrays.items()}}
     ledger.add_derived(result.run_id, {LEDGER_KEY: kept})
