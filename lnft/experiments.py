@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .config import RunConfig
 from .errors import LnftError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NOTEBOOKS = ("01_change_analysis", "02_peft_comparison", "03_fisher_subsets")
 
@@ -154,17 +158,56 @@ def baselines(P) -> list[RunConfig]:
     return [P.run_config(task=t, method="full", seed=s, lr=P.baseline_lr["full"]) for t in P.tasks for s in P.seeds]
 
 
-def masked_runs(P, fishers: dict, mask_dir: str) -> list[tuple[dict, RunConfig]]:
+def masked_runs(P, fishers: dict, mask_dir: str, chosen: dict | None = None) -> list[tuple[dict, RunConfig]]:
     """Notebook 3's subset runs once the Fishers exist (``fishers[(task, point, seed)]``): every fraction,
-    rule of ``P.rules`` and rate of ``P.masked_lrs`` (``lnft.subsets.subset_plan``)."""
-    from .subsets import subset_plan
+    rule of ``P.rules`` and rate of ``P.masked_lrs`` (``lnft.subsets.subset_plan``). With ``tune_seeds``
+    (profile key) only the tuning seeds run every rate; every other seed runs the rate its rule chose on them
+    (``chosen``: (task, point, fraction, selection) -> lr, from ``subset_rates``; None: the grid's middle rate,
+    a stand-in for planning before the tuning runs exist)."""
+    from .subsets import RATE_KEYS, subset_plan
 
     plan = subset_plan(fishers, P.fractions, make_config(P), mask_dir, lrs=P.masked_lrs, rules=P.rules)
     if P.values.get("reference_grid"):  # the all-LayerNorm reference on the same rate grid (lnft.curve)
         from .curve import reference_on_grid
 
         plan = reference_on_grid(plan, P.masked_lrs)
-    return plan
+    if not P.values.get("tune_seeds"):
+        return plan
+    tune = set(tuning_seeds(P))
+    rates_of = {}
+    for labels, _ in plan:
+        rates_of.setdefault(tuple(labels[k] for k in RATE_KEYS), []).append(labels["lr"])
+
+    def keep(labels) -> bool:
+        key = tuple(labels[k] for k in RATE_KEYS)
+        grid = sorted(set(rates_of[key]))
+        if labels["seed"] in tune or len(grid) == 1:
+            return True
+        rate = chosen.get(key) if chosen is not None else grid[len(grid) // 2]
+        if rate is None:
+            raise LnftError(f"no rate chosen on the tuning seeds {sorted(tune)} for {key}; allowed: run the "
+                            f"tuning seeds first (subset_rates)")
+        return labels["lr"] == rate
+
+    return [(labels, cfg) for labels, cfg in plan if keep(labels)]
+
+
+def subset_rates(P, scores) -> pd.DataFrame:
+    """Notebook 3's rate per task × Fisher point × fraction × rule, chosen on validation from the tuning seeds'
+    runs (``tune_seeds``; None: every seed in ``scores``): ``lnft.subsets.choose_rates``."""
+    from .subsets import choose_rates
+
+    if P.values.get("tune_seeds"):
+        scores = scores[scores["seed"].isin(tuning_seeds(P))]
+    return choose_rates(scores)
+
+
+def chosen_subset_rates(P, scores) -> dict:
+    """(task, point, fraction, selection) -> the rate ``subset_rates`` chose."""
+    from .subsets import RATE_KEYS
+
+    chosen = subset_rates(P, scores)
+    return {tuple(row[k] for k in RATE_KEYS): float(row["lr"]) for _, row in chosen.iterrows()}
 
 
 def cv_runs(P, folds: dict, mask_dir: str) -> list[tuple[dict, RunConfig]]:
@@ -187,24 +230,28 @@ def fisher_subsets(P, *, exact: bool = True) -> list[Planned]:
     out = [Planned(nb, c, f"{c.method} (Fisher start)") for t in P.tasks for p in P.fisher_points for s in P.seeds
            if (c := fisher_start(P, p, t, s, exact=exact)) is not None]
     below = [f for f in P.fractions if f < 100]
-    masked = make(task=P.tasks[0], method="layernorm")  # the masked runs' budget (same method budget)
     fisher_rules = [r for r in P.rules if r in SELECTIONS and r != "random"]
+    tune = set(tuning_seeds(P)) if P.values.get("tune_seeds") else set(P.seeds)
+    middle = P.masked_lrs[len(P.masked_lrs) // 2]  # an untuned seed's rate is chosen once the tuning seeds ran
     for t in P.tasks:
+        masked = make(task=t, method="layernorm")  # the masked runs' budget and the task's own settings (its pool)
         for s in P.seeds:
+            grid = P.masked_lrs if s in tune else [middle]
             if any(f >= 100 for f in P.fractions):
                 ref = make(task=t, method="layernorm", seed=s)
-                rates = P.masked_lrs if P.values.get("reference_grid") else [P.lr]  # lnft.curve.reference_on_grid
-                out += [Planned(nb, dataclasses.replace(ref, lr=lr), "layernorm (100 %)") for lr in rates]
+                rates = grid if P.values.get("reference_grid") else [P.lr]  # lnft.curve.reference_on_grid
+                out += [Planned(nb, dataclasses.replace(ref, lr=lr), "layernorm (100 %)", s in tune or len(rates) == 1)
+                        for lr in rates]
             for _ in below:
-                for lr in P.masked_lrs:  # every rule at every rate of the grid; each rule chooses its own
-                    cfg = dataclasses.replace(masked, task=t, seed=s, lr=lr)
+                for lr in grid:  # every rule at every rate of the grid (tuning seeds); each rule chooses its own
+                    cfg = dataclasses.replace(masked, seed=s, lr=lr)
                     out += [Planned(nb, cfg, "Fisher top-k (masked)", known=False)] * (len(fisher_rules)
                                                                                       * len(P.fisher_points))
                     if "random" in P.rules:  # one per seed and rate, shared by the points
                         out.append(Planned(nb, cfg, "random-k (masked)", known=False))
             for _ in P.cv_fractions:
                 for lr in P.masked_lrs:
-                    cfg = dataclasses.replace(masked, task=t, seed=s, lr=lr)
+                    cfg = dataclasses.replace(masked, seed=s, lr=lr)
                     out += [Planned(nb, cfg, "union / intersection (masked)", known=False)] * (2 * len(P.fisher_points))
         out += [Planned(nb, c, "full (baseline)") for c in baselines(P) if c.task == t]
     return out
@@ -273,8 +320,7 @@ def decide_subsets(P, store, fishers_for, mask_dir: str, run, *, log=print):
     ``seeds``/``stopped``/``looks``), the seeds each task ended with)."""
     from . import decide
     from .evidence import on_union
-    from .subsets import (SELECTIONS, at_chosen_rates, choose_rates, fisher_vs_random, scores_frame,
-                          versus_all_layernorm)
+    from .subsets import SELECTIONS, at_chosen_rates, fisher_vs_random, scores_frame, versus_all_layernorm
 
     plan_design = decide.design(P.seeds, P.values.get("decide", False), P.values.get("max_seeds"))
     below = [f for f in P.fractions if f < 100]
@@ -291,7 +337,12 @@ def decide_subsets(P, store, fishers_for, mask_dir: str, run, *, log=print):
     def train(seeds_by_task):
         fishers = {(t, p, s): fishers_for(t, p, s) for t, seeds in seeds_by_task.items() for p in P.fisher_points
                    for s in seeds}
-        plan = masked_runs(P, fishers, mask_dir)  # every fraction × rule × rate
+        chosen = None
+        if P.values.get("tune_seeds"):  # the tuning seeds at every rate first; the others at the rates they chose
+            tune = set(tuning_seeds(P))
+            first = masked_runs(P, {k: v for k, v in fishers.items() if k[2] in tune}, mask_dir)
+            chosen = chosen_subset_rates(P, scores_frame(first, run([c for _, c in first])))
+        plan = masked_runs(P, fishers, mask_dir, chosen)  # every fraction × rule (× rate: the tuning seeds)
         results = run([c for _, c in plan])
         tables.clear()
         return plan, results, scores_frame(plan, results)
@@ -303,7 +354,7 @@ def decide_subsets(P, store, fishers_for, mask_dir: str, run, *, log=print):
             part = state[2][state[2]["seed"].isin(seeds)]
             if task != "average":
                 part = part[part["task"] == task]
-            scores = at_chosen_rates(part, choose_rates(part))
+            scores = at_chosen_rates(part, subset_rates(P, part))  # chosen on the look's tuning seeds
             options = {"level": level, "needed_level": needed_level, **margins(P)}
             judge_on = fisher_vs_random if kind == "versus" else versus_all_layernorm
             tables[cached] = on_union(judge_on, scores, store=store, **options)  # dev ∪ pool (lnft.evidence)

@@ -93,7 +93,7 @@ PROFILES = {
                        patience=3, eval_every=24, batch_size=32, max_train_samples=500, max_eval_samples=400,
                        device="auto", precision="auto", pool_size=0, **PROTOCOL),
         # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's full runs (same configs)
-        "01_change_analysis": dict(seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
+        "01_change_analysis": dict(tasks=["sst2"], seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
         # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
         # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3.
         # "Why LayerNorm" in quick: random-channels only (the same element count as LayerNorm, drawn anywhere
@@ -116,8 +116,8 @@ PROFILES = {
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[1, 100], control_fractions=[1, 10],
                                   cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2, 1e-1],
                                   rules=["fisher-global", "random"], fisher_kind="empirical",
-                                  fisher_points=["pretrained", "finetuned"], relabel_seed=0, baseline_lr={"full": 1e-4},
-                                  decide=False, max_seeds=None, reference_grid=True, **DEFAULT_MARGIN),
+                                  fisher_points=["pretrained"], relabel_seed=0, baseline_lr={"full": 1e-4},
+                                  decide=False, max_seeds=None, reference_grid=True, tune_seeds=1, **DEFAULT_MARGIN),
     },
     # The reference report (issue 25): sized to answer claims 2 and 3 on the 2-core machine in <= 2 hours cold.
     # Seed spreads measured in the quick profile (per-seed sd of dev scores 0.5-2 points) and the dev-example
@@ -146,13 +146,13 @@ PROFILES = {
     # largest that still leaves 2,000 training rows after the pool, its overlaps and the 10 % validation split
     # (MRPC 1,400 pairs of 3,668; STS-B 3,400 of 5,749; SST-2 6,000 of its 6,885 whole sentences).
     "standard": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb"], epochs=8,
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb", "cola"], epochs=6,
                        patience=3, eval_every=None, batch_size=32, max_train_samples=2000, max_eval_samples=1500,
                        device="auto", precision="auto", **PROTOCOL,
-                       pool_size={"sst2": 6000, "mrpc": 1400, "stsb": 3400, "default": 0}),
+                       pool_size={"sst2": 6000, "mrpc": 1400, "stsb": 3400, "cola": 6000, "default": 0}),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=["full", "layernorm", "bitfit", "lora", "head"],
-                                   method_tasks={"bitfit": ["sst2"], "lora": ["sst2"], **{m: ["sst2", "stsb"] for m in WHY_REFERENCE}},
+                                   method_tasks={m: ["sst2", "stsb"] for m in WHY_REFERENCE},
                                    lr_grid=TUNED_GRID, tune_seeds=1, comparators=WHY_REFERENCE,
                                    decide=True, max_seeds=6, **RETENTION_02),
         # Claim 3 as a curve (issue 35): SST-2 and STS-B, fractions from well below 1 % (0.5) to 100 %, Fisher at the
@@ -163,8 +163,9 @@ PROFILES = {
         "03_fisher_subsets": dict(tasks=["sst2", "stsb"], seeds=[0, 1, 2], fractions=[0.5, 2, 10, 100],
                                   control_fractions=[1, 10], cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2,
                                   masked_lrs=[1e-2, 3e-2, 1e-1], rules=["fisher-global", "random"],
-                                  fisher_kind="empirical", fisher_points=["pretrained", "finetuned"], relabel_seed=0,
-                                  baseline_lr={"full": 1e-4}, decide=True, max_seeds=6, reference_grid=True, **RETENTION_03),
+                                  fisher_kind="empirical", fisher_points=["pretrained"], relabel_seed=0,
+                                  baseline_lr={"full": 1e-4}, decide=True, max_seeds=6, reference_grid=True, tune_seeds=1,
+                                  **RETENTION_03),
     },
     "full": {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=list(EMBEDDED_TASKS), epochs=10,
@@ -431,6 +432,8 @@ NOTEBOOK_RULES = {
          "folds must not exceed max_train_samples (each fold is a disjoint slice of the training examples)"),
         (lambda v: {"fisher-global", "random"} <= set(v["rules"]),
          "rules must include 'fisher-global' and 'random' (the Fisher − random verdict compares them)"),
+        (lambda v: v.get("tune_seeds") is None or v["tune_seeds"] <= len(v["seeds"]),
+         "tune_seeds must not exceed the number of seeds (the rates are chosen on the first tune_seeds seeds)"),
     ],
 }
 

@@ -94,8 +94,9 @@ def test_curve_frame_and_figure():
 
 def test_profiles_run_why_layernorm_and_the_curve_in_the_reference_report(tmp_path):
     """standard: the why-LayerNorm comparators on two tasks (method_tasks may restrict comparators), and claim 3
-    as a curve: two tasks, a fraction well below 1 %, both Fisher points, three rates with one above 3e-2, and
-    the all-LayerNorm reference on the same grid (counted by lnft plan, built by masked_runs)."""
+    as a curve: two tasks, a fraction well below 1 %, the paper's Fisher point, three rates with one above 3e-2,
+    and the all-LayerNorm reference on the same grid (counted by lnft plan, built by masked_runs), its rate chosen
+    on the tuning seed like every rule's (issue 37: the other seeds run the chosen rate)."""
     from collections import Counter
 
     import torch
@@ -115,9 +116,10 @@ def test_profiles_run_why_layernorm_and_the_curve_in_the_reference_report(tmp_pa
         profiles.resolve("02_peft_comparison", "standard", method_tasks={"layernorm": ["sst2"]})
     P3 = profiles.resolve("03_fisher_subsets", "standard")
     assert len(P3.tasks) >= 2 and min(P3.fractions) < 1 and 100 in P3.fractions and P3.reference_grid
-    assert len(P3.masked_lrs) >= 3 and max(P3.masked_lrs) > 3e-2 and {"pretrained", "finetuned"} <= set(P3.fisher_points)
+    assert len(P3.masked_lrs) >= 3 and max(P3.masked_lrs) > 3e-2 and "pretrained" in P3.fisher_points
     refs = [p for p in experiments.fisher_subsets(P3, exact=False) if p.group == "layernorm (100 %)"]
-    assert len(refs) == len(P3.tasks) * len(P3.seeds) * len(P3.masked_lrs)
+    tune = len(experiments.tuning_seeds(P3))
+    assert len(refs) == len(P3.tasks) * (tune * len(P3.masked_lrs) + len(P3.seeds) - tune)
     assert sorted({p.config.lr for p in refs}) == sorted(P3.masked_lrs)
     # masked_runs puts the reference on the grid (smoke: its own rates)
     S = profiles.resolve("03_fisher_subsets", "smoke")
@@ -126,3 +128,41 @@ def test_profiles_run_why_layernorm_and_the_curve_in_the_reference_report(tmp_pa
     plan = experiments.masked_runs(S, {("sst2", "pretrained", 0): fisher}, str(tmp_path))
     ref_rates = sorted(labels["lr"] for labels, cfg in plan if labels["selection"] == REFERENCE)
     assert ref_rates == sorted(S.masked_lrs) and all(cfg.lr == labels["lr"] for labels, cfg in plan)
+
+
+def test_notebook_3_tunes_every_rule_on_the_first_seed_then_runs_the_chosen_rate(tmp_path):
+    """tune_seeds in notebook 3 (issue 37.3): the tuning seed runs every rule at every rate, every other seed
+    runs each rule at the rate that rule chose on the tuning seed's validation; planning stands in the grid's
+    middle rate until the tuning runs exist, and a rule with no chosen rate is an error, not a silent default."""
+    import dataclasses
+
+    import pandas as pd
+    import torch
+
+    from lnft import experiments, profiles
+
+    S = profiles.resolve("03_fisher_subsets", "smoke")
+    S = dataclasses.replace(S, values={**S.values, "seeds": [0, 1, 2], "tune_seeds": 1,
+                                       "masked_lrs": [1e-2, 3e-2, 1e-1]})
+    fisher = {"bert.encoder.layer.0.output.LayerNorm.weight": torch.rand(16),
+              "bert.encoder.layer.0.output.LayerNorm.bias": torch.rand(16)}
+    fishers = {("sst2", "pretrained", s): fisher for s in (0, 1, 2)}
+    planned = experiments.masked_runs(S, fishers, str(tmp_path))
+    by_seed = pd.DataFrame([labels for labels, _ in planned]).groupby(["seed", "selection"])["lr"].agg(sorted)
+    assert all(rates == [1e-2, 3e-2, 1e-1] for rates in by_seed.loc[0])
+    assert all(rates == [3e-2] for rates in by_seed.loc[1]) and all(rates == [3e-2] for rates in by_seed.loc[2])
+    # the tuning seed's validation chooses: fisher-global best at 1e-1, the others at 1e-2, the reference at 3e-2
+    best = {"fisher-global": 1e-1, "fisher-per-module": 1e-2, "random": 1e-2, REFERENCE: 3e-2}
+    tuning = pd.DataFrame([{**labels, "score": 0.0, "validation": float(labels["lr"] == best[labels["selection"]])}
+                           for labels, _ in planned if labels["seed"] == 0 and labels["selection"] in best])
+    chosen = experiments.chosen_subset_rates(S, tuning)
+    plan = experiments.masked_runs(S, fishers, str(tmp_path), chosen)
+    later = {(labels["seed"], labels["selection"], labels["fraction"]): labels["lr"] for labels, _ in plan if labels["seed"]}
+    assert later and all(lr == best[sel] for (_, sel, _), lr in later.items() if sel in best)
+    # the other seeds' runs are ignored when choosing (they ran one rate only)
+    noisy = pd.concat([tuning, tuning.assign(seed=1, validation=1.0 - tuning["validation"])])
+    assert experiments.chosen_subset_rates(S, noisy) == chosen
+    with pytest.raises(LnftError, match="no rate chosen"):
+        experiments.masked_runs(S, fishers, str(tmp_path), {})
+    assert sum(p.group == "random-k (masked)" for p in experiments.fisher_subsets(S, exact=False)) == \
+        len(S.tasks) * len([f for f in S.fractions if f < 100]) * (len(S.masked_lrs) + 2)

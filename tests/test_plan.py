@@ -109,7 +109,7 @@ def test_plan_counts_notebook_3s_runs(profile, tmp_path, pretrained_state):
 
     code = _code("03_fisher_subsets")
     assert "experiments.decide_subsets(\n    P, store, fishers_for, mask_dir, run)" in code
-    assert "masked_runs(P, fishers, mask_dir)" in inspect.getsource(experiments.decide_subsets)
+    assert "masked_runs(P, fishers, mask_dir, chosen)" in inspect.getsource(experiments.decide_subsets)
     assert "start=experiments.fisher_start(P, point, task, seed)" in code
     assert "run(experiments.baselines(P)" in code and "experiments.cv_runs(P, by_seed, mask_dir)" in code
     assert "make = experiments.make_config(P)" in code
@@ -173,7 +173,7 @@ def test_plan_counts_the_held_out_pools_scoring(tiny):
     methods = {p.config.method for p in planned}
     rates = {plan.rate_key(planned[0].config, m): 0.01 for m in methods}
     frame = plan.plan_frame("standard", ["02_peft_comparison"], rates=rates)
-    sizes = {"sst2": 6000, "mrpc": 1400, "stsb": 3400}
+    sizes = {"sst2": 6000, "mrpc": 1400, "stsb": 3400, "cola": 6000}
     for _, row in frame.iterrows():
         assert row["pool examples"] == sizes[row["task"]] * row["new"]  # every new run scores its pool once
         assert row["pool hours"] == pytest.approx(0.01 * plan.SCORING_SHARE * sizes[row["task"]] * row["new"] / 3600)
