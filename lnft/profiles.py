@@ -90,7 +90,7 @@ PROFILES = {
         # 500 examples = 16 steps per epoch: full ≤ 96 steps, the others ≤ 192; the step arithmetic that
         # keeps notebook 2 under 10 minutes is in the README ("Profiles")
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs=12,
-                       patience=3, eval_every=24, batch_size=32, max_train_samples=500, max_eval_samples=400,
+                       patience=3, eval_every=24, batch_size=32, max_train_samples=400, max_eval_samples=400,
                        device="auto", precision="auto", pool_size=0, **PROTOCOL),
         # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's full runs (same configs)
         "01_change_analysis": dict(tasks=["sst2"], seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
