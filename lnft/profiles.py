@@ -53,8 +53,8 @@ DEFAULT_MARGIN = dict(margin=1.0, margin_reason="the default 1 point (not derive
 RETENTION_02 = dict(margin={"sst2": 2.8, "default": 1.0},
                     margin_reason="keeps >= 90 % of full fine-tuning's gain over the majority class, in points from "
                                   "the quick profile's report under the fair protocol (SST-2: full 79.75, majority "
-                                  "51.5: 2.8); STS-B, MRPC (no fair earlier run): the 1-point default; average: the "
-                                  "mean of its tasks' margins")
+                                  "51.5: 2.8); STS-B, MRPC, CoLA (no fair earlier run): the 1-point default; average: "
+                                  "the mean of its tasks' margins")
 RETENTION_03 = dict(margin={"sst2": 2.9, "default": 1.0},
                     margin_reason="keeps >= 90 % of all-LayerNorm training's gain over the majority class, in points "
                                   "from the quick profile's report under the fair protocol (SST-2: all LayerNorm "
@@ -87,32 +87,25 @@ PROFILES = {
                                   decide=True, max_seeds=3, reference_grid=True, **DEFAULT_MARGIN),
     },
     "quick": {
-        # 500 examples = 16 steps per epoch: full ≤ 96 steps, the others ≤ 192; the step arithmetic that
-        # keeps notebook 2 under 10 minutes is in the README ("Profiles")
+        # The pipeline check, <= 10 minutes cold on 2 CPU cores (measured: 482 s of notebooks at commit c131ac5; docs/concepts/
+        # training.md#cold-time). Under the fair protocol (issue 32: every arm 3 rates on seed 0, seed 1 at the chosen
+        # rate, one budget) quick trims what it runs, never how: SST-2 only in every notebook (STS-B's steps cost
+        # 1.8x SST-2's), 400 training examples = 13 steps per epoch, 8 epochs = at most 104 steps for every method,
+        # one evaluation every 16 steps (patience 3 = 48 steps). Cold: 671 s at 12 epochs, 689 s at 500 examples.
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs=8,
                        patience=3, eval_every=16, batch_size=32, max_train_samples=400, max_eval_samples=400,
                        device="auto", precision="auto", pool_size=0, **PROTOCOL),
-        # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's full runs (same configs)
+        # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's (same configs)
         "01_change_analysis": dict(tasks=["sst2"], seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
-        # quick trims to fit 20 minutes on 2 CPU cores: notebook 2 compares LayerNorm with full fine-tuning
-        # and the head-only control at convergence (BitFit, LoRA: smoke and full); SST-2 only in 3.
-        # "Why LayerNorm" in quick: random-channels only (the same element count as LayerNorm, drawn anywhere
-        # among biases and LayerNorms: the sharpest test of "is it where the parameters sit?"; 4 runs, ~2-3 min)
-        # issue 32: every arm tunes 3 rates on seed 0, seed 1 runs the chosen one (4 runs per arm, 2 before) under one
-        # budget (full's maximum 96 -> 192 steps); quick pays for it by trimming what it runs, not how: SST-2 only
-        # (STS-B's steps cost 1.8x SST-2's; it stays in notebook 1) and no "why LayerNorm" comparator
-        # (random-channels: smoke, full, paper): 12 runs, against 16 before
+        # full, LayerNorm and the head-only control, no "why LayerNorm" comparator (smoke, standard, full, paper run
+        # them; BitFit, LoRA likewise): 3 arms x (3 rates + 1 seed) = 12 runs
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1], methods=["full", "layernorm", "head"], tasks=["sst2"],
                                    method_tasks={}, lr_grid=TUNED_GRID, tune_seeds=1,
                                    comparators=[], decide=False, max_seeds=None, **DEFAULT_MARGIN),
-        # nb 3: every rule picks its rate from masked_lrs on validation, so quick trims the rules instead:
-        # Fisher global and random only (per-module: smoke, full, paper) = (2 points x 2 seeds + 2 random
-        # seeds shared by the points) x 1 fraction x 3 rates = 18 masked runs (below); the all-LayerNorm at 1e-2, head and
-        # full runs are notebook 2's; no union/intersection runs (full, paper). 2 folds x 250 examples: at
-        # pretrained the 500 training examples, at finetuned 500 train-file rows the run did not fit
-        # claim 3 as a curve (issue 35), trimmed: one fraction below 100 %, but every rule and the all-LayerNorm
-        # reference on the same three-rate grid (one rate above the 3e-2 both rules chose before), each choosing on
-        # validation: (2 points x 2 seeds + 2 random) x 1 fraction x 3 rates = 18 masked runs + 4 reference runs
+        # claim 3 trimmed to one fraction below 100 %, the paper's Fisher point (pretrained: the training examples;
+        # finetuned: smoke, full, paper), Fisher global and random (per-module: smoke, paper), and every rule and the
+        # all-LayerNorm reference choosing on seed 0 from the same three rates (tune_seeds): (2 rules x (3 rates + 1
+        # seed)) = 8 masked runs + the reference's 1e-1 and seed-1 runs (its 1e-2 and 3e-2 runs are notebook 2's)
         "03_fisher_subsets": dict(tasks=["sst2"], seeds=[0, 1], fractions=[1, 100], control_fractions=[1, 10],
                                   cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2, 1e-1],
                                   rules=["fisher-global", "random"], fisher_kind="empirical",

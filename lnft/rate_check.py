@@ -95,5 +95,10 @@ def summary(table: pd.DataFrame) -> str:
     same = int(table["same"].sum())
     worst = table.loc[~table["same"], "dev cost"]
     return (f"the tuning seeds chose the full grid's rate for {same} of {len(table)} arms"
-            + (f"; where they differ, the full grid's rate scores {worst.min():+.2f} to {worst.max():+.2f} dev "
-               f"points against the tuned rate (seed mean over {int(table['seeds'].iloc[0])} seeds)" if len(worst) else ""))
+            + (f"; where they differ, the full grid's rate scores {_span(worst)} dev points against the tuned rate "
+               f"(seed mean over {int(table['seeds'].iloc[0])} seeds)" if len(worst) else ""))
+
+
+def _span(values) -> str:
+    lo, hi = float(values.min()), float(values.max())
+    return f"{lo:+.2f}" if lo == hi else f"{lo:+.2f} to {hi:+.2f}"

@@ -526,6 +526,12 @@ def write_index(target: str, profile: str, reports: list[NotebookReport], facts:
             records[r.name], invalid[r.name] = None, str(exc)
     claims = "\n".join(_claim_section(i, name, by_name.get(name), records.get(name), invalid.get(name, ""))
                        for i, name in enumerate(sorted(set(CLAIMS) | set(by_name)), 1))
+    if not invalid:  # every verdict's estimate and interval in one figure (lnft.forest), linked from the README
+        from . import forest
+
+        if forest.save(target):
+            claims = (f"<p><a href='{forest.FILE}'><img class='forest' src='{forest.FILE}' alt='forest plot of every "
+                      f"verdict'></a></p>\n") + claims
     facts["wall time"] = f"{sum(r.seconds for r in reports):.0f} s over {len(reports)} notebook(s)"
     rows_facts = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
                             for k, v in facts.items())
@@ -549,7 +555,7 @@ section.claim{{display:flex;gap:1.5em;align-items:flex-start;border-top:2px soli
 section.claim .text{{flex:1}} img.thumb{{width:320px;border:1px solid #ccc}}
 .good{{color:#176d24;font-weight:bold}} .bad{{color:#b00;font-weight:bold}} .open{{color:#8a6d00;font-weight:bold}}
 .same{{color:#1a4f9c;font-weight:bold}} .ci{{color:#555;font-size:90%;white-space:nowrap}} .need{{color:#555;font-size:80%}} .missing{{color:#b00}}
-.legend{{color:#444;font-size:95%}} table.params td,table.params th{{padding:.1em .5em}}</style></head>
+.legend{{color:#444;font-size:95%}} img.forest{{max-width:100%;border:1px solid #ccc}} table.params td,table.params th{{padding:.1em .5em}}</style></head>
 <body><h1>lnft reports — profile <code>{html.escape(profile)}</code></h1>
 <p>Companion to <i>LayerNorm: A key component in parameter-efficient fine-tuning</i> (arXiv 2403.20284).
 Each claim below shows the verdicts its notebook computed and recorded (<code>lnft.record</code>); click a figure

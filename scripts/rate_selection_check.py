@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     cols = ["notebook", "task", "method", "point", "fraction", "selection", "seeds", "tuned lr", "full-grid lr",
             "same", "dev at tuned lr", "dev at full-grid lr", "dev cost"]
     with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
-        print(table[[c for c in cols if c in table]].fillna("").to_string(index=False))
+        print(table[[c for c in cols if c in table]].astype(object).fillna("").to_string(index=False))
     print()
     print(f"profile {args.profile}: {rate_check.summary(table)}")
     return 0

@@ -679,3 +679,34 @@ def test_the_record_check_accepts_every_word_lnft_stats_gives_and_no_other():
         for other in vocabulary:
             if other != v["verdict"]:
                 assert record.verdict_problem({**v, "verdict": other}), (other, v)
+
+
+def test_readme_cells_read_at_a_glance_with_notes_and_a_forest_plot(tmp_path):
+    """Issue 37.4: a cell holds the word, the estimate with its interval and the bound; the seeds, examples, stop
+    reason and seeds needed go to its note [n] under the table; the forest plot of every verdict sits beside the
+    tables (lnft.forest), and a folder with nothing plottable gets none."""
+    from lnft import forest, record
+
+    n = 2000
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, n)
+    preds = {"a": _accuracy_runs(y, (0.79, 0.83), rng), "b": _accuracy_runs(y, (0.74, 0.74), rng)}
+    frame, pred = _frame_and_predictions("sst2", y, preds)
+    rows = record.rows(stats.compare(frame, "a", ["b"], predictions=pred), "a − b")
+    record.save("02_peft_comparison", [rows], out=str(tmp_path))
+    assert forest.save(str(tmp_path)) == str(tmp_path / forest.FILE) and (tmp_path / forest.FILE).stat().st_size > 0
+    state = {"facts": {}, "notebooks": [{"name": "02_peft_comparison", "status": "ok"}]}
+    text = record.markdown(str(tmp_path), link="reports/x", state=state)
+    v = rows.iloc[0].to_dict()
+    cell = next(line for line in text.splitlines() if line.startswith("| a − b"))
+    assert f"*{v['verdict']}*" in cell and record.numbers(v) in cell and "bound" in cell and cell.rstrip(" |").endswith("[1]")
+    assert record.seeds_text(v) not in cell and v["seeds_needed"] not in cell  # in the note, not the cell
+    note = next(line for line in text.splitlines() if line.startswith("- [1] "))
+    assert record.seeds_text(v) in note and v["seeds_needed"] in note and note.startswith("- [1] sst2, a − b: ")
+    assert f"](reports/x/{forest.FILE})" in text
+    # nothing plottable: no figure, and the README names none
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    record.save("02_peft_comparison", [], out=str(empty))
+    assert forest.save(str(empty)) is None and not (empty / forest.FILE).exists()
+    assert forest.FILE not in record.markdown(str(empty), link="reports/empty", state=state)
