@@ -201,14 +201,15 @@ PROFILES = {
         "01_change_analysis": dict(seeds=[0, 1, 2, 3, 4], lr=2e-5, layernorm_lr=1e-3, revert_per_layer=True),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2, 3, 4], methods=PEFT_METHODS,
                                    lr_grid={"full": [1e-5, 2e-5, 3e-5, 5e-5], "default": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]},
-                                   comparators=WHY_METHODS, method_tasks={}, decide=True, max_seeds=8, tune_seeds=None,
+                                   comparators=WHY_METHODS, method_tasks={}, decide=True, max_seeds=8, tune_seeds=1,
                                    **DEFAULT_MARGIN),
         "03_fisher_subsets": dict(seeds=[0, 1, 2, 3, 4], fractions=[0.5, 1, 2, 5, 10, 20, 50, 100],
                                   control_fractions=[0.5, 1, 2, 5, 10, 20, 50], fisher_samples=1024,
                                   cv_fractions=[1, 5, 20], folds=3, lr=3e-3, masked_lrs=[1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
                                   rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
                                   fisher_points=["pretrained", "head-warmup", "finetuned"], relabel_seed=0,
-                                  baseline_lr={"full": 2e-5}, decide=True, max_seeds=8, reference_grid=True, **DEFAULT_MARGIN),
+                                  baseline_lr={"full": 2e-5}, decide=True, max_seeds=8, reference_grid=True, tune_seeds=1,
+                                  **DEFAULT_MARGIN),
     },
 }
 

@@ -179,3 +179,36 @@ def test_plan_counts_the_held_out_pools_scoring(tiny):
         assert row["pool hours"] == pytest.approx(0.01 * plan.SCORING_SHARE * sizes[row["task"]] * row["new"] / 3600)
     quick = plan.plan_frame("quick", ["02_peft_comparison"], rates=rates)
     assert quick["pool examples"].sum() == 0 and quick["pool hours"].sum() == 0
+
+
+def test_the_paper_profile_plans_offline_on_the_embedded_copy_of_glue(monkeypatch):
+    """Issue 37.5: `lnft plan --profile paper` prints its GPU hours where the hub cannot be reached: the hub's
+    GLUE is counted on the embedded copy of the same files, a hub model's runs are never counted as stored, and
+    the plan says so. Simulated offline (the tests must not depend on the network either way)."""
+    from lnft import sources
+    from lnft.config import RunConfig
+    from lnft.constants import EMBEDDED, HUB_GLUE
+    from lnft.errors import LnftError
+
+    real_source, real_run_id = sources.data_source, RunConfig.run_id
+
+    class Offline:
+        def check(self):
+            raise LnftError(f"hub dataset {HUB_GLUE!r} cannot be loaded: offline (simulated)")
+
+    monkeypatch.setattr(sources, "data_source", lambda data, task: Offline() if data == HUB_GLUE else real_source(data, task))
+
+    def run_id(self):
+        if self.model != EMBEDDED:
+            raise LnftError(f"hub model {self.model!r} cannot be loaded: offline (simulated) and not cached")
+        return real_run_id(self)
+
+    monkeypatch.setattr(RunConfig, "run_id", run_id)
+    monkeypatch.setattr(plan, "OFFLINE_SIZES", [])
+    frame = plan.plan_frame("paper", ["02_peft_comparison"])
+    assert set(frame["task"]) == {"cola", "sst2", "mrpc", "stsb", "rte"}
+    assert (frame["GPU hours"] > 0).all() and (frame["in store"] == 0).all() and frame["examples x epochs"].sum() > 0
+    assert plan.OFFLINE_SIZES == [HUB_GLUE, "bert-large-cased"]
+    # SST-2's full train file (67,349 rows less the 10 % validation split) is what each paper SST-2 run trains on
+    sst2 = frame[(frame["task"] == "sst2") & (frame["group"] == "full")].iloc[0]
+    assert sst2["examples x epochs"] == sst2["to train"] * 10 * (67349 - round(0.1 * 67349))
