@@ -311,7 +311,8 @@ def decide_methods(P, store, methods, reference: str = "layernorm", *, run, log=
 def decide_subsets(P, store, fishers_for, mask_dir: str, run, *, log=print):
     """Notebook 3's masked runs and verdicts, decided when ``P.decide`` (``lnft.decide``): Fisher top-k − random-k
     and every rule − all LayerNorm, per task × Fisher point × fraction (and on average over tasks), every rule
-    at its own rate chosen on validation from the look's seeds. An arm is a task: a seed in this notebook is a
+    at its own rate chosen on validation from the tuning seeds (``tune_seeds``: fixed once, every look reads the
+    runs at that rate; without it, from the look's seeds). An arm is a task: a seed in this notebook is a
     whole pipeline (its Fisher at every point, the masks, every rule at every rate), so a seed is added to a
     task while any of its comparisons is open. ``fishers_for(task, point, seed)``: the mean Fisher (computed on
     demand for added seeds); ``run(configs)``: ``sweep.run_all``; the runs: ``masked_runs``.

@@ -27,8 +27,9 @@ def _number(x) -> bool:
 
 
 def rows(folder: str) -> list[tuple[str, list[dict]]]:
-    """(claim title, plottable verdicts) per recorded notebook, in order; a verdict is plottable with an estimate
-    and both interval ends."""
+    """(claim title, plottable verdicts) per recorded notebook and scale (ratios and points apart: claim 1's
+    change ratios and its revert test in points), in order; a verdict is plottable with an estimate and both
+    interval ends."""
     from .record import CLAIMS, read
 
     out = []
@@ -37,9 +38,14 @@ def rows(folder: str) -> list[tuple[str, list[dict]]]:
         if record is None:
             continue
         kept = [v for v in record["verdicts"] if all(_number(v.get(k)) for k in ("estimate", "lo", "hi"))]
-        if kept:
-            out.append((f"Claim {number}", kept))
+        for unit in dict.fromkeys(v.get("unit") == "×" for v in kept):  # a panel per scale: ratios, points
+            out.append((f"Claim {number}", [v for v in kept if (v.get("unit") == "×") == unit]))
     return out
+
+
+def _label(v: dict, width: int = 64) -> str:
+    text = f"{v.get('task', '')}: {v.get('comparison', '')}"
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def figure(folder: str):
@@ -68,7 +74,7 @@ def figure(folder: str):
                 ax.plot([m, m], [y - 0.4, y + 0.4], color="#888", lw=1, ls="--")
         ax.axvline(1.0 if ratio else 0.0, color="#222", lw=1)
         ax.set_yticks(ys)
-        ax.set_yticklabels([f"{v.get('task', '')}: {v.get('comparison', '')}"[:70] for v in verdicts], fontsize=7)
+        ax.set_yticklabels([_label(v) for v in verdicts], fontsize=7)
         right = ax.secondary_yaxis("right")
         right.set_yticks(ys)
         right.set_yticklabels([f"{v.get('verdict', '')}{' †' if v.get('flagged') else ''}" for v in verdicts],
@@ -93,7 +99,7 @@ def save(folder: str) -> str | None:
             os.remove(path)
         return None
     tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     os.replace(tmp, path)
     return path

@@ -76,9 +76,12 @@ def offline_stand_in(profile: str) -> str | None:
     return EMBEDDED
 
 
-def _run_id(cfg: RunConfig) -> str:
-    """The run id, or where a hub model cannot be reached here a stand-in key of the config (the plan then counts
-    the run as not stored; noted in ``OFFLINE_SIZES``)."""
+def _run_id(cfg: RunConfig, offline: bool = False) -> str:
+    """The run id, or a stand-in key of the config where the profile is planned offline (``offline``: its hub data
+    stands in as the embedded copy, whose run ids are not the hub data's) or a hub model cannot be reached here;
+    the plan then counts the run as not stored (noted in ``OFFLINE_SIZES``)."""
+    if offline:
+        return f"offline:{cfg!r}"
     try:
         return cfg.run_id()
     except LnftError as exc:
@@ -159,6 +162,8 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
     unknown = [n for n in notebooks if n not in NOTEBOOKS]
     if unknown:
         raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
+    OFFLINE_SIZES.clear()  # this plan's own notes
+    offline = offline_stand_in(profile) is not None
     planned = [p for nb in notebooks for p in notebook_configs(nb, profile)]
     rates, scoring = dict(rates or {}), {}
     if store is not None:  # the ledger's records measure throughput too (a fresh clone has no runs/)
@@ -168,7 +173,7 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
     seen, sizes, rows = set(), {}, []
     for p in planned:
         cfg = p.config
-        run_id = _run_id(cfg) if p.known else None
+        run_id = _run_id(cfg, offline) if p.known else None
         new = run_id is None or run_id not in seen
         seen.add(run_id)
         real = run_id is not None and not run_id.startswith("offline:")
@@ -277,7 +282,7 @@ def cmd_plan(args) -> int:
     print(decide_note(args.profile, args.notebooks))
     if OFFLINE_SIZES:
         print(f"unreachable here: {', '.join(OFFLINE_SIZES)}; planned offline (the hub's GLUE as the embedded copy "
-              "of its train and dev files, the same sizes; no run of a hub model counted as stored)")
+              "of its train and dev files, the same sizes; no run counted as stored)")
     return 0
 
 

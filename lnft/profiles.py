@@ -84,7 +84,7 @@ PROFILES = {
                                   fisher_samples=16, folds=2, lr=1e-2, masked_lrs=[1e-2, 3e-2],
                                   rules=["fisher-global", "fisher-per-module", "random"], fisher_kind="empirical",
                                   fisher_points=["pretrained", "finetuned"], relabel_seed=0, baseline_lr={"full": 1e-4},
-                                  decide=True, max_seeds=3, reference_grid=True, **DEFAULT_MARGIN),
+                                  decide=True, max_seeds=3, reference_grid=True, tune_seeds=None, **DEFAULT_MARGIN),
     },
     "quick": {
         # The pipeline check, <= 10 minutes cold on 2 CPU cores (measured: 482 s of notebooks at commit c131ac5; docs/concepts/
@@ -112,32 +112,21 @@ PROFILES = {
                                   fisher_points=["pretrained"], relabel_seed=0, baseline_lr={"full": 1e-4},
                                   decide=False, max_seeds=None, reference_grid=True, tune_seeds=1, **DEFAULT_MARGIN),
     },
-    # The reference report (issue 25): sized to answer claims 2 and 3 on the 2-core machine in <= 2 hours cold.
-    # Seed spreads measured in the quick profile (per-seed sd of dev scores 0.5-2 points) and the dev-example
-    # noise of 400-1,500 dev examples put equivalence within ±1 point out of reach of any seed count (seeds
-    # needed: "none suffice"), while a difference of 2+ points is decided by 3-5 seeds per side: so 3 seeds at
-    # the first look, decide mode up to 6 (issue 33: what the 2 hours afford in the worst case, every headline
-    # comparison open to the end: the cold reference took 2,862 s for 3 seeds; a look adds about 610 s (nb 2's
-    # full, LayerNorm and head arms on three tasks, ~47 s a run, and nb 3's SST-2 pipeline, ~190 s); on the 1.5x
-    # slower machine of this kind 4,290 s + 3 looks x 915 s = 7,035 s, where 7 seeds would need 7,950 s).
-    # Tasks: SST-2, MRPC, STS-B (accuracy, F1/accuracy, Pearson/Spearman:
-    # every metric family; RTE is near chance for MiniLM, CoLA's Matthews needs far more dev examples); 2,000
-    # training examples each (10 % of the train file held out for validation first), whole dev sets
-    # (max_eval_samples 1,500 >= every dev set used). Full fine-tuning, LayerNorm and the head on all three tasks;
-    # BitFit and LoRA on SST-2 only (method_tasks): the claim's "reaches BitFit and LoRA" at one task. Since issue 32
-    # the rates and budgets below are history: every arm tunes TUNED_GRID on seed 0, the head at HEAD_LR, 8 epochs
-    # for all, the head on the mean over tokens and data_seed = seed. Before (the committed reference report): budgets:
-    # full 5 epochs (315 steps), the others 8 (504 steps, 2.6x the quick profile's), one evaluation per epoch,
-    # patience 3. One rate per method: full 1e-4 and LayerNorm, BitFit, head 1e-2 (the quick profile's), LoRA
-    # 1e-3 (LoRA's usual range). The first reference run (commit 3e406c4) had full at 3 epochs — still improving
-    # at the end on MRPC and STS-B in every seed (†) — and LoRA at 1e-2, which reached 57 % on SST-2 and stopped
-    # early: both fixed before the committed run, the change stated here and in the README.
-    # Notebook 3 on SST-2 at the pretrained Fisher point (the paper's) and 1 %, Fisher top-k and random-k each
-    # choosing its rate from a two-rate grid. Measured on the first (killed) attempt: a full run 50-100 s.
-    # Held-out pool (issue 34, lnft/pool.py): each run is also scored on train-file rows no training draw or
-    # validation split can contain, and notebooks 2 and 3 judge on dev ∪ pool (lnft/evidence.py). Sizes: about the
-    # largest that still leaves 2,000 training rows after the pool, its overlaps and the 10 % validation split
-    # (MRPC 1,400 pairs of 3,668; STS-B 3,400 of 5,749; SST-2 6,000 of its 6,885 whole sentences).
+    # The reference report, rebuilt for issue 37 on the fair protocol (issue 32) and sized by `lnft plan --profile
+    # standard` to build cold in <= 4 hours on 2 CPU cores, across sittings through the results ledger if need be.
+    # Four tasks (SST-2, MRPC, STS-B, CoLA: accuracy, F1/accuracy, Pearson/Spearman, Matthews; CoLA decidable with
+    # its pool; RTE stays out: near chance for MiniLM at this size), 1,500 training examples each (10 % of the train
+    # file held out for validation first), whole dev sets (max_eval_samples 1,500 >= every dev set used), a held-out
+    # pool per task (issue 34, lnft/pool.py: each run is also scored on train-file rows no training draw or
+    # validation split can contain, and notebooks 2 and 3 judge on dev ∪ pool; sizes about the largest that leave
+    # 2,000 training rows: SST-2 6,000 of its 6,885 whole sentences, MRPC 1,400 pairs of 3,668, STS-B 3,400 of
+    # 5,749, CoLA 6,000 of 8,551). One budget for every arm, 6 epochs (282 steps; early stopping ends runs), every
+    # arm its own TUNED_GRID chosen on seed 0's validation, the head at HEAD_LR on the mean over tokens. 3 seeds at
+    # the first look, decide mode up to 6 (seed spreads of 0.5-2 points decide a 2+ point difference in 3-5 seeds).
+    # First cuts for the 4-hour budget (the plan had 280 runs, 4.5 M examples x epochs): 2,000 -> 1,500 examples,
+    # 8 -> 6 epochs, notebook 3 at the pretrained Fisher point only and at 1 and 10 % (was 0.5, 2 and 10 %).
+    # The previous reference report (commit f33e26d: three tasks, one rate per method, the untrained pooler) is
+    # history: docs/concepts/experiments.md#reading-standard.
     "standard": {
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb", "cola"], epochs=6,
                        patience=3, eval_every=None, batch_size=32, max_train_samples=1500, max_eval_samples=1500,
@@ -148,11 +137,11 @@ PROFILES = {
                                    method_tasks={m: ["sst2", "stsb"] for m in WHY_REFERENCE},
                                    lr_grid=TUNED_GRID, tune_seeds=1, comparators=WHY_REFERENCE,
                                    decide=True, max_seeds=6, **RETENTION_02),
-        # Claim 3 as a curve (issue 35): SST-2 and STS-B, fractions from well below 1 % (0.5) to 100 %, Fisher at the
-        # pre-trained point (the paper's; the random head sets its mask) and at the fine-tuned point (label-dependent),
-        # Fisher top-k, random-k and the all-LayerNorm reference each choosing on validation from the same three
-        # rates (3e-2 was the top of the old two-rate grid and both rules chose it, †; 1e-1 lies above it):
-        # (2 points x 3 seeds + 3 random) x 3 fractions x 3 rates x 2 tasks = 162 masked runs + 18 reference runs
+        # Claim 3 as a curve (issue 35): SST-2 and STS-B, 1, 10 and 100 %, Fisher at the pre-trained point (the
+        # paper's; the random head sets its mask; the fine-tuned point: smoke, full, paper), Fisher top-k, random-k and
+        # the all-LayerNorm reference each choosing on seed 0's validation from the same three rates (3e-2 was the top
+        # of the old two-rate grid and both rules chose it, †; 1e-1 lies above it), seeds 1 and 2 at the chosen rate:
+        # 2 rules x 2 fractions x (3 rates + 2 seeds) x 2 tasks = 40 masked runs + the reference's
         "03_fisher_subsets": dict(tasks=["sst2", "stsb"], seeds=[0, 1, 2], fractions=[1, 10, 100],
                                   control_fractions=[1, 10], cv_fractions=[], fisher_samples=250, folds=2, lr=1e-2,
                                   masked_lrs=[1e-2, 3e-2, 1e-1], rules=["fisher-global", "random"],

@@ -107,8 +107,9 @@ def test_profiles_check_decide_parameters():
     with pytest.raises(LnftError, match="method_tasks"):
         profiles.resolve("02_peft_comparison", "standard", method_tasks={"layernorm": ["sst2"]})
     P = profiles.resolve("02_peft_comparison", "standard")
-    assert P.decide and P.max_seeds == 6 and experiments.method_tasks(P, "bitfit") == ["sst2"]
-    assert experiments.method_tasks(P, "full") == ["sst2", "mrpc", "stsb"]
+    # issue 37: LayerNorm against full fine-tuning, BitFit, LoRA and the head on every task (four of them)
+    assert P.decide and P.max_seeds == 6 and experiments.method_tasks(P, "bitfit") == ["sst2", "mrpc", "stsb", "cola"]
+    assert all(experiments.method_tasks(P, m) == P.tasks for m in ("full", "lora", "head"))
 
 
 def _simulation():
@@ -142,14 +143,14 @@ def test_decide_needs_a_maximum_and_method_tasks_follow_overrides():
         profiles.resolve("02_peft_comparison", "quick", decide=True)
     P = profiles.resolve("02_peft_comparison", "quick", decide=True, max_seeds=4)
     assert decide.design(P.seeds, P.decide, P.max_seeds).looks == 3
-    # the profile restricts bitfit and lora to sst2; other tasks lift the restriction, fewer methods drop it
+    # the profile restricts the why-LayerNorm comparators to SST-2 and STS-B; other tasks narrow it to theirs
     P = profiles.resolve("02_peft_comparison", "standard", tasks=["mrpc", "stsb"])
     # (the why-LayerNorm comparators run on SST-2 and STS-B only: of these tasks, STS-B)
     assert "bitfit" not in P.method_tasks and "lora" not in P.method_tasks
     assert experiments.method_tasks(P, "bitfit") == ["mrpc", "stsb"]
     assert all(tasks == ["stsb"] for tasks in P.method_tasks.values())
     P = profiles.resolve("02_peft_comparison", "standard", methods=["full", "layernorm", "head", "lora"])
-    assert {m: t for m, t in P.method_tasks.items() if m in P.methods} == {"lora": ["sst2"]}
+    assert {m: t for m, t in P.method_tasks.items() if m in P.methods} == {}  # every method on every task
     with pytest.raises(LnftError, match="method_tasks"):  # an explicit one is checked as given
         profiles.resolve("02_peft_comparison", "standard", method_tasks={"bitfit": ["rte"]})
 

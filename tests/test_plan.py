@@ -208,7 +208,13 @@ def test_the_paper_profile_plans_offline_on_the_embedded_copy_of_glue(monkeypatc
     frame = plan.plan_frame("paper", ["02_peft_comparison"])
     assert set(frame["task"]) == {"cola", "sst2", "mrpc", "stsb", "rte"}
     assert (frame["GPU hours"] > 0).all() and (frame["in store"] == 0).all() and frame["examples x epochs"].sum() > 0
-    assert plan.OFFLINE_SIZES == [HUB_GLUE, "bert-large-cased"]
+    assert plan.OFFLINE_SIZES == [HUB_GLUE]  # its run ids would be the copy's: none is looked up
+    monkeypatch.setattr(plan, "offline_stand_in", lambda profile: None)  # the data reachable, the model not
+    reachable = lambda data, task: real_source(EMBEDDED if data == HUB_GLUE else data, task)  # noqa: E731
+    monkeypatch.setattr(sources, "data_source", reachable)
+    monkeypatch.setattr("lnft.data.data_source", reachable)
+    frame = plan.plan_frame("paper", ["02_peft_comparison"])
+    assert (frame["in store"] == 0).all() and plan.OFFLINE_SIZES == ["bert-large-cased"]
     # SST-2's full train file (67,349 rows less the 10 % validation split) is what each paper SST-2 run trains on
     sst2 = frame[(frame["task"] == "sst2") & (frame["group"] == "full")].iloc[0]
     assert sst2["examples x epochs"] == sst2["to train"] * 10 * (67349 - round(0.1 * 67349))

@@ -373,3 +373,23 @@ def test_the_index_checks_every_recorded_word_against_its_interval(tmp_path):
     path.write_text(path.read_text()[:40])  # cut off mid-file
     page = open(write_index(str(tmp_path), "smoke", [report], {"profile": "smoke"})).read()
     assert "is unreadable (JSONDecodeError" in page and str(path) in page
+
+
+def test_notebook_3_tunes_on_the_first_seed_end_to_end(tmp_path):
+    """Issue 37.3 through the notebook itself (smoke, tune_seeds=1, three seeds): seed 0 trains every rule at every
+    rate of masked_lrs, seeds 1 and 2 each rule at the one rate it chose; the notebook's own check cell counts the
+    runs (it fails the report otherwise)."""
+    from collections import defaultdict
+
+    from lnft.store import RunStore
+
+    out, runs = tmp_path / "reports", tmp_path / "runs"
+    args = ["reports", "--profile", "smoke", "--notebooks", "03_fisher_subsets", "--out", str(out), "--runs", str(runs),
+            "-p", "tune_seeds", "1", "-p", "seeds", "[0, 1, 2]", "-p", "decide", "false"]
+    assert main(args) == 0
+    rates = defaultdict(set)
+    for r in RunStore(str(runs), ledger=False).results():
+        if r.config.method == "layernorm-masked":
+            rates[(r.config.seed, r.config.mask_path)].add(r.config.lr)
+    assert {len(v) for (seed, _), v in rates.items() if seed == 0} == {2}  # smoke's masked_lrs: 1e-2, 3e-2
+    assert {len(v) for (seed, _), v in rates.items() if seed} == {1} and {s for s, _ in rates} == {0, 1, 2}

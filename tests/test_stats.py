@@ -710,3 +710,20 @@ def test_readme_cells_read_at_a_glance_with_notes_and_a_forest_plot(tmp_path):
     record.save("02_peft_comparison", [], out=str(empty))
     assert forest.save(str(empty)) is None and not (empty / forest.FILE).exists()
     assert forest.FILE not in record.markdown(str(empty), link="reports/empty", state=state)
+
+
+def test_the_forest_plot_keeps_ratios_and_points_on_their_own_scales(tmp_path):
+    """Claim 1 records change ratios (×) and its revert test in points: one panel each, never one axis."""
+    import json
+
+    from lnft import forest
+
+    verdicts = [{"comparison": "output LN / largest other", "task": "sst2", "verdict": "not largest", "estimate": 0.9,
+                 "lo": 0.8, "hi": 0.95, "unit": "×"},
+                {"comparison": "revert test", "task": "sst2", "verdict": "inconclusive", "estimate": -0.7, "lo": -13.0,
+                 "hi": 12.0, "unit": "points"},
+                {"comparison": "no interval", "task": "sst2", "verdict": "needs ≥ 2 seeds", "estimate": 1.0}]
+    (tmp_path / "01_change_analysis.verdicts.json").write_text(json.dumps({"verdicts": verdicts}))
+    panels = forest.rows(str(tmp_path))
+    assert [(title, [v["unit"] for v in vs]) for title, vs in panels] == [("Claim 1", ["×"]), ("Claim 1", ["points"])]
+    assert forest.save(str(tmp_path)) and (tmp_path / forest.FILE).exists()
