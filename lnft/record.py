@@ -408,7 +408,7 @@ def markdown(folder: str, link: str = "", state: dict | None = None) -> str:
                     row.append(f"*{v.get('verdict', '')}*{' †' if v.get('flagged') else ''} {numbers(v)}{bound}"
                                f"{mark}".strip())
                 label = c + margin_label(record["verdicts"], c)
-                out.append(f"| {label} | " + " | ".join(x.replace("|", "\\|") for x in row) + " |")
+                out.append("| " + " | ".join(x.replace("|", "\\|") for x in (label, *row)) + " |")
             if notes:
                 out.append("\n" + "\n".join(f"- [{i}] {n}" for i, n in enumerate(notes, 1)))
             reasons = margin_reasons(record["verdicts"])
