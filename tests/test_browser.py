@@ -57,7 +57,8 @@ def _check_images_and_links(page):
 def test_index_leads_with_verdicts_and_every_figure_and_link_works(browser, smoke_reports):
     page = _open(browser, smoke_reports / "index.html")
     images, links = _check_images_and_links(page)
-    assert len(images) == 3  # one key figure per notebook
+    assert len(images) == 4  # one key figure per notebook, and the forest plot of every verdict (lnft.forest)
+    assert any(src == "verdicts.png" for src, _, _ in images), images
     for name in ("01_change_analysis", "02_peft_comparison", "03_fisher_subsets"):
         assert any(link.endswith(f"/{name}.html") for link in links), name
     tables = page.locator("table.verdicts")
