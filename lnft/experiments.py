@@ -239,9 +239,10 @@ def fisher_subsets(P, *, exact: bool = True) -> list[Planned]:
             grid = P.masked_lrs if s in tune else [middle]
             if any(f >= 100 for f in P.fractions):
                 ref = make(task=t, method="layernorm", seed=s)
-                rates = grid if P.values.get("reference_grid") else [P.lr]  # lnft.curve.reference_on_grid
-                out += [Planned(nb, dataclasses.replace(ref, lr=lr), "layernorm (100 %)", s in tune or len(rates) == 1)
-                        for lr in rates]
+                tuned = P.values.get("reference_grid")  # lnft.curve.reference_on_grid: its rate chosen like a rule's
+                rates = grid if tuned else [P.lr]
+                out += [Planned(nb, dataclasses.replace(ref, lr=lr), "layernorm (100 %)", s in tune or not tuned)
+                        for lr in rates]  # an untuned seed's rate: known once the tuning seeds ran
             for _ in below:
                 for lr in grid:  # every rule at every rate of the grid (tuning seeds); each rule chooses its own
                     cfg = dataclasses.replace(masked, seed=s, lr=lr)

@@ -166,5 +166,10 @@ def test_notebook_3_tunes_every_rule_on_the_first_seed_then_runs_the_chosen_rate
     assert experiments.chosen_subset_rates(S, noisy) == chosen
     with pytest.raises(LnftError, match="no rate chosen"):
         experiments.masked_runs(S, fishers, str(tmp_path), {})
-    assert sum(p.group == "random-k (masked)" for p in experiments.fisher_subsets(S, exact=False)) == \
+    planned = experiments.fisher_subsets(S, exact=False)
+    assert sum(p.group == "random-k (masked)" for p in planned) == \
         len(S.tasks) * len([f for f in S.fractions if f < 100]) * (len(S.masked_lrs) + 2)
+    # the reference's runs: seed 0's at every rate are known; an untuned seed's rate is not until seed 0 ran (a
+    # ledger check must not ask for the grid's middle rate, which stands in for it)
+    refs = [p for p in planned if p.group == "layernorm (100 %)"]
+    assert {p.config.seed for p in refs if p.known} == {0} and {p.config.seed for p in refs if not p.known} == {1, 2}
