@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-FILE = "verdicts.png"
+from .record import FOREST as FILE
 COLOURS = {"better": "#176d24", "largest": "#176d24", "worse": "#b00000", "not largest": "#b00000",
            "equivalent": "#1a4f9c", "non-inferior": "#1a4f9c"}
 

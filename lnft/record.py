@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import LnftError
-from .forest import FILE as FOREST
 
 ENV = "LNFT_REPORT_DIR"
+FOREST = "verdicts.png"  # the forest plot of a folder's verdicts (lnft.forest writes it; the README links it)
 SUFFIX = ".verdicts.json"
 FORMAT = 1
 # The paper's claim each notebook tests: the index shows it even when the notebook failed or recorded nothing.

@@ -20,7 +20,7 @@ CORE = {"errors", "constants", "hub", "fingerprints", "tasks", "taskspec", "sour
 # What reads, plans, analyses and shows runs.
 FACE = {"reports", "plots", "profiles", "cli", "plan", "decide", "experiments", "stats", "aggregate", "subsets", "sweep", "engine",
         "record", "changes", "fisher", "__main__", "lead", "revert", "curve", "bounds", "jackknife", "sequential",
-        "evidence", "retention", "floors", "costs", "staleness", "ledger_check"}
+        "evidence", "retention", "floors", "costs", "staleness", "ledger_check", "forest", "rate_check", "verdict_diff"}
 
 
 def module_files(package: pathlib.Path = PACKAGE) -> dict[str, pathlib.Path]:
