@@ -334,7 +334,10 @@ def test_ctrl_c_during_reports_exits_130_with_one_line_and_keeps_the_previous_re
     env = {**os.environ, "PYTHONPATH": checkout + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "lnft", "reports", "--profile", "smoke", "--out",
                              str(tmp_path / "reports"), "--notebooks-dir", str(nbdir), "--runs", str(tmp_path / "runs")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                            # a terminal's foreground job: SIGINT at its default even when this suite was started in
+                            # the background of a shell, which ignores it (and an ignored signal is inherited)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
