@@ -153,6 +153,23 @@ def fisher_start(P, point: str, task: str, seed: int, *, exact: bool = True):
     return None if method is None else make_config(P)(task=task, method=method, seed=seed)
 
 
+def fisher_examples(point: str) -> str:
+    """The rows a Fisher point reads: the run's training examples at ``pretrained``, else rows its start run did
+    not fit (``lnft.fisher.fisher_for_task``'s ``examples``)."""
+    return "train" if point == "pretrained" else "held-out"
+
+
+def fold_fishers(P, store, task: str, point: str, seed: int, relabel=None, progress: bool = False):
+    """Notebook 3's per-fold Fishers of one task × point × seed (``relabel``: the label control's seed), cached
+    next to the run store."""
+    from .fisher import fisher_for_task
+
+    return fisher_for_task(make_config(P)(task=task, method="layernorm", seed=seed), n_samples=P.fisher_samples,
+                           folds=P.folds, kind=P.fisher_kind, at=point, relabel=relabel,
+                           examples=fisher_examples(point), per_example=relabel is None,
+                           start=fisher_start(P, point, task, seed), store=store, progress=progress)
+
+
 def baselines(P) -> list[RunConfig]:
     """Notebook 3's full fine-tuning baselines per task × seed at ``P.baseline_lr["full"]``."""
     return [P.run_config(task=t, method="full", seed=s, lr=P.baseline_lr["full"]) for t in P.tasks for s in P.seeds]

@@ -72,17 +72,8 @@ def check_subsets(P, store, *, progress: bool = False) -> pd.DataFrame:
     from .subsets import RATE_KEYS, scores_frame
 
     full = full_grid(P)
-    make = experiments.make_config(full)
-    fishers = {}
-    for t in P.tasks:
-        for point in P.fisher_points:
-            for s in P.seeds:
-                folds = fisher.fisher_for_task(make(task=t, method="layernorm", seed=s), n_samples=P.fisher_samples,
-                                               folds=P.folds, kind=P.fisher_kind, at=point,
-                                               examples="train" if point == "pretrained" else "held-out",
-                                               per_example=True, start=experiments.fisher_start(full, point, t, s),
-                                               store=store, progress=progress)
-                fishers[(t, point, s)] = fisher.mean_fisher(folds)
+    fishers = {(t, point, s): fisher.mean_fisher(experiments.fold_fishers(full, store, t, point, s, progress=progress))
+               for t in P.tasks for point in P.fisher_points for s in P.seeds}
     plan = experiments.masked_runs(full, fishers, store.mask_dir)
     results = sweep.run_all([c for _, c in plan], store, progress=progress, desc="full grid (notebook 3)")
     scores = scores_frame(plan, results)

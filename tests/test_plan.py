@@ -110,7 +110,8 @@ def test_plan_counts_notebook_3s_runs(profile, tmp_path, pretrained_state):
     code = _code("03_fisher_subsets")
     assert "experiments.decide_subsets(\n    P, store, fishers_for, mask_dir, run)" in code
     assert "masked_runs(P, fishers, mask_dir, chosen)" in inspect.getsource(experiments.decide_subsets)
-    assert "start=experiments.fisher_start(P, point, task, seed)" in code
+    assert "experiments.fold_fishers(P, store, task, point, seed" in code
+    assert "start=fisher_start(P, point, task, seed)" in inspect.getsource(experiments.fold_fishers)
     assert "run(experiments.baselines(P)" in code and "experiments.cv_runs(P, by_seed, mask_dir)" in code
     assert "make = experiments.make_config(P)" in code
 
