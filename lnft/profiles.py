@@ -69,6 +69,16 @@ RETENTION_03 = dict(margin={"sst2": 2.9, "default": 1.0},
 TUNED_GRID = {"full": [3e-5, 1e-4, 3e-4], "lora": [3e-4, 1e-3, 3e-3], "default": [3e-3, 1e-2, 3e-2]}
 HEAD_LR = 1e-2
 PROTOCOL = dict(head_lr=HEAD_LR, pooling="auto")  # the shared run settings of the protocol (every notebook's runs)
+# Profiles with a committed ledger name their precision: "auto" resolves by the machine (bf16 where the CPU computes
+# it natively, fp32 elsewhere: lnft.models.auto_precision), and the precision is part of every run id, so under
+# "auto" a machine without native bf16 found none of a bf16 machine's recorded runs and retrained them all.
+# - quick: bf16, the precision its ledger was recorded at (it builds in <= 10 minutes on a bf16 CPU; a CPU without
+#   native bf16 re-renders it from the ledger, and would train it ~8x slower in emulated bf16).
+# - standard: fp32, which every CPU and GPU computes natively, so any machine can add runs to its ledger across
+#   sittings and serve those of any other.
+# Smoke (trained by the tests) and full/paper (GPU, no committed ledger) keep "auto".
+QUICK_PRECISION = "bf16"
+STANDARD_PRECISION = "fp32"
 
 PROFILES = {
     "smoke": {
@@ -94,7 +104,7 @@ PROFILES = {
         # one evaluation every 16 steps (patience 3 = 48 steps). Cold: 671 s at 12 epochs, 689 s at 500 examples.
         "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "stsb"], epochs=8,
                        patience=3, eval_every=16, batch_size=32, max_train_samples=400, max_eval_samples=400,
-                       device="auto", precision="auto", pool_size=0, **PROTOCOL),
+                       device="auto", precision=QUICK_PRECISION, pool_size=0, **PROTOCOL),
         # two seeds: a change-lead verdict needs >= 2 (lnft.stats); the runs are notebook 2's (same configs)
         "01_change_analysis": dict(tasks=["sst2"], seeds=[0, 1], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
         # full, LayerNorm and the head-only control, no "why LayerNorm" comparator (smoke, standard, full, paper run
@@ -113,25 +123,27 @@ PROFILES = {
                                   decide=False, max_seeds=None, reference_grid=True, tune_seeds=1, **DEFAULT_MARGIN),
     },
     # The reference report, rebuilt for issue 37 on the fair protocol (issue 32) and sized by `lnft plan --profile
-    # standard` to build cold in <= 4 hours on 2 CPU cores, across sittings through the results ledger if need be.
+    # standard --calibrate` to build cold in <= 4 hours on 2 CPU cores, across sittings through the results ledger.
     # Four tasks (SST-2, MRPC, STS-B, CoLA: accuracy, F1/accuracy, Pearson/Spearman, Matthews; CoLA decidable with
-    # its pool; RTE stays out: near chance for MiniLM at this size), 1,500 training examples each (10 % of the train
+    # its pool; RTE stays out: near chance for MiniLM at this size), 1,000 training examples each (10 % of the train
     # file held out for validation first), whole dev sets (max_eval_samples 1,500 >= every dev set used), a held-out
     # pool per task (issue 34, lnft/pool.py: each run is also scored on train-file rows no training draw or
-    # validation split can contain, and notebooks 2 and 3 judge on dev ∪ pool; sizes about the largest that leave
-    # 2,000 training rows: SST-2 6,000 of its 6,885 whole sentences, MRPC 1,400 pairs of 3,668, STS-B 3,400 of
-    # 5,749, CoLA 6,000 of 8,551). One budget for every arm, 6 epochs (282 steps; early stopping ends runs), every
-    # arm its own TUNED_GRID chosen on seed 0's validation, the head at HEAD_LR on the mean over tokens. 3 seeds at
-    # the first look, decide mode up to 6 (seed spreads of 0.5-2 points decide a 2+ point difference in 3-5 seeds).
-    # First cuts for the 4-hour budget (the plan had 280 runs, 4.5 M examples x epochs): 2,000 -> 1,500 examples,
-    # 8 -> 6 epochs, notebook 3 at the pretrained Fisher point only and at 1 and 10 % (was 0.5, 2 and 10 %).
+    # validation split can contain, and notebooks 2 and 3 judge on dev ∪ pool: SST-2 4,000 whole sentences, MRPC
+    # 1,400 pairs, STS-B 3,400, CoLA 4,000). One budget for every arm, 4 epochs (128 steps; early stopping ends
+    # runs), every arm its own TUNED_GRID chosen on seed 0's validation, the head at HEAD_LR on the mean over tokens.
+    # 3 seeds at the first look, decide mode up to 6 (seed spreads of 0.5-2 points decide a 2+ point difference in
+    # 3-5 seeds). fp32 (STANDARD_PRECISION) so any machine adds to and serves from one ledger.
+    # Cuts for the 4-hour budget: the plan had 280 runs and 4.5 M examples x epochs; 2,000 -> 1,500 examples,
+    # 8 -> 6 epochs, notebook 3 at the pretrained Fisher point only and at 1 and 10 % (was 0.5, 2 and 10 %): 194
+    # runs, 1.75 M, 8.6 hours at most in fp32 on a 2-core AMD EPYC (calibrated); then 1,500 -> 1,000 examples,
+    # 6 -> 4 epochs, SST-2 and CoLA pools 6,000 -> 4,000: 194 runs, 0.78 M, 3.7 hours at most at the first look.
     # The previous reference report (commit f33e26d: three tasks, one rate per method, the untrained pooler) is
     # history: docs/concepts/experiments.md#reading-standard.
     "standard": {
-        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb", "cola"], epochs=6,
-                       patience=3, eval_every=None, batch_size=32, max_train_samples=1500, max_eval_samples=1500,
-                       device="auto", precision="auto", **PROTOCOL,
-                       pool_size={"sst2": 6000, "mrpc": 1400, "stsb": 3400, "cola": 6000, "default": 0}),
+        "common": dict(model=EMBEDDED, data=EMBEDDED, tasks=["sst2", "mrpc", "stsb", "cola"], epochs=4,
+                       patience=3, eval_every=None, batch_size=32, max_train_samples=1000, max_eval_samples=1500,
+                       device="auto", precision=STANDARD_PRECISION, **PROTOCOL,
+                       pool_size={"sst2": 4000, "mrpc": 1400, "stsb": 3400, "cola": 4000, "default": 0}),
         "01_change_analysis": dict(seeds=[0, 1, 2], lr=1e-4, layernorm_lr=1e-2, revert_per_layer=False),
         "02_peft_comparison": dict(select_on="validation", seeds=[0, 1, 2], methods=["full", "layernorm", "bitfit", "lora", "head"],
                                    method_tasks={m: ["sst2", "stsb"] for m in WHY_REFERENCE},
