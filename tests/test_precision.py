@@ -53,10 +53,26 @@ def test_bad_precision_is_one_line_error(bad):
 
 
 def test_every_profile_sets_precision_and_runs_use_it():
+    named = {"quick": "bf16", "standard": "fp32"}  # the profiles with a committed ledger (lnft/profiles.py)
     for name, spec in profiles.PROFILES.items():
-        assert spec["common"]["precision"] == "auto", name
+        assert spec["common"]["precision"] == named.get(name, "auto"), name
     P = profiles.resolve("02_peft_comparison", "smoke", precision="fp32")
     assert P.run_config(task="sst2", method="layernorm").precision == "fp32"
+
+
+@pytest.mark.parametrize("profile", ["quick", "standard"])
+def test_a_ledger_profiles_run_ids_do_not_depend_on_the_machines_bf16(profile, monkeypatch):
+    """A report's committed ledger must serve on any machine: under "auto" a CPU without native bf16 gave every
+    run another id than the bf16 machine that recorded it, so nothing was served and everything retrained."""
+    from lnft.plan import notebook_configs
+
+    def ids(capability):
+        monkeypatch.setattr(models, "cpu_bf16_capability", lambda flags=None: capability)
+        return [p.config.run_id() for p in notebook_configs("01_change_analysis", profile) if p.known]
+
+    amx, none = ids("amx_bf16"), ids("none")
+    assert amx and amx == none
+    assert RunConfig(device="cpu").validate().precision == "fp32"  # "auto" still follows the machine (none here)
 
 
 def test_bf16_autocast_keeps_layernorm_loss_and_gradients_in_fp32():
