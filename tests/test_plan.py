@@ -174,7 +174,7 @@ def test_plan_counts_the_held_out_pools_scoring(tiny):
     methods = {p.config.method for p in planned}
     rates = {plan.rate_key(planned[0].config, m): 0.01 for m in methods}
     frame = plan.plan_frame("standard", ["02_peft_comparison"], rates=rates)
-    sizes = {"sst2": 6000, "mrpc": 1400, "stsb": 3400, "cola": 6000}
+    sizes = {"sst2": 4000, "mrpc": 1400, "stsb": 3400, "cola": 4000}  # lnft/profiles.py, standard
     for _, row in frame.iterrows():
         assert row["pool examples"] == sizes[row["task"]] * row["new"]  # every new run scores its pool once
         assert row["pool hours"] == pytest.approx(0.01 * plan.SCORING_SHARE * sizes[row["task"]] * row["new"] / 3600)

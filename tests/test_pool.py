@@ -222,7 +222,7 @@ def test_profiles_set_the_pool_per_task_and_the_reference_pools_fit():
     from lnft import experiments, profiles
 
     P = profiles.resolve("02_peft_comparison", "standard")
-    assert [P.run_config(task=t).pool_size for t in ("sst2", "mrpc", "stsb", "rte")] == [6000, 1400, 3400, 0]
+    assert [P.run_config(task=t).pool_size for t in ("sst2", "mrpc", "stsb", "rte")] == [4000, 1400, 3400, 0]
     experiments.validate(P)
     for name in ("full", "paper"):
         assert profiles.PROFILES[name]["common"]["pool_size"] == 0
