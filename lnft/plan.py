@@ -1,7 +1,8 @@
 """``lnft plan``: what a profile will cost before it runs — runs per notebook, training examples × epochs
 (the budget; early stopping only shortens it), how many runs are in the store already, and hours on this
-machine from measured throughput (the store's own records, or a short calibration run per method), including
-the scoring of a held-out pool (``lnft.pool``: ``pool examples``, ``pool hours``) once per run.
+machine from measured throughput (the store's own records, or a short calibration run per method): the
+optimisation steps, the validation passes (one per evaluation) and the dev splits (``eval hours``), and the
+scoring of a held-out pool (``lnft.pool``: ``pool examples``, ``pool hours``) once per run.
 
 The configs are the notebooks' own: ``lnft.experiments`` builds each notebook's runs, and the notebooks
 call the same functions. Notebook 3's masked runs depend on Fisher values that do not exist before
@@ -94,22 +95,41 @@ def _run_id(cfg: RunConfig, offline: bool = False) -> str:
 
 def train_examples(cfg: RunConfig) -> int:
     """Training examples of a config (after the validation hold-out and max_train_samples)."""
+    return split_sizes(cfg)["train"]
+
+
+def split_sizes(cfg: RunConfig) -> dict[str, int]:
+    """Examples per split of a config: train, validation (scored at every evaluation) and the dev splits and
+    pool (scored once, at the selected checkpoint)."""
     from .data import load_task_data
     from .tasks import get_task
 
-    return len(load_task_data(cfg, get_task(cfg.task))["train"])
+    task = get_task(cfg.task)
+    splits = load_task_data(cfg, task)
+    return {"train": len(splits["train"]), "validation": len(splits["validation"]),
+            "dev": sum(len(splits[s]) for s in task.dev_files)}
+
+
+def evaluations(cfg: RunConfig, steps: int) -> int:
+    """Evaluations of the validation split a run makes at most: one per epoch, or one every ``eval_every`` steps
+    (lnft.train; the last step is always evaluated)."""
+    if not cfg.eval_every:
+        return cfg.epochs
+    return math.ceil(steps / cfg.eval_every)
 
 
 def rates_from_store(results) -> dict[tuple[str, str, str, str], float]:
     """Measured seconds per training example-step, (model, device, precision, method) -> median over stored
-    runs: total seconds (steps, evaluations, loading) / (steps × batch size). Precision is part of the key:
-    bf16 autocast and fp32 runs of the same method differ in speed (a stored config holds its resolved
-    precision, fp32 or bf16)."""
+    runs: the optimisation steps' seconds (``train_seconds``, as ``calibrate`` measures them; the evaluations
+    and the pool are counted apart, by ``scoring_rates_from_store``) / (steps × batch size). Precision is part
+    of the key: bf16 autocast and fp32 runs of the same method differ in speed (a stored config holds its
+    resolved precision, fp32 or bf16)."""
     samples: dict[tuple[str, str, str, str], list[float]] = {}
     for r in results:
-        if r.steps and r.total_seconds:
+        seconds = r.train_seconds or r.total_seconds
+        if r.steps and seconds:
             key = (r.config.model, r.device, r.config.precision, r.config.method)
-            samples.setdefault(key, []).append(r.total_seconds / (r.steps * r.config.batch_size))
+            samples.setdefault(key, []).append(seconds / (r.steps * r.config.batch_size))
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -179,10 +199,11 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
         real = run_id is not None and not run_id.startswith("offline:")
         stored = bool(new and real and store is not None and store.load(run_id) is not None)
         ledgered = bool(new and real and store is not None and store.ledger is not None and store.ledger.has(run_id))
-        key = (cfg.task, cfg.data, cfg.max_train_samples, cfg.data_seed, cfg.validation_fraction, cfg.pool_size)
+        key = (cfg.task, cfg.data, cfg.max_train_samples, cfg.max_eval_samples, cfg.data_seed, cfg.validation_fraction,
+               cfg.pool_size)
         if key not in sizes:
-            sizes[key] = train_examples(cfg)
-        steps = math.ceil(sizes[key] / cfg.batch_size) * cfg.epochs
+            sizes[key] = split_sizes(cfg)
+        steps = math.ceil(sizes[key]["train"] / cfg.batch_size) * cfg.epochs
         rate = rates.get(rate_key(cfg))
         if rate is None and p.config.method == "layernorm-masked":
             rate = rates.get(rate_key(cfg, "layernorm"))
@@ -191,18 +212,23 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
         pooled = cfg.pool_size if todo else 0  # held-out pool rows scored once at the selected checkpoint
         score_rate = scoring.get(rate_key(cfg)[:3], rate * SCORING_SHARE if rate is not None else None)
         pool_hours = (score_rate * pooled / 3600 if score_rate is not None else math.nan) if pooled else 0.0
+        scored = (evaluations(cfg, steps) * sizes[key]["validation"] + sizes[key]["dev"]) if todo else 0
+        eval_hours = (score_rate * scored / 3600 if score_rate is not None else math.nan) if scored else 0.0
         rows.append({"notebook": p.notebook, "task": cfg.task, "group": p.group, "runs": 1, "new": int(new),
                      "in store": int(stored), "in ledger": int(ledgered), "to train": int(todo),
-                     "examples x epochs": sizes[key] * cfg.epochs if todo else 0,
+                     "examples x epochs": sizes[key]["train"] * cfg.epochs if todo else 0,
                      "max steps": steps if todo else 0, "pool examples": pooled, "pool hours": pool_hours,
-                     "hours": ((rate * steps * cfg.batch_size / 3600 + pool_hours) if rate is not None else math.nan)
-                     if todo else 0.0,
-                     "GPU hours": gpu * (steps * cfg.batch_size + SCORING_SHARE * pooled) / 3600 if todo else 0.0})
+                     "eval hours": eval_hours,
+                     "hours": ((rate * steps * cfg.batch_size / 3600 + eval_hours + pool_hours) if rate is not None
+                               else math.nan) if todo else 0.0,
+                     "GPU hours": gpu * (steps * cfg.batch_size + SCORING_SHARE * (pooled + scored)) / 3600
+                     if todo else 0.0})
     frame = pd.DataFrame(rows)
     return (frame.groupby(["notebook", "task", "group"], sort=False, as_index=False)
             .agg({"runs": "sum", "new": "sum", "in store": "sum", "in ledger": "sum", "to train": "sum", "examples x epochs": "sum",
                   "max steps": "sum", "pool examples": "sum",
-                  "pool hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan, "hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan,
+                  "pool hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan,
+                  "eval hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan, "hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan,
                   "GPU hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan}))
 
 
@@ -271,6 +297,7 @@ def cmd_plan(args) -> int:
     print(f"profile {args.profile}: {total['new']} distinct runs, {total['in store']} in the store ({store.root}), "
           f"{total['to train']} to train ({total['examples x epochs']:,} examples × epochs); estimated "
           + (f"{hours:.2f} hours here at most (early stopping shortens it; Fisher passes not counted"
+             + f"; evaluation passes: {frame['eval hours'].sum():.2f} of those hours"
              + (f"; {frame['pool examples'].sum():,} held-out pool examples scored: "
                 f"{frame['pool hours'].sum():.2f} of those hours" if frame["pool examples"].sum() else "") + ")"
              if not math.isnan(hours) else "hours: unknown for some methods (no stored run of them here; "

@@ -2,6 +2,7 @@
 notebooks' config cells call its functions: checked on their code here), and, for notebook 3's masked
 runs, the rule × rate count matches ``experiments.masked_runs`` on stand-in Fisher values."""
 import ast
+import dataclasses
 import json
 import os
 
@@ -142,8 +143,8 @@ def test_validate_checks_every_kind_of_run_and_names_the_bad_value(profile, monk
 def test_rates_are_keyed_by_precision(tiny):
     from types import SimpleNamespace
 
-    def result(precision, seconds):
-        return SimpleNamespace(steps=10, total_seconds=seconds, device="cpu",
+    def result(precision, seconds):  # the steps' seconds; evaluations and the pool come on top (counted apart)
+        return SimpleNamespace(steps=10, train_seconds=seconds, total_seconds=seconds + 100.0, device="cpu",
                                config=tiny(task="sst2", method="head", precision=precision))
 
     rates = plan.rates_from_store([result("fp32", 32.0), result("bf16", 8.0), result("fp32", 48.0)])
@@ -165,6 +166,23 @@ def test_plan_command_counts_the_store(tiny, tmp_path, capsys):
     row = frame[frame["group"] == first.method].iloc[0]  # measured: this method has a rate, so hours are known
     assert row["to train"] == 0 or row["hours"] > 0
     assert frame[frame["group"] == "lora"]["hours"].isna().all()  # no record of lora here: unknown, not guessed
+
+
+def test_plan_counts_the_evaluation_passes(tiny):
+    """Each run to train scores its validation split at every evaluation and its dev splits once: on top of
+    the steps, at the scoring rate (a measured full SST-2 run here: 57 s of steps, 24 s of validation passes)."""
+    planned = plan.notebook_configs("02_peft_comparison", "standard")
+    rates = {plan.rate_key(planned[0].config, m): 0.01 for m in {p.config.method for p in planned}}
+    frame = plan.plan_frame("standard", ["02_peft_comparison"], rates=rates)
+    cfg = next(p.config for p in planned if p.config.task == "sst2")
+    sizes = plan.split_sizes(cfg)
+    assert sizes["validation"] == 1500 and sizes["dev"] == 872  # SST-2: 10 % of the train file capped; its dev
+    row = frame[(frame["task"] == "sst2") & (frame["group"] == "head")].iloc[0]
+    scored = cfg.epochs * sizes["validation"] + sizes["dev"]
+    assert row["eval hours"] == pytest.approx(0.01 * plan.SCORING_SHARE * scored * row["new"] / 3600)
+    assert row["hours"] == pytest.approx(row["eval hours"] + row["pool hours"] + 0.01 * row["examples x epochs"] / 3600,
+                                         rel=0.05)  # steps: whole batches
+    assert plan.evaluations(dataclasses.replace(cfg, eval_every=16), 104) == 7
 
 
 def test_plan_counts_the_held_out_pools_scoring(tiny):
