@@ -37,6 +37,9 @@ MODEL_MPARAMS = {"embedded": 22.7, "bert-base-cased": 108.3, "bert-base-uncased"
 # used for a held-out pool's scoring time (lnft.pool) until the store holds pooled runs, whose measured
 # ``pool_seconds`` replace it (``scoring_rates_from_store``).
 SCORING_SHARE = 1 / 3
+# Method rates are measured on this task; a run of another task scales its method's rate by the task's factor (a
+# step on sentence pairs costs about 2-4x one on single sentences), measured from stored runs or by --calibrate.
+CALIBRATION_TASK = "sst2"
 
 
 def notebook_configs(notebook: str, profile: str) -> list[Planned]:
@@ -123,14 +126,42 @@ def rates_from_store(results) -> dict[tuple[str, str, str, str], float]:
     runs: the optimisation steps' seconds (``train_seconds``, as ``calibrate`` measures them; the evaluations
     and the pool are counted apart, by ``scoring_rates_from_store``) / (steps × batch size). Precision is part
     of the key: bf16 autocast and fp32 runs of the same method differ in speed (a stored config holds its
-    resolved precision, fp32 or bf16)."""
+    resolved precision, fp32 or bf16). On ``CALIBRATION_TASK``'s runs where the store has any of that key (other
+    tasks scale the rate by their ``task_factors_from_store``), else on every task's."""
     samples: dict[tuple[str, str, str, str], list[float]] = {}
+    base: dict[tuple[str, str, str, str], list[float]] = {}
     for r in results:
-        seconds = r.train_seconds or r.total_seconds
+        seconds = getattr(r, "train_seconds", None) or r.total_seconds
         if r.steps and seconds:
             key = (r.config.model, r.device, r.config.precision, r.config.method)
+            rate = seconds / (r.steps * r.config.batch_size)
+            samples.setdefault(key, []).append(rate)
+            if r.config.task == CALIBRATION_TASK:
+                base.setdefault(key, []).append(rate)
+    return {k: statistics.median(base.get(k) or v) for k, v in samples.items()}
+
+
+def _step_rates(results) -> dict[tuple[str, str, str, str, str], float]:
+    """(model, device, precision, method, task) -> median seconds per training example-step of stored runs."""
+    samples: dict[tuple[str, str, str, str, str], list[float]] = {}
+    for r in results:
+        seconds = getattr(r, "train_seconds", None) or r.total_seconds
+        if r.steps and seconds:
+            key = (r.config.model, r.device, r.config.precision, r.config.method, r.config.task)
             samples.setdefault(key, []).append(seconds / (r.steps * r.config.batch_size))
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def task_factors_from_store(results) -> dict[tuple[str, str, str, str], float]:
+    """(model, device, precision, task) -> a step's cost on the task over its cost on ``CALIBRATION_TASK``
+    (longer inputs cost more: sentence pairs about 2-4x single sentences), median over the methods stored on
+    both; measured, never assumed."""
+    rates, ratios = _step_rates(results), {}
+    for (model, device, precision, method, task), rate in rates.items():
+        base = rates.get((model, device, precision, method, CALIBRATION_TASK))
+        if base and task != CALIBRATION_TASK:
+            ratios.setdefault((model, device, precision, task), []).append(rate / base)
+    return {k: statistics.median(v) for k, v in ratios.items()}
 
 
 def scoring_rates_from_store(results) -> dict[tuple[str, str, str], float]:
@@ -156,24 +187,49 @@ def calibrate(model: str, methods, device: str = "auto", examples: int = 256,
               precision: str = "auto") -> dict[tuple[str, str, str, str], float]:
     """Seconds per example-step from one short run per method (256 SST-2 examples, one epoch), not stored. The
     optimisation steps only (``train_seconds``): a run this short is mostly model loading, which a real run pays
-    once, so its total time would overstate the rate several-fold; evaluations are not counted either (the
-    store's rates, ``rates_from_store``, count both)."""
+    once, so its total time would overstate the rate several-fold; evaluations are counted apart."""
     from .train import finetune
 
     rates = {}
     for method in sorted(set(methods)):
-        cfg = RunConfig(task="sst2", method=method, model=model, max_train_samples=examples, max_eval_samples=64,
+        cfg = RunConfig(task=CALIBRATION_TASK, method=method, model=model, max_train_samples=examples, max_eval_samples=64,
                         epochs=1, device=device, precision=precision)
         out = finetune(cfg, progress=False)
         rates[rate_key(cfg)] = out.result.train_seconds / (out.result.steps * cfg.batch_size)
     return rates
 
 
+def calibrate_tasks(model: str, tasks, device: str = "auto", examples: int = 128,
+                    precision: str = "auto") -> dict[tuple[str, str, str, str], float]:
+    """Task factors (``task_factors_from_store``) from one short full fine-tuning run per task and one on
+    ``CALIBRATION_TASK``, not stored: the optimisation steps' seconds per example-step over the calibration
+    task's."""
+    from .train import finetune
+
+    def rate(task):
+        cfg = RunConfig(task=task, method="full", model=model, max_train_samples=examples, max_eval_samples=64,
+                        epochs=1, device=device, precision=precision)
+        out = finetune(cfg, progress=False)
+        return cfg, out.result.train_seconds / (out.result.steps * cfg.batch_size)
+
+    tasks = sorted(set(tasks) - {CALIBRATION_TASK})
+    if not tasks:
+        return {}
+    _, base = rate(CALIBRATION_TASK)
+    factors = {}
+    for task in tasks:
+        cfg, value = rate(task)
+        factors[rate_key(cfg)[:3] + (task,)] = value / base
+    return factors
+
+
 def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None = None,
-               gpu_rate: float | None = None) -> pd.DataFrame:
+               factors: dict | None = None, gpu_rate: float | None = None) -> pd.DataFrame:
     """One row per notebook × run group: runs, runs new to the plan, in the store, to train, examples ×
     epochs of the runs to train, the estimated hours here (NaN where no throughput is known) and on one GPU
-    (``gpu_rate`` seconds per example-step, default from ``GPU_SECONDS_PER_EXAMPLE_STEP_PER_MPARAM``)."""
+    (``gpu_rate`` seconds per example-step, default from ``GPU_SECONDS_PER_EXAMPLE_STEP_PER_MPARAM``). A run's
+    step rate: the store's own for its method and task, else its method's (``rates``, on ``CALIBRATION_TASK``)
+    times its task's factor (``factors``, ``task_factors_from_store``; unknown: NaN, not guessed)."""
     from .profiles import PROFILES
 
     if profile not in PROFILES:
@@ -185,11 +241,12 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
     OFFLINE_SIZES.clear()  # this plan's own notes
     offline = offline_stand_in(profile) is not None
     planned = [p for nb in notebooks for p in notebook_configs(nb, profile)]
-    rates, scoring = dict(rates or {}), {}
+    rates, factors, scoring, exact = dict(rates or {}), dict(factors or {}), {}, {}
     if store is not None:  # the ledger's records measure throughput too (a fresh clone has no runs/)
         recorded = store.ledger.results() if store.ledger is not None else []
         stored = [*recorded, *store.results()]
         rates, scoring = {**rates_from_store(stored), **rates}, scoring_rates_from_store(stored)
+        factors, exact = {**task_factors_from_store(stored), **factors}, _step_rates(stored)
     seen, sizes, rows = set(), {}, []
     for p in planned:
         cfg = p.config
@@ -204,9 +261,7 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
         if key not in sizes:
             sizes[key] = split_sizes(cfg)
         steps = math.ceil(sizes[key]["train"] / cfg.batch_size) * cfg.epochs
-        rate = rates.get(rate_key(cfg))
-        if rate is None and p.config.method == "layernorm-masked":
-            rate = rates.get(rate_key(cfg, "layernorm"))
+        rate = _rate(cfg, rates, exact, factors)
         todo = new and not stored
         gpu = gpu_rate if gpu_rate is not None else _gpu_rate(cfg.model)
         pooled = cfg.pool_size if todo else 0  # held-out pool rows scored once at the selected checkpoint
@@ -230,6 +285,20 @@ def plan_frame(profile: str, notebooks=None, store=None, *, rates: dict | None =
                   "pool hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan,
                   "eval hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan, "hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan,
                   "GPU hours": lambda h: h.sum(min_count=1) if h.notna().all() else math.nan}))
+
+
+def _rate(cfg: RunConfig, rates: dict, exact: dict, factors: dict) -> float | None:
+    """Seconds per example-step of a planned run (``plan_frame``); None where unknown."""
+    key = rate_key(cfg)
+    if key + (cfg.task,) in exact:
+        return exact[key + (cfg.task,)]
+    rate = rates.get(key)
+    if rate is None and cfg.method == "layernorm-masked":
+        rate = rates.get(rate_key(cfg, "layernorm"))
+    if rate is None or cfg.task == CALIBRATION_TASK:
+        return rate
+    factor = factors.get(key[:3] + (cfg.task,))
+    return rate * factor if factor is not None else None
 
 
 def _gpu_rate(model: str) -> float:
@@ -278,7 +347,7 @@ def cmd_plan(args) -> int:
     if unknown:
         raise LnftError(f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
     store = RunStore(args.runs, ledger=args.ledger)
-    rates = {}
+    rates, factors = {}, {}
     if args.calibrate:
         common = PROFILES[args.profile]["common"]
         planned = [p.config.method for nb in args.notebooks or NOTEBOOKS for p in notebook_configs(nb, args.profile)]
@@ -287,9 +356,13 @@ def cmd_plan(args) -> int:
                           precision=common.get("precision", "auto"))
         missing = [m for m in set(planned) - {"layernorm-masked"} if rate_key(probe, m) not in measured]
         rates = calibrate(probe.model, missing, probe.device, precision=probe.precision) if missing else {}
+        known = task_factors_from_store([*store.results(), *(store.ledger.results() if store.ledger else [])])
+        tasks = {p.config.task for nb in args.notebooks or NOTEBOOKS for p in notebook_configs(nb, args.profile)}
+        factors = calibrate_tasks(probe.model, [t for t in tasks if rate_key(probe)[:3] + (t,) not in known],
+                                  probe.device, precision=probe.precision)
     if args.gpu_rate is not None and not (args.gpu_rate > 0 and math.isfinite(args.gpu_rate)):
         raise LnftError(f"invalid --gpu-rate {args.gpu_rate!r}; allowed: a finite number of seconds > 0")
-    frame = plan_frame(args.profile, args.notebooks, store, rates=rates, gpu_rate=args.gpu_rate)
+    frame = plan_frame(args.profile, args.notebooks, store, rates=rates, factors=factors, gpu_rate=args.gpu_rate)
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.2f}".format):
         print(frame.to_string(index=False))
     total = frame[["runs", "new", "in store", "to train", "examples x epochs"]].sum()
@@ -300,8 +373,8 @@ def cmd_plan(args) -> int:
              + f"; evaluation passes: {frame['eval hours'].sum():.2f} of those hours"
              + (f"; {frame['pool examples'].sum():,} held-out pool examples scored: "
                 f"{frame['pool hours'].sum():.2f} of those hours" if frame["pool examples"].sum() else "") + ")"
-             if not math.isnan(hours) else "hours: unknown for some methods (no stored run of them here; "
-             "run with --calibrate)")
+             if not math.isnan(hours) else "hours: unknown for some methods or tasks (no stored run of "
+             "them here; run with --calibrate)")
           + f"; one GPU: {frame['GPU hours'].sum(min_count=1):.2f} hours ("
           + ("--gpu-rate" if args.gpu_rate is not None else "assumed rate, not measured: pass --gpu-rate") + ")")
     if store.ledger is not None:

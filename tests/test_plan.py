@@ -173,7 +173,8 @@ def test_plan_counts_the_evaluation_passes(tiny):
     the steps, at the scoring rate (a measured full SST-2 run here: 57 s of steps, 24 s of validation passes)."""
     planned = plan.notebook_configs("02_peft_comparison", "standard")
     rates = {plan.rate_key(planned[0].config, m): 0.01 for m in {p.config.method for p in planned}}
-    frame = plan.plan_frame("standard", ["02_peft_comparison"], rates=rates)
+    factors = {plan.rate_key(planned[0].config)[:3] + (t,): 1.0 for t in ("mrpc", "stsb", "cola")}
+    frame = plan.plan_frame("standard", ["02_peft_comparison"], rates=rates, factors=factors)
     cfg = next(p.config for p in planned if p.config.task == "sst2")
     sizes = plan.split_sizes(cfg)
     assert sizes["validation"] == 1500 and sizes["dev"] == 872  # SST-2: 10 % of the train file capped; its dev
@@ -185,17 +186,41 @@ def test_plan_counts_the_evaluation_passes(tiny):
     assert plan.evaluations(dataclasses.replace(cfg, eval_every=16), 104) == 7
 
 
+def test_a_tasks_rate_is_its_methods_rate_times_its_measured_factor(tiny):
+    """Sentence pairs cost more per step than single sentences (measured here: a full MRPC step 3.7x an SST-2
+    step): a task's runs scale their method's rate by the task's factor from stored runs of both tasks, or stay
+    unknown; the store's own rate for a method and task wins."""
+    from types import SimpleNamespace
+
+    def result(task, method, seconds):
+        return SimpleNamespace(steps=10, train_seconds=seconds, total_seconds=seconds + 50.0, device="cpu",
+                               config=tiny(task=task, method=method, precision="fp32"))
+
+    stored = [result("sst2", "full", 32.0), result("stsb", "full", 96.0), result("sst2", "head", 16.0)]
+    model = tiny().model
+    assert plan.task_factors_from_store(stored) == {(model, "cpu", "fp32", "stsb"): pytest.approx(3.0)}
+    rates, exact = plan.rates_from_store(stored), plan._step_rates(stored)
+    factors = plan.task_factors_from_store(stored)
+    head = tiny(task="stsb", method="head", precision="fp32", device="cpu")
+    assert plan._rate(head, rates, exact, factors) == pytest.approx(3.0 * 16.0 / (10 * tiny().batch_size))
+    full = tiny(task="stsb", method="full", precision="fp32", device="cpu")
+    assert plan._rate(full, rates, exact, factors) == pytest.approx(96.0 / (10 * tiny().batch_size))  # its own
+    assert plan._rate(tiny(task="mrpc", method="head", precision="fp32", device="cpu"), rates, exact, factors) is None
+
+
 def test_plan_counts_the_held_out_pools_scoring(tiny):
     """standard pools every task (lnft.pool): each run to train scores its task's pool once, counted at the
     stated share of a training example-step until pooled runs in the store measure it."""
     planned = plan.notebook_configs("02_peft_comparison", "standard")
     methods = {p.config.method for p in planned}
     rates = {plan.rate_key(planned[0].config, m): 0.01 for m in methods}
-    frame = plan.plan_frame("standard", ["02_peft_comparison"], rates=rates)
+    factors = {plan.rate_key(planned[0].config)[:3] + (t,): 2.0 for t in ("mrpc", "stsb", "cola")}
+    frame = plan.plan_frame("standard", ["02_peft_comparison"], rates=rates, factors=factors)
     sizes = {"sst2": 4000, "mrpc": 1400, "stsb": 3400, "cola": 4000}  # lnft/profiles.py, standard
     for _, row in frame.iterrows():
         assert row["pool examples"] == sizes[row["task"]] * row["new"]  # every new run scores its pool once
-        assert row["pool hours"] == pytest.approx(0.01 * plan.SCORING_SHARE * sizes[row["task"]] * row["new"] / 3600)
+        rate = 0.01 * (1.0 if row["task"] == "sst2" else 2.0)  # the task factor scales the method's rate
+        assert row["pool hours"] == pytest.approx(rate * plan.SCORING_SHARE * sizes[row["task"]] * row["new"] / 3600)
     quick = plan.plan_frame("quick", ["02_peft_comparison"], rates=rates)
     assert quick["pool examples"].sum() == 0 and quick["pool hours"].sum() == 0
 
