@@ -130,25 +130,28 @@ def rates_from_store(results) -> dict[tuple[str, str, str, str], float]:
     tasks scale the rate by their ``task_factors_from_store``), else on every task's."""
     samples: dict[tuple[str, str, str, str], list[float]] = {}
     base: dict[tuple[str, str, str, str], list[float]] = {}
+    for (*key, task), rate in _run_rates(results):
+        samples.setdefault(tuple(key), []).append(rate)
+        if task == CALIBRATION_TASK:
+            base.setdefault(tuple(key), []).append(rate)
+    return {k: statistics.median(base.get(k) or v) for k, v in samples.items()}
+
+
+def _run_rates(results):
+    """((model, device, precision, method, task), seconds per training example-step) of each stored run that
+    measured its steps: ``train_seconds``, or the total where a record has no split."""
     for r in results:
         seconds = getattr(r, "train_seconds", None) or r.total_seconds
         if r.steps and seconds:
-            key = (r.config.model, r.device, r.config.precision, r.config.method)
-            rate = seconds / (r.steps * r.config.batch_size)
-            samples.setdefault(key, []).append(rate)
-            if r.config.task == CALIBRATION_TASK:
-                base.setdefault(key, []).append(rate)
-    return {k: statistics.median(base.get(k) or v) for k, v in samples.items()}
+            yield ((r.config.model, r.device, r.config.precision, r.config.method, r.config.task),
+                   seconds / (r.steps * r.config.batch_size))
 
 
 def _step_rates(results) -> dict[tuple[str, str, str, str, str], float]:
     """(model, device, precision, method, task) -> median seconds per training example-step of stored runs."""
     samples: dict[tuple[str, str, str, str, str], list[float]] = {}
-    for r in results:
-        seconds = getattr(r, "train_seconds", None) or r.total_seconds
-        if r.steps and seconds:
-            key = (r.config.model, r.device, r.config.precision, r.config.method, r.config.task)
-            samples.setdefault(key, []).append(seconds / (r.steps * r.config.batch_size))
+    for key, rate in _run_rates(results):
+        samples.setdefault(key, []).append(rate)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
